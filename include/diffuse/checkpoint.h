@@ -1,0 +1,62 @@
+// Checkpoints as safetensors files (https://github.com/huggingface/safetensors): tensors named and
+// shaped as the tutorial's PyTorch state_dict, F32, with everything sampling needs in __metadata__.
+// Not a general tensor store: loading validates the file against the model it describes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffuse/dataset.h"
+#include "diffuse/model.h"
+#include "diffuse/optim.h"
+#include "diffuse/rng.h"
+#include "diffuse/schedule.h"
+
+namespace diffuse {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+// What a training run needs to continue bit-for-bit (diffuse train --resume).
+struct TrainState {
+  int epoch = 0;                 // epochs finished
+  Adam adam;                     // moments and step count
+  std::array<uint64_t, 4> rng{};  // trainer RNG state
+  std::vector<float> raw_params;  // the optimizer's weights when the saved weights are the EMA
+  std::string train_config_json;  // the TrainConfig that produced it, for checking on resume
+};
+
+struct Checkpoint {
+  ModelConfig model;
+  ScheduleConfig schedule;
+  Normalization normalization;       // empty: data were not standardized
+  std::vector<std::string> columns;  // data column names, if any
+  std::vector<float> params;         // the weights to sample from (EMA when trained with EMA)
+  std::optional<TrainState> train_state;
+  std::map<std::string, std::string> info;  // free-form extra metadata (data source, epochs, ...)
+};
+
+// Writes atomically. Tensor names: the state_dict keys of param_layout(); train state, when
+// present, as extra tensors "train.adam.m", "train.adam.v", "train.raw" and metadata keys.
+void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
+// Validates everything (header, JSON, names, shapes, dtype, offsets, version, metadata against
+// tensors) and throws Error "PATH: what is wrong" on the first problem.
+Checkpoint load_checkpoint(const std::string& path);
+
+// ---- generic safetensors (used by the above and by tests for fixtures) ----
+struct RawTensor {
+  std::string dtype;  // "F32" (only F32 is written; F32 and F64 are read, F64 converted)
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+struct SafeTensors {
+  std::map<std::string, RawTensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+SafeTensors read_safetensors(const std::string& path);
+std::string serialize_safetensors(const SafeTensors& st);  // deterministic bytes (sorted names)
+
+}  // namespace diffuse

@@ -1,0 +1,113 @@
+// The tutorial's ConditionalModel (noise predictor eps_theta(x_t, t)) with hand-written forward and
+// backward kernels on Eigen. Not an autograd: every layer is a *_forward / *_backward pair.
+//
+//   h1 = softplus((W1 x  + b1) * E1[t])     ConditionalLinear(D, H)
+//   h2 = softplus((W2 h1 + b2) * E2[t])     ConditionalLinear(H, H)
+//   h3 = softplus((W3 h2 + b3) * E3[t])     ConditionalLinear(H, H)
+//   y  = W4 h3 + b4                         Linear(H, D)
+//
+// Parameters live in one flat float buffer in PyTorch state_dict order and memory layout
+// (Linear weight (out, in) row-major, Embedding weight (T, out) row-major), so a checkpoint is a
+// straight copy and Adam, clipping and zeroing are single loops.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "diffuse/rng.h"
+#include "diffuse/tensor.h"
+
+namespace diffuse {
+
+struct ModelConfig {
+  int dim = 2;       // D, data dimensions
+  int hidden = 128;  // H, hidden width
+  int T = 100;       // number of timesteps (rows of each embedding table)
+};
+
+// One named tensor inside the flat parameter buffer.
+struct TensorInfo {
+  std::string name;            // PyTorch state_dict key, e.g. "lin1.lin.weight"
+  std::vector<int64_t> shape;  // PyTorch shape, e.g. {H, D}
+  size_t offset = 0;           // in floats
+  size_t size = 0;             // in floats
+};
+
+// The 11 tensors in state_dict order: lin{1,2,3}.lin.weight, .lin.bias, .embed.weight; lin4.*.
+std::vector<TensorInfo> param_layout(const ModelConfig& c);
+size_t param_count(const ModelConfig& c);
+// Throws UsageError unless D >= 1, H >= 1, T >= 2.
+void validate(const ModelConfig& c);
+
+struct Model {
+  ModelConfig config;
+  std::vector<float> params;  // flat, param_count(config) floats
+
+  Model() = default;
+  explicit Model(const ModelConfig& c);  // zero-filled
+  // PyTorch's default initialization: Linear weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+  // embeddings U[0, 1) (the tutorial's embed.weight.data.uniform_()).
+  void init(Rng& rng);
+};
+
+// Saved activations and scratch for one batch of up to max_batch columns. Allocated once, so a
+// training step or a sampling chunk allocates nothing.
+struct Workspace {
+  Workspace() = default;
+  Workspace(const ModelConfig& c, int max_batch);
+  int max_batch = 0;
+  ColMatrix a1, a2, a3;  // pre-scale W x + b, (H, B)
+  ColMatrix z1, z2, z3;  // after the embedding scale, (H, B)
+  ColMatrix h1, h2, h3;  // after softplus, (H, B)
+  ColMatrix dh, dz;      // gradient scratch, (H, B)
+  ColMatrix dx;          // gradient wrt the input, (D, B)
+};
+
+// ---- layer kernels (pointers are column-major; B columns = samples) ----
+
+// ConditionalLinear: a = W x + b, z = a * E[t] (per column).
+// x is (in, B); W is (out, in) row-major; b is (out); E is (T, out) row-major; t is (B).
+// a and z are (out, B).
+void cond_linear_forward(float* z, float* a, const float* x, const float* W, const float* b,
+                         const float* E, const int32_t* t, int B, int in, int out);
+// Overwrites dW (out, in), db (out), dE (T, out) with this batch's gradient; dx (in, B) if not null.
+// dz is (out, B); x and a are as saved by the forward.
+void cond_linear_backward(float* dx, float* dW, float* db, float* dE, const float* dz,
+                          const float* x, const float* a, const float* W, const float* E,
+                          const int32_t* t, int B, int in, int out, int T);
+
+// Linear: y = W x + b. x is (in, B), W is (out, in) row-major, y is (out, B).
+void linear_forward(float* y, const float* x, const float* W, const float* b, int B, int in,
+                    int out);
+// Overwrites dW and db; dx (in, B) if not null. dy is (out, B).
+void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x,
+                     const float* W, int B, int in, int out);
+
+// PyTorch softplus (beta 1, threshold 20): h = z > 20 ? z : log1p(exp(z)). n elements.
+void softplus_forward(float* h, const float* z, size_t n);
+// dz = dh * sigmoid(z) (1 where z > 20).
+void softplus_backward(float* dz, const float* dh, const float* z, size_t n);
+
+// Mean squared error over n elements, accumulated in double.
+float mse_forward(const float* y, const float* target, size_t n);
+// dy = 2 (y - target) / n.
+void mse_backward(float* dy, const float* y, const float* target, size_t n);
+
+// ---- the whole network ----
+
+// y = eps_theta(x, t). x is (D, B), t is (B), y is (D, B); B <= ws.max_batch. Saves activations.
+void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
+                   int B, Workspace& ws, float* y);
+// Given dy (D, B) after model_forward on the same batch, overwrites grads (param_count floats)
+// with d loss / d params, and ws.dx with d loss / d x.
+void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
+                    int B, const float* dy, Workspace& ws, float* grads);
+
+// eps_theta(x, t) for n columns at one timestep t, in chunks of ws.max_batch (no allocation).
+// x and y are (D, n). Used by the samplers.
+void model_predict(const ModelConfig& c, const float* params, const float* x, int t, int n,
+                   Workspace& ws, float* y);
+
+}  // namespace diffuse

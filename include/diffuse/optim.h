@@ -1,0 +1,37 @@
+// Adam and global gradient-norm clipping with PyTorch's semantics (torch.optim.Adam,
+// torch.nn.utils.clip_grad_norm_), over the model's flat parameter buffer. Not a general optimizer
+// library.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "diffuse/model.h"
+
+namespace diffuse {
+
+struct AdamConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+};
+
+// Kingma & Ba 2015, Algorithm 1, in PyTorch's form: p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+struct Adam {
+  AdamConfig config;
+  int64_t step_count = 0;
+  std::vector<float> m, v;  // first and second moments, one per parameter
+
+  Adam() = default;
+  Adam(size_t n, const AdamConfig& c);
+  // One update with learning rate lr (a scheduler may vary it).
+  void step(float* params, const float* grads, double lr);
+};
+
+// L2 norm of all gradients together (norm of the per-tensor norms, as PyTorch), then scales them by
+// max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
+float clip_grad_norm(float* grads, const std::vector<TensorInfo>& layout, float max_norm);
+
+}  // namespace diffuse

@@ -1,0 +1,38 @@
+// Seeded, portable random numbers (xoshiro256++ seeded by splitmix64, Box-Muller normals).
+// Not std::<random>: its distributions differ between standard libraries, and our state must be
+// 32 bytes we can save in a checkpoint so that a resumed run is bit-for-bit the same.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace diffuse {
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 0);
+
+  uint64_t next_u64();
+  // Uniform double in [0, 1) with 53 random bits.
+  double uniform();
+  // Uniform integer in [0, n), n > 0, without modulo bias (Lemire's method).
+  uint32_t below(uint32_t n);
+  // One standard normal (Box-Muller; the pair's second value is discarded).
+  double normal();
+  // n standard normals, generated in pairs.
+  void fill_normal(float* x, size_t n);
+  // n uniforms in [lo, hi).
+  void fill_uniform(float* x, size_t n, float lo, float hi);
+
+  // A generator for sub-stream k, independent of this one and of every other k.
+  Rng fork(uint64_t k) const;
+
+  std::array<uint64_t, 4> state() const { return s_; }
+  void set_state(const std::array<uint64_t, 4>& s) { s_ = s; }
+
+ private:
+  std::array<uint64_t, 4> s_{};
+};
+
+}  // namespace diffuse

@@ -1,0 +1,99 @@
+// The training loop (Ho et al. 2020, Algorithm 1): shuffled epochs of mini-batches, t uniform in
+// {0..T-1}, eps ~ N(0, I), MSE between eps and eps_theta(x_t, t), Adam with gradient clipping.
+// Gradients are this step's alone (the tutorial forgets optimizer.zero_grad()).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "diffuse/model.h"
+#include "diffuse/optim.h"
+#include "diffuse/rng.h"
+#include "diffuse/schedule.h"
+#include "diffuse/tensor.h"
+
+namespace diffuse {
+
+enum class LrSchedule { kConstant, kCosine };
+
+struct TrainConfig {
+  int epochs = 1000;
+  int batch_size = 128;
+  double lr = 1e-3;
+  double grad_clip = 1.0;       // max global gradient norm; <= 0 disables clipping
+  uint64_t seed = 0;
+  int threads = 1;              // results are identical for a given seed and thread count
+  double ema_decay = 0.0;       // 0: no EMA; else ema = decay * ema + (1 - decay) * params
+  int warmup_steps = 0;         // linear learning-rate warm-up from 0
+  LrSchedule lr_schedule = LrSchedule::kConstant;  // kCosine: decay to lr_min at the last step
+  double lr_min = 0.0;
+};
+
+// Throws UsageError naming the option (--epochs, --batch-size, --lr, ...) for an invalid value,
+// including a batch size larger than the data.
+void validate(const TrainConfig& c, int64_t n_data);
+
+struct EpochStats {
+  int epoch = 0;            // 1-based number of epochs finished
+  int epochs = 0;           // total planned
+  double mean_loss = 0.0;   // mean of this epoch's step losses
+  double last_loss = 0.0;
+  int64_t steps = 0;        // optimizer steps so far
+  double seconds = 0.0;     // wall time so far in this process
+  double steps_per_s = 0.0;
+};
+
+// Holds all training state, so that a run can be stepped, snapshotted and resumed.
+class Trainer {
+ public:
+  // data are (N, D) points, already normalized; model must match D. model is owned by the caller
+  // and updated in place.
+  Trainer(Model& model, const Schedule& schedule, const Points& data, const TrainConfig& config);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Runs one epoch; returns its stats. Throws Error if the loss becomes NaN or Inf (the model then
+  // holds the weights from before the failing step).
+  EpochStats run_epoch();
+  int epoch() const { return epoch_; }
+  bool done() const { return epoch_ >= config_.epochs; }
+
+  const Model& model() const { return model_; }
+  // EMA weights when ema_decay > 0, else the raw weights.
+  const std::vector<float>& sampling_params() const;
+  const std::vector<float>& ema_params() const { return ema_; }
+  const Adam& adam() const { return adam_; }
+  const Rng& rng() const { return rng_; }
+  const TrainConfig& config() const { return config_; }
+
+  // Restores state saved from an earlier run (resume).
+  void restore(int epoch, const Adam& adam, const Rng& rng, const std::vector<float>& ema);
+
+  double learning_rate(int64_t step) const;
+
+ private:
+  void step(int64_t first, int B);
+
+  Model& model_;
+  const Schedule& schedule_;
+  const Points& data_;
+  TrainConfig config_;
+  Adam adam_;
+  Rng rng_;
+  int epoch_ = 0;
+  std::vector<float> ema_;
+  std::vector<uint32_t> perm_;
+  struct Scratch;
+  std::unique_ptr<Scratch> scratch_;
+};
+
+// Called after each epoch; return false to stop early (e.g. on Ctrl-C).
+using EpochCallback = std::function<bool(const EpochStats&, const Trainer&)>;
+
+// Runs the trainer to its last epoch, calling back after every epoch. Returns per-epoch stats.
+std::vector<EpochStats> train(Trainer& trainer, const EpochCallback& on_epoch = {});
+
+}  // namespace diffuse

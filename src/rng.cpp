@@ -1,0 +1,88 @@
+// xoshiro256++ (Blackman & Vigna 2019) seeded through splitmix64, with Box-Muller normals.
+// Not cryptographic; chosen for speed, a 32-byte saveable state and identical streams everywhere.
+#include "diffuse/rng.h"
+
+#include <cmath>
+#include <numbers>
+
+namespace diffuse {
+namespace {
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+}  // namespace
+
+Rng::Rng(uint64_t seed) {
+  uint64_t x = seed;
+  for (auto& s : s_) s = splitmix64(x);
+}
+
+uint64_t Rng::next_u64() {
+  const uint64_t result = rotl(s_[0] + s_[3], 23) + s_[0];
+  const uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+double Rng::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+
+uint32_t Rng::below(uint32_t n) {
+  // Lemire, "Fast random integer generation in an interval" (2019).
+  uint64_t m = (next_u64() >> 32) * n;
+  auto low = static_cast<uint32_t>(m);
+  if (low < n) {
+    const uint32_t threshold = static_cast<uint32_t>(-n) % n;
+    while (low < threshold) {
+      m = (next_u64() >> 32) * n;
+      low = static_cast<uint32_t>(m);
+    }
+  }
+  return static_cast<uint32_t>(m >> 32);
+}
+
+double Rng::normal() {
+  const double u1 = 1.0 - uniform();  // (0, 1]: log is finite
+  const double u2 = uniform();
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
+void Rng::fill_normal(float* x, size_t n) {
+  size_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    const double u1 = 1.0 - uniform();
+    const double u2 = uniform();
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    const double a = 2.0 * std::numbers::pi * u2;
+    x[i] = static_cast<float>(r * std::cos(a));
+    x[i + 1] = static_cast<float>(r * std::sin(a));
+  }
+  if (i < n) x[i] = static_cast<float>(normal());
+}
+
+void Rng::fill_uniform(float* x, size_t n, float lo, float hi) {
+  for (size_t i = 0; i < n; ++i) {
+    // 24 random bits: every value is exactly representable and below hi - lo.
+    const float u = static_cast<float>(next_u64() >> 40) * 0x1.0p-24f;
+    x[i] = lo + (hi - lo) * u;
+  }
+}
+
+Rng Rng::fork(uint64_t k) const {
+  uint64_t x = s_[0] ^ rotl(s_[1], 13) ^ rotl(s_[2], 29) ^ rotl(s_[3], 47);
+  x ^= 0xd1b54a32d192ed03ULL * (k + 1);
+  return Rng(splitmix64(x));
+}
+
+}  // namespace diffuse
