@@ -1,0 +1,42 @@
+// The `diffuse` command: a thin shell over the library; every subcommand lives in its own file.
+// Exit codes: 0 success, 2 usage error (bad option or value), 1 any other failure.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "diffuse/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"diffuse: train, sample, evaluate and draw denoising diffusion models (DDPM)"};
+  app.set_version_flag("--version", "diffuse 0.1.0");
+  app.require_subcommand(1);
+  app.get_formatter()->column_width(34);
+  diffuse::cli::add_data_command(app);
+  diffuse::cli::add_train_command(app);
+  diffuse::cli::add_sample_command(app);
+  diffuse::cli::add_eval_command(app);
+  diffuse::cli::add_demo_command(app);
+  diffuse::cli::add_plot_command(app);
+  diffuse::cli::add_animate_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const diffuse::UsageError& e) {
+    std::fprintf(stderr, "diffuse: error: %s\n", e.what());
+    return 2;
+  } catch (const diffuse::Error& e) {
+    std::fprintf(stderr, "diffuse: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "diffuse: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "diffuse: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
