@@ -48,7 +48,8 @@ struct Dataset {
 };
 
 // Reads a CSV of numbers: optional header, comma-separated, blank lines and '#' comments allowed.
-// Throws Error "FILE:LINE: what is wrong" on ragged rows, non-numbers, NaN/Inf/overflow, empty files.
+// Throws Error "FILE:LINE: what is wrong" on ragged rows, non-numbers, NaN/Inf/overflow, empty
+// files.
 Dataset read_csv(const std::string& path);
 // Writes atomically (temporary file in the same folder, then rename). Header when columns given.
 void write_csv(const std::string& path, const Points& x, const std::vector<std::string>& columns);
