@@ -7,10 +7,12 @@
                   cosine schedule (Nichol & Dhariwal 2021, s=0.008) with every derived quantity,
                   at T=100 and T=37: "float32" as the tutorial computes them, "float64" the same
                   formulas in double (what diffuse computes).
-  model_*.json    the tutorial's ConditionalModel generalized to D and H: parameters (state_dict
-                  order), one batch's output, MSE loss and gradients wrt every parameter and x, then
-                  20 training steps (zero_grad, loss, backward, clip_grad_norm_(1.0), Adam) with
-                  their batches, losses and pre-clip norms, and the parameters after them.
+  model_*.json    the tutorial's ConditionalModel generalized to D and H. "params", "y", "loss",
+                  "grads", "dx": a model with a few units scaled so softplus inputs pass +-20, one
+                  batch (repeated t), its output, MSE loss and gradients wrt every parameter and x.
+                  "train": 20 steps (zero_grad, loss, backward, clip_grad_norm_(1.0), Adam) from
+                  PyTorch's default init (own seed): batches, losses, pre-clip norms, the
+                  parameters before and after. Checked to agree with the same steps in float64.
 
 All arrays are flat lists in row-major order next to their shape.
 Usage: /usr/bin/python3 scripts/make_fixtures.py [OUT_DIR]   (default tests/fixtures)
@@ -175,28 +177,53 @@ def make_model_fixture(seed, D, H, T, B, lr, steps=20):
     }
     assert [k for k, _ in model.named_parameters()] == list(initial.keys())
 
-    # 20 training steps: zero_grad, loss, backward, clip_grad_norm_(1.0), Adam.step.
+    out["train"] = make_training(seed + 100, D, H, T, B, lr, steps)
+    return out
+
+
+def train(seed, D, H, T, B, lr, steps, dtype):
+    """zero_grad, MSE loss, backward, clip_grad_norm_(1.0), Adam.step, from PyTorch's default init.
+
+    Returns the initial and final state_dicts and the steps' batches, losses and pre-clip norms.
+    """
+    torch.manual_seed(seed)
+    model = ConditionalModel(T, dim=D, hidden=H).to(dtype)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    tr = {"lr": lr, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "max_norm": 1.0, "steps": []}
+    log = []
     for k in range(steps):
-        # Targets alternate: noise (large gradients, the clip binds) and the model's own output plus
-        # a little noise (small gradients, the clip leaves them alone).
-        xb, tb, eb = batch(g, B, D, T, 1.0)
+        # Even steps: loud targets, the clip binds. Odd steps: the model's own output plus a little
+        # noise, small gradients the clip leaves alone.
+        xb, tb, eb = batch(g, B, D, T, 4.0 if k % 2 == 0 else 0.2)
+        xb, eb = xb.to(dtype), eb.to(dtype)
         if k % 2 == 1:
             with torch.no_grad():
-                eb = model(xb, tb) + 0.01 * eb
+                eb = model(xb, tb) + eb
         opt.zero_grad()
-        lk = F.mse_loss(model(xb, tb), eb)
-        lk.backward()
+        loss = F.mse_loss(model(xb, tb), eb)
+        loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        tr["steps"].append({"x": flat(xb, "float32"), "t": tb.tolist(), "eps": flat(eb, "float32"),
-                            "loss": lk.item(), "grad_norm": norm.item()})
-    norms = [s["grad_norm"] for s in tr["steps"]]
+        log.append({"x": flat(xb, "float32"), "t": tb.tolist(), "eps": flat(eb, "float32"),
+                    "loss": loss.item(), "grad_norm": norm.item()})
+    return initial, model.state_dict(), log
+
+
+def make_training(seed, D, H, T, B, lr, steps):
+    initial, final, log = train(seed, D, H, T, B, lr, steps, torch.float32)
+    norms = [s["grad_norm"] for s in log]
     assert any(n > 1.0 for n in norms) and any(n < 1.0 for n in norms), norms
-    tr["final_params"] = [{"name": k, **tensor_json(v)} for k, v in model.state_dict().items()]
-    out["train"] = tr
-    return out
+    # The trajectory must be well conditioned, or float32 rounding (ours or torch's) would decide
+    # the result: the same steps in float64 must land within 1e-6 of float32's parameters.
+    _, final64, _ = train(seed, D, H, T, B, lr, steps, torch.float64)
+    drift = max(((final[k].double() - final64[k]).norm() / final64[k].norm()).item() for k in final)
+    assert drift < 1e-6, drift
+    return {"lr": lr, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "max_norm": 1.0, "seed": seed,
+            "float64_drift": drift,
+            "initial_params": [{"name": k, **tensor_json(v)} for k, v in initial.items()],
+            "steps": log,
+            "final_params": [{"name": k, **tensor_json(v)} for k, v in final.items()]}
 
 
 def write(path, obj):
@@ -219,7 +246,7 @@ def main():
     for name, cfg in cases:
         fx = make_model_fixture(**cfg)
         norms = ["%.3g" % s["grad_norm"] for s in fx["train"]["steps"]]
-        print(f"  loss {fx['loss']:.4f}, softplus inputs >20: {fx['softplus_inputs_above_20']},"
+        print(f"  float64 drift {fx['train']['float64_drift']:.1e}, loss {fx['loss']:.4f}, softplus inputs >20: {fx['softplus_inputs_above_20']},"
               f" <-20: {fx['softplus_inputs_below_minus_20']}, pre-clip norms {' '.join(norms)}")
         write(os.path.join(out_dir, name), fx)
     return 0

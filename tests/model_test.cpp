@@ -1,5 +1,7 @@
 // Tests for the model kernels: central-difference gradient checks of every layer and of the whole
 // network, agreement with PyTorch's forward/backward (fixtures), init distribution and layout.
+#include "diffuse/model.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +16,6 @@
 #include <vector>
 
 #include "diffuse/error.h"
-#include "diffuse/model.h"
 #include "diffuse/rng.h"
 #include "test_util.h"
 
@@ -29,7 +30,9 @@ json load_fixture(const std::string& name) {
   return json::parse(f);
 }
 
-std::vector<float> floats(const json& tensor) { return tensor.at("data").get<std::vector<float>>(); }
+std::vector<float> floats(const json& tensor) {
+  return tensor.at("data").get<std::vector<float>>();
+}
 
 // A PyTorch fixture from scripts/make_fixtures.py. Arrays are row-major as PyTorch stores them, so
 // x (B, D) is already the (D, B) column-major batch the model takes.
@@ -72,10 +75,13 @@ const char* const kFixtures[] = {"model_d2_h32.json", "model_d3_h16.json"};
 // ---------------------------------------------------------------------------------------------
 // (a) Central-difference gradient checks, after ggml's test-backend-ops: perturb one element at a
 // time, take the five-point derivative of a loss accumulated in double, compare with the kernel's
-// backward. h is a power of two so x +- h and x +- 2h are exact in float.
+// backward. Inputs lie on a 2^-12 grid and h is a power of two, so x +- h and x +- 2h are exact in
+// float. Kernels linear in each single element (linear, cond_linear, and mse, quadratic) use h = 1:
+// the stencil is then exact and float rounding of the loss is divided by a large step.
 
 struct GradCheck {
-  double worst = 0;  // max |num - ana| / max(|num|, |ana|, 1e-3)
+  double worst = 0;     // max |num - ana| / max(|num|, |ana|, 1e-3) over the checked elements
+  double normwise = 0;  // ||num - ana|| / ||ana|| over the checked elements
   size_t checked = 0;
 };
 
@@ -86,12 +92,14 @@ GradCheck check_grad(float* p, const float* ana, size_t n, const std::function<d
   for (size_t i = 0; i < n; ++i) idx[i] = i;
   if (n > max_checks) {  // a random subset, always with the first and last element
     Rng rng(seed);
-    for (size_t i = n - 1; i > 0; --i) std::swap(idx[i], idx[rng.below(static_cast<uint32_t>(i + 1))]);
+    for (size_t i = n - 1; i > 0; --i)
+      std::swap(idx[i], idx[rng.below(static_cast<uint32_t>(i + 1))]);
     idx.resize(max_checks);
     idx[0] = 0;
     idx[1] = n - 1;
   }
   GradCheck r;
+  double d2 = 0, a2 = 0;
   for (size_t i : idx) {
     const float p0 = p[i];
     auto at = [&](float delta) {
@@ -103,15 +111,30 @@ GradCheck check_grad(float* p, const float* ana, size_t n, const std::function<d
     double a = ana[i];
     double err = std::abs(num - a) / std::max({std::abs(num), std::abs(a), 1e-3});
     r.worst = std::max(r.worst, err);
+    d2 += (num - a) * (num - a);
+    a2 += a * a;
     ++r.checked;
   }
+  r.normwise = a2 > 0 ? std::sqrt(d2 / a2) : std::sqrt(d2);
   return r;
 }
 
-std::vector<float> normals(Rng& rng, size_t n, float scale = 1.0f) {
+// Rounds to multiples of 2^-12, so that adding a step of 2^-k (k <= 12) is exact for |v| < 4096.
+void quantize(std::vector<float>& v) {
+  for (float& x : v) x = std::round(x * 4096.0f) / 4096.0f;
+}
+
+std::vector<float> normals(Rng& rng, size_t n) {
   std::vector<float> v(n);
   rng.fill_normal(v.data(), n);
-  for (float& x : v) x *= scale;
+  quantize(v);
+  return v;
+}
+
+std::vector<float> uniforms(Rng& rng, size_t n) {
+  std::vector<float> v(n);
+  rng.fill_uniform(v.data(), n, 0.0f, 1.0f);
+  quantize(v);
   return v;
 }
 
@@ -127,8 +150,7 @@ TEST(GradCheck, CondLinear) {
   const int in = 3, out = 5, B = 7, T = 4;
   Rng rng(11);
   std::vector<float> x = normals(rng, in * B), W = normals(rng, out * in), b = normals(rng, out);
-  std::vector<float> E(T * out);
-  rng.fill_uniform(E.data(), E.size(), 0.0f, 1.0f);
+  std::vector<float> E = uniforms(rng, T * out);
   std::vector<int32_t> t = {2, 0, 2, 2, 1, 0, 2};  // repeats; row 3 unused
   std::vector<float> r = normals(rng, out * B);    // L = sum r . z, so dz = r
   std::vector<float> z(out * B), a(out * B);
@@ -148,11 +170,16 @@ TEST(GradCheck, CondLinear) {
     }
   }
   std::vector<float> dx(in * B, kGarbage), dW(out * in, kGarbage), db(out, kGarbage),
-      dE(T * out, kGarbage);
-  cond_linear_backward(dx.data(), dW.data(), db.data(), dE.data(), r.data(), x.data(), a.data(),
+      dE(T * out, kGarbage), dz = r;
+  cond_linear_backward(dx.data(), dW.data(), db.data(), dE.data(), dz.data(), x.data(), a.data(),
                        W.data(), E.data(), t.data(), B, in, out, T);
   for (int o = 0; o < out; ++o) EXPECT_EQ(dE[3 * out + o], 0.0f) << "unused embedding row";
-  const float h = 1.0f / 128;
+  for (int j = 0; j < B; ++j) {  // dz is overwritten with da = dz * E[t]
+    for (int o = 0; o < out; ++o) {
+      EXPECT_FLOAT_EQ(dz[j * out + o], r[j * out + o] * E[t[j] * out + o]);
+    }
+  }
+  const float h = 1.0f;
   GradCheck gx = check_grad(x.data(), dx.data(), x.size(), loss, h);
   GradCheck gW = check_grad(W.data(), dW.data(), W.size(), loss, h);
   GradCheck gb = check_grad(b.data(), db.data(), b.size(), loss, h);
@@ -165,8 +192,8 @@ TEST(GradCheck, CondLinear) {
               gb.worst, gE.worst);
 
   // dx may be skipped (the first layer) without changing the parameter gradients.
-  std::vector<float> dW2(out * in, kGarbage), db2(out, kGarbage), dE2(T * out, kGarbage);
-  cond_linear_backward(nullptr, dW2.data(), db2.data(), dE2.data(), r.data(), x.data(), a.data(),
+  std::vector<float> dW2(out * in, kGarbage), db2(out, kGarbage), dE2(T * out, kGarbage), dz2 = r;
+  cond_linear_backward(nullptr, dW2.data(), db2.data(), dE2.data(), dz2.data(), x.data(), a.data(),
                        W.data(), E.data(), t.data(), B, in, out, T);
   EXPECT_EQ(dW2, dW);
   EXPECT_EQ(db2, db);
@@ -192,7 +219,7 @@ TEST(GradCheck, Linear) {
   }
   std::vector<float> dx(in * B, kGarbage), dW(out * in, kGarbage), db(out, kGarbage);
   linear_backward(dx.data(), dW.data(), db.data(), r.data(), x.data(), W.data(), B, in, out);
-  const float h = 1.0f / 128;
+  const float h = 1.0f;
   GradCheck gx = check_grad(x.data(), dx.data(), x.size(), loss, h);
   GradCheck gW = check_grad(W.data(), dW.data(), W.size(), loss, h);
   GradCheck gb = check_grad(b.data(), db.data(), b.size(), loss, h);
@@ -232,7 +259,7 @@ TEST(GradCheck, SoftplusIncludingTheThresholdBranch) {
     return dot(r, h);
   };
   GradCheck g = check_grad(z.data(), dz.data(), n, loss, 1.0f / 128);
-  EXPECT_LT(g.worst, 1e-3);
+  EXPECT_LT(g.worst, 2e-4);
   std::printf("softplus worst rel err: %.2e\n", g.worst);
 }
 
@@ -241,21 +268,30 @@ TEST(GradCheck, Mse) {
   Rng rng(14);
   std::vector<float> y = normals(rng, n), target = normals(rng, n), dy(n, kGarbage);
   double want = 0;
-  for (size_t i = 0; i < n; ++i) want += (static_cast<double>(y[i]) - target[i]) * (y[i] - target[i]);
+  for (size_t i = 0; i < n; ++i)
+    want += (static_cast<double>(y[i]) - target[i]) * (y[i] - target[i]);
   want /= n;
   EXPECT_NEAR(mse_forward(y.data(), target.data(), n), want, 1e-6 * want);
   mse_backward(dy.data(), y.data(), target.data(), n);
   for (size_t i = 0; i < n; ++i) EXPECT_NEAR(dy[i], 2.0 * (y[i] - target[i]) / n, 1e-7);
   auto loss = [&] { return static_cast<double>(mse_forward(y.data(), target.data(), n)); };
-  GradCheck g = check_grad(y.data(), dy.data(), n, loss, 1.0f / 16);  // quadratic: exact stencil
+  GradCheck g = check_grad(y.data(), dy.data(), n, loss, 1.0f);  // quadratic: exact stencil
   EXPECT_LT(g.worst, 1e-4);
   std::printf("mse worst rel err: %.2e\n", g.worst);
 }
 
-// The whole network: L = mean((eps_theta(x, t) - eps)^2), in double from float outputs.
-void check_model_gradients(const ModelConfig& cfg, std::vector<float> params,
-                           std::vector<float> x, const std::vector<int32_t>& t,
-                           const std::vector<float>& eps, double tol) {
+// The whole network: L = sum((eps_theta(x, t) - eps)^2) = n * MSE, in double from float outputs
+// (the sum, not the mean, keeps gradients O(1) next to the loss's rounding). Params and x are
+// quantized copies. Returns the number of softplus inputs beyond +-20 in the unperturbed forward.
+int check_model_gradients(const ModelConfig& cfg, std::vector<float> params, std::vector<float> x,
+                          const std::vector<int32_t>& t, const std::vector<float>& eps) {
+  // Float forward passes carry ~1e-7 relative noise while many of these gradients are ~1e-3, so
+  // the step is large (h^4 truncation stays small on this smooth network) and the element-wise
+  // bound loose; the norm-wise bound is the sharp one (measured: 9e-4 at worst).
+  const float h = 1.0f / 8;
+  const double tol_norm = 2e-3, tol_element = 5e-2;
+  quantize(params);
+  quantize(x);
   const int B = static_cast<int>(t.size());
   const size_t n = static_cast<size_t>(cfg.dim) * B;
   Workspace ws(cfg, B);
@@ -264,22 +300,31 @@ void check_model_gradients(const ModelConfig& cfg, std::vector<float> params,
     model_forward(cfg, params.data(), x.data(), t.data(), B, ws, y.data());
     double s = 0;
     for (size_t i = 0; i < n; ++i) s += (static_cast<double>(y[i]) - eps[i]) * (y[i] - eps[i]);
-    return s / n;
+    return s;
   };
   loss();
+  int saturated = 0;
+  for (const ColMatrix* z : {&ws.z1, &ws.z2, &ws.z3}) {
+    saturated += static_cast<int>((z->leftCols(B).array().abs() > 20.0f).count());
+  }
   mse_backward(dy.data(), y.data(), eps.data(), n);
+  for (float& v : dy) v *= static_cast<float>(n);
   model_backward(cfg, params.data(), x.data(), t.data(), B, dy.data(), ws, grads.data());
   std::vector<float> dx(ws.dx.data(), ws.dx.data() + n);
-  const float h = 1.0f / 128;
   for (const TensorInfo& ti : param_layout(cfg)) {
     GradCheck g = check_grad(params.data() + ti.offset, grads.data() + ti.offset, ti.size, loss, h,
                              128, ti.offset + 1);
-    EXPECT_LT(g.worst, tol) << ti.name;
-    std::printf("  %-18s %3zu checked, worst rel err %.2e\n", ti.name.c_str(), g.checked, g.worst);
+    EXPECT_LT(g.normwise, tol_norm) << ti.name;
+    EXPECT_LT(g.worst, tol_element) << ti.name;
+    std::printf("  %-18s %3zu checked, worst rel err %.2e, norm-wise %.2e\n", ti.name.c_str(),
+                g.checked, g.worst, g.normwise);
   }
   GradCheck gx = check_grad(x.data(), dx.data(), n, loss, h);
-  EXPECT_LT(gx.worst, tol) << "x";
-  std::printf("  %-18s %3zu checked, worst rel err %.2e\n", "x", gx.checked, gx.worst);
+  EXPECT_LT(gx.normwise, tol_norm) << "x";
+  EXPECT_LT(gx.worst, tol_element) << "x";
+  std::printf("  %-18s %3zu checked, worst rel err %.2e, norm-wise %.2e\n", "x", gx.checked,
+              gx.worst, gx.normwise);
+  return saturated;
 }
 
 TEST(GradCheck, WholeModelAtPyTorchInit) {
@@ -290,20 +335,44 @@ TEST(GradCheck, WholeModelAtPyTorchInit) {
   const int B = 7;
   std::vector<float> x = normals(rng, cfg.dim * B), eps = normals(rng, cfg.dim * B);
   std::vector<int32_t> t = {4, 0, 4, 1, 4, 2, 0};
-  check_model_gradients(cfg, m.params, x, t, eps, 2e-3);
+  EXPECT_EQ(check_model_gradients(cfg, m.params, x, t, eps), 0);
 }
 
 TEST(GradCheck, WholeModelWithSaturatedUnits) {
-  // The fixture's parameters push some softplus inputs past +-20.
-  Fixture fx("model_d3_h16.json");
-  check_model_gradients(fx.cfg, fx.params, fx.x, fx.t, fx.eps, 2e-3);
+  // Units of the last conditional layer pushed past softplus's threshold: z3[0] = 30 E3[t][0]
+  // straddles 20, z3[1] < -20 always (sigmoid ~ 1e-11), z3[2] > 20 always (identity branch). Their
+  // large outputs only meet lin4, which is linear, so the stencil stays accurate.
+  ModelConfig cfg{2, 8, 6};
+  Model m(cfg);
+  Rng rng(17);
+  m.init(rng);
+  std::vector<TensorInfo> L = param_layout(cfg);
+  float* p = m.params.data();
+  const int H = cfg.hidden;
+  float* b3 = p + L[7].offset;  // lin3.lin.bias
+  b3[0] = 30.0f;
+  b3[1] = -30.0f;
+  b3[2] = 30.0f;
+  for (int t = 0; t < cfg.T; ++t) {
+    float* e3 = p + L[8].offset + t * H;  // lin3.embed.weight[t]
+    e3[0] = 0.5f + 0.5f * e3[0];
+    e3[1] = 0.8f + 0.2f * e3[1];
+    e3[2] = 0.8f + 0.2f * e3[2];
+  }
+  for (int d = 0; d < cfg.dim; ++d) {  // lin4.weight[:, 0..2] small, to keep y moderate
+    for (int k = 0; k < 3; ++k) p[L[9].offset + d * H + k] *= 0.1f;
+  }
+  const int B = 9;
+  std::vector<float> x = normals(rng, cfg.dim * B), eps = normals(rng, cfg.dim * B);
+  std::vector<int32_t> t = {0, 1, 2, 3, 4, 5, 2, 2, 5};
+  EXPECT_GE(check_model_gradients(cfg, m.params, x, t, eps), 2 * B + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
 // (b) Against PyTorch: output, loss, the 11 parameter gradients and d/dx.
 
 struct Compare {
-  double normwise = 0;  // ||a - b|| / ||b||
+  double normwise = 0;     // ||a - b|| / ||b||
   double elementwise = 0;  // max |a - b| / (|b| + 1e-3 max|b|)
 };
 
@@ -327,7 +396,7 @@ Compare compare(const float* a, const float* b, size_t n) {
 void expect_close(const std::string& what, const float* a, const float* b, size_t n, double tol) {
   Compare c = compare(a, b, n);
   EXPECT_LT(c.normwise, tol) << what << " norm-wise";
-  EXPECT_LT(c.elementwise, 10 * tol) << what << " element-wise";
+  EXPECT_LT(c.elementwise, 20 * tol) << what << " element-wise";
   std::printf("  %-18s norm-wise %.2e  element-wise %.2e\n", what.c_str(), c.normwise,
               c.elementwise);
 }
@@ -422,7 +491,9 @@ TEST(Init, MatchesPyTorchDefaults) {
     const double se_mean = width / std::sqrt(12.0 * n);
     const double se_var = width * width * std::sqrt(1.0 / 80 - 1.0 / 144) / std::sqrt(1.0 * n);
     EXPECT_NEAR(mean, want_mean, 5 * se_mean);
-    if (n >= 100) EXPECT_NEAR(var, want_var, 5 * se_var);
+    if (n >= 100) {
+      EXPECT_NEAR(var, want_var, 5 * se_var);
+    }
     if (n >= 1000) {  // the whole range is used, not a narrower one
       EXPECT_GT(mx, hi - 0.01 * width);
       EXPECT_LT(mn, lo + 0.01 * width);

@@ -1,9 +1,12 @@
 // Tests for the noise schedules: every kind and derived quantity against PyTorch's (fixtures from
 // scripts/make_fixtures.py), validation, the terminal-signal warning, and q_sample's closed form.
+#include "diffuse/schedule.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -11,7 +14,6 @@
 
 #include "diffuse/error.h"
 #include "diffuse/rng.h"
-#include "diffuse/schedule.h"
 #include "test_util.h"
 
 namespace diffuse {
@@ -36,9 +38,12 @@ const std::vector<double>& field(const Schedule& s, const std::string& name) {
   throw std::runtime_error("unknown schedule field " + name);
 }
 
-const char* const kFields[] = {"beta",           "alpha",
-                               "alpha_bar",      "alpha_bar_prev",
-                               "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar",
+const char* const kFields[] = {"beta",
+                               "alpha",
+                               "alpha_bar",
+                               "alpha_bar_prev",
+                               "sqrt_alpha_bar",
+                               "sqrt_one_minus_alpha_bar",
                                "posterior_variance"};
 
 ScheduleConfig config_of(const json& c) {
@@ -53,14 +58,16 @@ ScheduleConfig config_of(const json& c) {
   return cfg;
 }
 
-// The same formulas in double in PyTorch: we must agree to 1e-6 relative (in practice ~1e-15).
+// The same formulas in double in PyTorch: agree to 1e-10 relative (measured: 4e-14 at worst).
 TEST(Schedule, MatchesPyTorchFloat64ForEveryKindAndQuantity) {
   json fx = load_fixture("schedules.json");
   ASSERT_EQ(fx.at("cases").size(), 8u);
   for (const json& c : fx.at("cases")) {
     Schedule s = make_schedule(config_of(c));
-    std::string label = c.at("kind").get<std::string>() + " T=" + std::to_string(c.at("T").get<int>());
+    std::string label =
+        c.at("kind").get<std::string>() + " T=" + std::to_string(c.at("T").get<int>());
     ASSERT_EQ(s.T(), c.at("T").get<int>()) << label;
+    double worst_all = 0;
     for (const char* name : kFields) {
       std::vector<double> ref = c.at("float64").at(name).get<std::vector<double>>();
       const std::vector<double>& got = field(s, name);
@@ -68,12 +75,13 @@ TEST(Schedule, MatchesPyTorchFloat64ForEveryKindAndQuantity) {
       double worst = 0;
       for (size_t i = 0; i < ref.size(); ++i) {
         double err = std::abs(got[i] - ref[i]);
-        EXPECT_LE(err, 1e-6 * std::abs(ref[i]) + 1e-15)
+        EXPECT_LE(err, 1e-10 * std::abs(ref[i]) + 1e-15)
             << label << " " << name << "[" << i << "] = " << got[i] << ", PyTorch " << ref[i];
         if (ref[i] != 0) worst = std::max(worst, err / std::abs(ref[i]));
       }
-      RecordProperty(label + " " + name, std::to_string(worst));
+      worst_all = std::max(worst_all, worst);
     }
+    std::printf("  %-15s worst rel err vs float64 PyTorch %.2e\n", label.c_str(), worst_all);
   }
 }
 
@@ -83,7 +91,8 @@ TEST(Schedule, MatchesTheTutorialsFloat32Numbers) {
   json fx = load_fixture("schedules.json");
   for (const json& c : fx.at("cases")) {
     Schedule s = make_schedule(config_of(c));
-    std::string label = c.at("kind").get<std::string>() + " T=" + std::to_string(c.at("T").get<int>());
+    std::string label =
+        c.at("kind").get<std::string>() + " T=" + std::to_string(c.at("T").get<int>());
     for (const char* name : kFields) {
       std::vector<double> ref = c.at("float32").at(name).get<std::vector<double>>();
       const std::vector<double>& got = field(s, name);
@@ -223,12 +232,14 @@ TEST(Schedule, QSampleMatchesTheClosedForm) {
   rng.fill_normal(x0.data(), x0.size());
   rng.fill_normal(eps.data(), eps.size());
   std::vector<int> t(B);
-  for (int b = 0; b < B; ++b) t[b] = b == 0 ? 0 : b == 1 ? cfg.T - 1 : static_cast<int>(rng.below(cfg.T));
+  for (int b = 0; b < B; ++b)
+    t[b] = b == 0 ? 0 : b == 1 ? cfg.T - 1 : static_cast<int>(rng.below(cfg.T));
   q_sample(s, x0.data(), eps.data(), t.data(), B, D, xt.data());
   for (int b = 0; b < B; ++b) {
     for (int d = 0; d < D; ++d) {
       size_t i = static_cast<size_t>(b) * D + d;  // (D, B) column-major
-      double want = std::sqrt(s.alpha_bar[t[b]]) * x0[i] + std::sqrt(1 - s.alpha_bar[t[b]]) * eps[i];
+      double want =
+          std::sqrt(s.alpha_bar[t[b]]) * x0[i] + std::sqrt(1 - s.alpha_bar[t[b]]) * eps[i];
       EXPECT_NEAR(xt[i], want, 1e-6 * (std::abs(x0[i]) + std::abs(eps[i])) + 1e-7)
           << "b=" << b << " d=" << d << " t=" << t[b];
     }
