@@ -1,5 +1,5 @@
-// Errors a user can cause: each carries one line naming the file (and line or byte), option or value.
-// Not a logging facility; the CLI maps UsageError to exit 2 and any other Error to exit 1.
+// Errors a user can cause: each carries one line naming the file (and line or byte), option or
+// value. Not a logging facility; the CLI maps UsageError to exit 2 and any other Error to exit 1.
 #pragma once
 
 #include <stdexcept>

@@ -27,8 +27,8 @@ double mmd(const Points& a, const Points& b, const Points& ref, int max_points =
 struct Coverage {
   int modes = 0;
   int modes_hit = 0;
-  double mode_share = 0.0;     // modes_hit / modes
-  double sample_share = 0.0;   // samples within 3 std of a mode / n
+  double mode_share = 0.0;    // modes_hit / modes
+  double sample_share = 0.0;  // samples within 3 std of a mode / n
 };
 Coverage mode_coverage(const Points& samples, const Modes& modes);
 
