@@ -40,7 +40,9 @@ CommandResult run_cli(const std::string& args) {
   return run_shell(std::string("'") + DIFFUSE_CLI + "' " + args);
 }
 
-std::string fixture_path(const std::string& name) { return std::string(DIFFUSE_FIXTURES) + "/" + name; }
+std::string fixture_path(const std::string& name) {
+  return std::string(DIFFUSE_FIXTURES) + "/" + name;
+}
 
 bool file_exists(const std::string& path) { return std::filesystem::exists(path); }
 

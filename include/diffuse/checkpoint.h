@@ -22,8 +22,8 @@ inline constexpr int kCheckpointFormatVersion = 1;
 
 // What a training run needs to continue bit-for-bit (diffuse train --resume).
 struct TrainState {
-  int epoch = 0;                 // epochs finished
-  Adam adam;                     // moments and step count
+  int epoch = 0;                  // epochs finished
+  Adam adam;                      // moments and step count
   std::array<uint64_t, 4> rng{};  // trainer RNG state
   std::vector<float> raw_params;  // the optimizer's weights when the saved weights are the EMA
   std::string train_config_json;  // the TrainConfig that produced it, for checking on resume

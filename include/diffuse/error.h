@@ -1,5 +1,5 @@
-// Errors a user can cause: each carries one line naming the file (and line or byte), option or value.
-// Not a logging facility; the CLI maps UsageError to exit 2 and any other Error to exit 1.
+// Errors a user can cause: each carries one line naming the file (and line or byte), option or
+// value. Not a logging facility; the CLI maps UsageError to exit 2 and any other Error to exit 1.
 #pragma once
 
 #include <stdexcept>
@@ -15,6 +15,12 @@ class Error : public std::runtime_error {
 
 // A bad option or argument value (names the option and what was expected): exit 2.
 class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A run stopped by SIGINT or SIGTERM after saving its state: exit 130.
+class Interrupted : public Error {
  public:
   using Error::Error;
 };

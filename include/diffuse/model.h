@@ -58,11 +58,12 @@ struct Workspace {
   Workspace() = default;
   Workspace(const ModelConfig& c, int max_batch);
   int max_batch = 0;
-  ColMatrix a1, a2, a3;  // pre-scale W x + b, (H, B)
-  ColMatrix z1, z2, z3;  // after the embedding scale, (H, B)
-  ColMatrix h1, h2, h3;  // after softplus, (H, B)
-  ColMatrix dh, dz;      // gradient scratch, (H, B)
-  ColMatrix dx;          // gradient wrt the input, (D, B)
+  ColMatrix a1, a2, a3;    // pre-scale W x + b, (H, B)
+  ColMatrix z1, z2, z3;    // after the embedding scale, (H, B)
+  ColMatrix h1, h2, h3;    // after softplus, (H, B)
+  ColMatrix dh, dz;        // gradient scratch, (H, B)
+  ColMatrix dx;            // gradient wrt the input, (D, B)
+  std::vector<int32_t> t;  // timestep scratch for model_predict, (B)
 };
 
 // ---- layer kernels (pointers are column-major; B columns = samples) ----
@@ -72,11 +73,11 @@ struct Workspace {
 // a and z are (out, B).
 void cond_linear_forward(float* z, float* a, const float* x, const float* W, const float* b,
                          const float* E, const int32_t* t, int B, int in, int out);
-// Overwrites dW (out, in), db (out), dE (T, out) with this batch's gradient; dx (in, B) if not null.
-// dz is (out, B); x and a are as saved by the forward.
-void cond_linear_backward(float* dx, float* dW, float* db, float* dE, const float* dz,
-                          const float* x, const float* a, const float* W, const float* E,
-                          const int32_t* t, int B, int in, int out, int T);
+// Overwrites dW (out, in), db (out), dE (T, out) with this batch's gradient; dx (in, B) if not
+// null. dz is (out, B) and is overwritten with da = dz * E[t]; x and a are as saved by the forward.
+void cond_linear_backward(float* dx, float* dW, float* db, float* dE, float* dz, const float* x,
+                          const float* a, const float* W, const float* E, const int32_t* t, int B,
+                          int in, int out, int T);
 
 // Linear: y = W x + b. x is (in, B), W is (out, in) row-major, y is (out, B).
 void linear_forward(float* y, const float* x, const float* W, const float* b, int B, int in,

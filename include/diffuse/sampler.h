@@ -32,7 +32,8 @@ struct SampleConfig {
   SamplerKind sampler = SamplerKind::kDdpm;
   int nfe = 0;       // network evaluations; 0 means T (required to be T for DDPM)
   double eta = 0.0;  // DDIM: 0 deterministic, 1 ancestral-like
-  VarianceKind variance = VarianceKind::kPosterior;  // DDPM noise std: sqrt(posterior var) or sqrt(beta)
+  VarianceKind variance =
+      VarianceKind::kPosterior;  // DDPM noise std: sqrt(posterior var) or sqrt(beta)
   uint64_t seed = 0;
   int record_every = 0;  // > 0: record x after every k-th step (and x_T), for figures
 };

@@ -17,23 +17,23 @@ std::vector<std::string> schedule_names();
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::kSigmoid;
-  int T = 100;                // number of diffusion steps, t in {0, ..., T-1}
-  double beta_start = 1e-4;   // linear, sigmoid, quadratic
-  double beta_end = 0.02;     // linear, sigmoid, quadratic
-  double cosine_s = 0.008;    // cosine offset s
+  int T = 100;               // number of diffusion steps, t in {0, ..., T-1}
+  double beta_start = 1e-4;  // linear, sigmoid, quadratic
+  double beta_end = 0.02;    // linear, sigmoid, quadratic
+  double cosine_s = 0.008;   // cosine offset s
 };
 
-// Index t is 0-based as in the tutorial's code: x_t = sqrt(alpha_bar[t]) x0 + sqrt(1-alpha_bar[t]) eps
-// is the state after t+1 forward steps. Values are computed in double.
+// Index t is 0-based as in the tutorial's code: x_t = sqrt(alpha_bar[t]) x0 + sqrt(1-alpha_bar[t])
+// eps is the state after t+1 forward steps. Values are computed in double.
 struct Schedule {
   ScheduleConfig config;
   std::vector<double> beta;
-  std::vector<double> alpha;                     // 1 - beta
-  std::vector<double> alpha_bar;                 // prod_{s<=t} alpha_s
-  std::vector<double> alpha_bar_prev;            // alpha_bar[t-1], 1 at t=0
+  std::vector<double> alpha;           // 1 - beta
+  std::vector<double> alpha_bar;       // prod_{s<=t} alpha_s
+  std::vector<double> alpha_bar_prev;  // alpha_bar[t-1], 1 at t=0
   std::vector<double> sqrt_alpha_bar;
   std::vector<double> sqrt_one_minus_alpha_bar;
-  std::vector<double> posterior_variance;        // beta_t (1 - alpha_bar_prev) / (1 - alpha_bar)
+  std::vector<double> posterior_variance;  // beta_t (1 - alpha_bar_prev) / (1 - alpha_bar)
 
   int T() const { return static_cast<int>(beta.size()); }
 };

@@ -22,11 +22,11 @@ struct TrainConfig {
   int epochs = 1000;
   int batch_size = 128;
   double lr = 1e-3;
-  double grad_clip = 1.0;       // max global gradient norm; <= 0 disables clipping
+  double grad_clip = 1.0;  // max global gradient norm; <= 0 disables clipping
   uint64_t seed = 0;
-  int threads = 1;              // results are identical for a given seed and thread count
-  double ema_decay = 0.0;       // 0: no EMA; else ema = decay * ema + (1 - decay) * params
-  int warmup_steps = 0;         // linear learning-rate warm-up from 0
+  int threads = 1;         // results are identical for a given seed and thread count
+  double ema_decay = 0.0;  // 0: no EMA; else ema = decay * ema + (1 - decay) * params
+  int warmup_steps = 0;    // linear learning-rate warm-up from 0
   LrSchedule lr_schedule = LrSchedule::kConstant;  // kCosine: decay to lr_min at the last step
   double lr_min = 0.0;
 };
@@ -36,12 +36,12 @@ struct TrainConfig {
 void validate(const TrainConfig& c, int64_t n_data);
 
 struct EpochStats {
-  int epoch = 0;            // 1-based number of epochs finished
-  int epochs = 0;           // total planned
-  double mean_loss = 0.0;   // mean of this epoch's step losses
+  int epoch = 0;           // 1-based number of epochs finished
+  int epochs = 0;          // total planned
+  double mean_loss = 0.0;  // mean of this epoch's step losses
   double last_loss = 0.0;
-  int64_t steps = 0;        // optimizer steps so far
-  double seconds = 0.0;     // wall time so far in this process
+  int64_t steps = 0;     // optimizer steps so far
+  double seconds = 0.0;  // wall time so far in this process
   double steps_per_s = 0.0;
 };
 
@@ -84,6 +84,9 @@ class Trainer {
   Adam adam_;
   Rng rng_;
   int epoch_ = 0;
+  double last_loss_ = 0.0;
+  double start_s_ = -1.0;
+  int64_t steps_this_run_ = 0;
   std::vector<float> ema_;
   std::vector<uint32_t> perm_;
   struct Scratch;

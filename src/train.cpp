@@ -1,0 +1,256 @@
+// The training loop: epochs of shuffled mini-batches, one fused forward/backward per step over
+// preallocated buffers, data-parallel over OpenMP threads with a fixed-order gradient reduction
+// (so a seed and thread count give the same weights every time). Not a general trainer.
+#include "diffuse/train.h"
+
+#include <omp.h>
+
+#include <Eigen/Core>
+#include <chrono>
+#include <cmath>
+#include <numbers>
+#include <sstream>
+#include <string>
+
+#include "diffuse/error.h"
+
+namespace diffuse {
+namespace {
+
+std::string num(double x) {
+  std::ostringstream ss;
+  ss << x;
+  return ss.str();
+}
+
+double now_s() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void validate(const TrainConfig& c, int64_t n_data) {
+  if (c.epochs < 1) throw UsageError("--epochs: expected at least 1, got " + num(c.epochs));
+  if (c.batch_size < 1) {
+    throw UsageError("--batch-size: expected at least 1, got " + num(c.batch_size));
+  }
+  if (c.batch_size > n_data) {
+    throw UsageError("--batch-size: " + num(c.batch_size) + " is larger than the data (" +
+                     num(static_cast<double>(n_data)) + " rows)");
+  }
+  if (!(c.lr > 0.0) || !std::isfinite(c.lr)) {
+    throw UsageError("--lr: expected a positive learning rate, got " + num(c.lr));
+  }
+  if (!std::isfinite(c.grad_clip)) throw UsageError("--grad-clip: expected a finite number");
+  if (c.threads < 1 || c.threads > 256) {
+    throw UsageError("--threads: expected 1..256, got " + num(c.threads));
+  }
+  if (!(c.ema_decay >= 0.0 && c.ema_decay < 1.0)) {
+    throw UsageError("--ema: expected a decay in [0, 1), got " + num(c.ema_decay));
+  }
+  if (c.warmup_steps < 0) throw UsageError("--warmup: expected >= 0, got " + num(c.warmup_steps));
+  if (!(c.lr_min >= 0.0 && c.lr_min <= c.lr)) {
+    throw UsageError("--lr-min: expected a value in [0, lr], got " + num(c.lr_min));
+  }
+}
+
+// Per-step buffers, sized once for the largest batch.
+struct Trainer::Scratch {
+  ColMatrix x0, xt, eps, y, dy;  // (D, B)
+  std::vector<int32_t> t;        // (B)
+  std::vector<Workspace> ws;     // one per thread, each for its share of the batch
+  std::vector<std::vector<float, Eigen::aligned_allocator<float>>> grads;  // per thread, flat
+  std::vector<double> sq;  // per-thread sum of squared errors
+  std::vector<TensorInfo> layout;
+};
+
+Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
+                 const TrainConfig& config)
+    : model_(model), schedule_(schedule), data_(data), config_(config), rng_(config.seed) {
+  validate(config_, data_.rows());
+  validate(model_.config);
+  if (data_.cols() != model_.config.dim) {
+    throw Error("data have " + num(static_cast<double>(data_.cols())) +
+                " columns but the model expects " + num(model_.config.dim));
+  }
+  if (schedule_.T() != model_.config.T) {
+    throw Error("schedule has T=" + num(schedule_.T()) +
+                " but the model was built for T=" + num(model_.config.T));
+  }
+  adam_ = Adam(model_.params.size(), AdamConfig{config_.lr});
+  ema_ = model_.params;
+  perm_.resize(static_cast<size_t>(data_.rows()));
+
+  const int D = model_.config.dim;
+  const int B = config_.batch_size;
+  const int nt = config_.threads;
+  scratch_ = std::make_unique<Scratch>();
+  auto& s = *scratch_;
+  s.x0.resize(D, B);
+  s.xt.resize(D, B);
+  s.eps.resize(D, B);
+  s.y.resize(D, B);
+  s.dy.resize(D, B);
+  s.t.resize(B);
+  const int per_thread = (B + nt - 1) / nt;
+  for (int i = 0; i < nt; ++i) {
+    s.ws.emplace_back(model_.config, per_thread);
+    s.grads.emplace_back(model_.params.size(), 0.0f);
+  }
+  s.sq.resize(nt);
+  s.layout = param_layout(model_.config);
+}
+
+Trainer::~Trainer() = default;
+
+const std::vector<float>& Trainer::sampling_params() const {
+  return config_.ema_decay > 0.0 ? ema_ : model_.params;
+}
+
+void Trainer::restore(int epoch, const Adam& adam, const Rng& rng, const std::vector<float>& ema) {
+  if (adam.m.size() != model_.params.size() || adam.v.size() != model_.params.size()) {
+    throw Error("resume: optimizer state does not match the model's parameter count");
+  }
+  epoch_ = epoch;
+  adam_ = adam;
+  adam_.config.lr = config_.lr;
+  rng_ = rng;
+  if (!ema.empty()) {
+    if (ema.size() != model_.params.size()) throw Error("resume: EMA weights have the wrong size");
+    ema_ = ema;
+  }
+}
+
+double Trainer::learning_rate(int64_t step) const {
+  const int64_t steps_per_epoch = (data_.rows() + config_.batch_size - 1) / config_.batch_size;
+  const int64_t total = steps_per_epoch * config_.epochs;
+  double lr = config_.lr;
+  if (config_.lr_schedule == LrSchedule::kCosine && total > 1) {
+    // Loshchilov & Hutter 2017 (SGDR), one cycle without restarts.
+    const double progress = static_cast<double>(step) / static_cast<double>(total - 1);
+    lr = config_.lr_min +
+         0.5 * (config_.lr - config_.lr_min) * (1.0 + std::cos(std::numbers::pi * progress));
+  }
+  if (config_.warmup_steps > 0 && step < config_.warmup_steps) {
+    lr *= static_cast<double>(step + 1) / static_cast<double>(config_.warmup_steps);
+  }
+  return lr;
+}
+
+void Trainer::step(int64_t first, int B) {
+  auto& s = *scratch_;
+  const ModelConfig& c = model_.config;
+  const int D = c.dim;
+  const int T = c.T;
+
+  // Draw the batch, its timesteps and its noise in one fixed order, whatever the thread count.
+  for (int j = 0; j < B; ++j) {
+    const float* src = data_.data() + static_cast<size_t>(perm_[first + j]) * D;
+    std::copy(src, src + D, s.x0.data() + static_cast<size_t>(j) * D);
+  }
+  for (int j = 0; j < B; ++j) s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(T)));
+  rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
+  q_sample(schedule_, s.x0.data(), s.eps.data(), s.t.data(), B, D, s.xt.data());
+
+  // Each thread takes a contiguous share of the columns: forward, dL/dy, backward.
+  const int nt = std::min(config_.threads, B);
+  const float scale = 2.0f / static_cast<float>(static_cast<size_t>(B) * D);  // d mean / d y
+  const float* params = model_.params.data();
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+  for (int p = 0; p < nt; ++p) {
+    const int lo = static_cast<int>(static_cast<int64_t>(B) * p / nt);
+    const int hi = static_cast<int>(static_cast<int64_t>(B) * (p + 1) / nt);
+    const int b = hi - lo;
+    const size_t off = static_cast<size_t>(lo) * D;
+    float* y = s.y.data() + off;
+    float* dy = s.dy.data() + off;
+    const float* eps = s.eps.data() + off;
+    model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    double sq = 0.0;
+    for (size_t i = 0; i < static_cast<size_t>(b) * D; ++i) {
+      const float d = y[i] - eps[i];
+      sq += static_cast<double>(d) * d;
+      dy[i] = scale * d;
+    }
+    s.sq[p] = sq;
+    model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p],
+                   s.grads[p].data());
+  }
+
+  double sq = 0.0;
+  for (int p = 0; p < nt; ++p) sq += s.sq[p];
+  last_loss_ = sq / (static_cast<double>(B) * D);
+  if (!std::isfinite(last_loss_)) {
+    throw Error("training diverged: the loss became " + num(last_loss_) + " at epoch " +
+                num(epoch_ + 1) + ", step " + num(static_cast<double>(adam_.step_count + 1)) +
+                " (try a smaller --lr); the weights from before this step are kept");
+  }
+
+  // Fixed-order reduction of the per-thread gradients into thread 0's buffer.
+  float* grads = s.grads[0].data();
+  const size_t n = model_.params.size();
+  for (int p = 1; p < nt; ++p) {
+    const float* gp = s.grads[p].data();
+    for (size_t i = 0; i < n; ++i) grads[i] += gp[i];
+  }
+  if (config_.grad_clip > 0.0) {
+    const float norm = clip_grad_norm(grads, s.layout, static_cast<float>(config_.grad_clip));
+    if (!std::isfinite(norm)) {
+      throw Error("training diverged: the gradient norm became " + num(norm) + " at epoch " +
+                  num(epoch_ + 1) + " (try a smaller --lr); the weights from before are kept");
+    }
+  }
+  adam_.step(model_.params.data(), grads, learning_rate(adam_.step_count));
+
+  if (config_.ema_decay > 0.0) {
+    // Warm-up of the decay (as in TensorFlow's ExponentialMovingAverage with num_updates) so the
+    // average is not dominated by the random initial weights in short runs.
+    const double k = static_cast<double>(adam_.step_count);
+    const auto d = static_cast<float>(std::min(config_.ema_decay, (1.0 + k) / (10.0 + k)));
+    const float* w = model_.params.data();
+    for (size_t i = 0; i < n; ++i) ema_[i] = d * ema_[i] + (1.0f - d) * w[i];
+  }
+}
+
+EpochStats Trainer::run_epoch() {
+  if (done()) throw Error("training is already complete");
+  if (start_s_ < 0) start_s_ = now_s();
+  const int64_t N = data_.rows();
+  // Fisher-Yates shuffle of the row order.
+  for (int64_t i = 0; i < N; ++i) perm_[i] = static_cast<uint32_t>(i);
+  for (int64_t i = N - 1; i > 0; --i) {
+    const uint32_t j = rng_.below(static_cast<uint32_t>(i + 1));
+    std::swap(perm_[i], perm_[j]);
+  }
+  double loss_sum = 0.0;
+  int steps = 0;
+  for (int64_t first = 0; first < N; first += config_.batch_size) {
+    const int B = static_cast<int>(std::min<int64_t>(config_.batch_size, N - first));
+    step(first, B);
+    loss_sum += last_loss_;
+    ++steps;
+  }
+  ++epoch_;
+  steps_this_run_ += steps;
+  EpochStats st;
+  st.epoch = epoch_;
+  st.epochs = config_.epochs;
+  st.mean_loss = loss_sum / steps;
+  st.last_loss = last_loss_;
+  st.steps = adam_.step_count;
+  st.seconds = now_s() - start_s_;
+  st.steps_per_s = st.seconds > 0 ? static_cast<double>(steps_this_run_) / st.seconds : 0.0;
+  return st;
+}
+
+std::vector<EpochStats> train(Trainer& trainer, const EpochCallback& on_epoch) {
+  std::vector<EpochStats> stats;
+  while (!trainer.done()) {
+    stats.push_back(trainer.run_epoch());
+    if (on_epoch && !on_epoch(stats.back(), trainer)) break;
+  }
+  return stats;
+}
+
+}  // namespace diffuse
