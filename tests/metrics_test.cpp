@@ -258,6 +258,31 @@ TEST(Coverage, ASampleSetMissingOneOfEightModesScoresSevenEighths) {
   EXPECT_EQ(mode_coverage(s, modes).modes_hit, 8);
 }
 
+TEST(Coverage, EightGaussiansWithoutOneModeHitSevenModes) {
+  const Points x = make_shape(Shape::kEightGaussians, 4000, 0.1, 3);
+  const Modes modes = shape_modes(Shape::kEightGaussians, 0.1);
+  ASSERT_EQ(modes.centres.rows(), 8);
+  const Coverage all = mode_coverage(x, modes);
+  EXPECT_EQ(all.modes_hit, 8);
+  // Within 3 std of its centre lies 1 - exp(-9/2) = 98.9% of a 2-D Gaussian's mass.
+  EXPECT_NEAR(all.sample_share, 1.0 - std::exp(-4.5), 0.006);
+
+  // Drop every point whose nearest centre is mode 7.
+  std::vector<Eigen::Index> keep;
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    Eigen::Index nearest = 0;
+    (modes.centres.rowwise() - x.row(i)).rowwise().squaredNorm().minCoeff(&nearest);
+    if (nearest != 7) keep.push_back(i);
+  }
+  const Points missing = x(keep, Eigen::all);
+  ASSERT_LT(missing.rows(), 3700);
+  const Coverage c = mode_coverage(missing, modes);
+  EXPECT_EQ(c.modes, 8);
+  EXPECT_EQ(c.modes_hit, 7);
+  EXPECT_DOUBLE_EQ(c.mode_share, 7.0 / 8.0);
+  EXPECT_NEAR(c.sample_share, 1.0 - std::exp(-4.5), 0.006);
+}
+
 DrawFn gaussian_draws(int n, double mean = 0.0) {
   return [n, mean](Rng& rng) {
     Points p(n, 2);
@@ -332,6 +357,16 @@ TEST(Draws, HalvesAreRandomHalvesOfTheData) {
   EXPECT_NE(h1, h2);
   EXPECT_EQ(halves(again), h1);
   EXPECT_THROW(halves_draws(data.topRows(3)), Error);
+}
+
+TEST(Evaluate, FreshShapeDrawsScoreAtTheFloorWithFullCoverage) {
+  const Modes modes = shape_modes(Shape::kEightGaussians, 0.1);
+  const Points samples = make_shape(Shape::kEightGaussians, 500, 0.1, 12345);
+  const EvalResult r = evaluate(samples, shape_draws(Shape::kEightGaussians, 500, 0.1), 2, &modes);
+  EXPECT_GT(r.swd_ratio, 0.6);
+  EXPECT_LT(r.swd_ratio, 1.7);
+  ASSERT_TRUE(r.coverage.has_value());
+  EXPECT_EQ(r.coverage->modes_hit, 8);
 }
 
 TEST(Draws, ShapeDrawsUseASeedFromTheRng) {
