@@ -125,10 +125,15 @@ Entry parse_entry(const std::string& src, const std::string& name, const json& e
   for (const json& d : shape) {
     if (!d.is_number_unsigned()) fail(src, where + shape_rule + "element " + brief(d));
     const uint64_t n = d.get<uint64_t>();
-    if (n > static_cast<uint64_t>(INT64_MAX))
+    if (n > static_cast<uint64_t>(INT64_MAX)) {
       fail(src, where + ": shape dimension " + brief(d) + " is too large");
+    }
     out.shape.push_back(static_cast<int64_t>(n));
     overflow |= __builtin_mul_overflow(out.count, n, &out.count);
+  }
+  if (std::find(out.shape.begin(), out.shape.end(), 0) != out.shape.end()) {
+    out.count = 0;  // empty, however large the other dimensions
+    overflow = false;
   }
 
   const json& offs = field("data_offsets");
@@ -219,17 +224,19 @@ class Meta {
     }
     return v;
   }
-  // A finite number in [lo, hi] (lo_open: lo itself excluded).
-  double real(const std::string& key, double lo, double hi, bool lo_open = false) const {
+  enum Bounds { kClosed, kOpen };  // whether lo and hi themselves are allowed
+  // A finite number between lo and hi.
+  double real(const std::string& key, double lo, double hi, Bounds bounds = kClosed) const {
     const std::string& s = str(key);
     double v = 0;
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || end != s.data() + s.size() || s.empty() || !std::isfinite(v)) {
       fail(src_, "metadata \"" + key + "\" is " + show(s) + ", not a finite number");
     }
-    if (v < lo || v > hi || (lo_open && v == lo)) {
-      fail(src_, "metadata \"" + key + "\" is " + s + ", expected " + (lo_open ? "> " : ">= ") +
-                     format_double(lo) + " and <= " + format_double(hi));
+    const bool open = bounds == kOpen;
+    if (v < lo || v > hi || (open && (v == lo || v == hi))) {
+      fail(src_, "metadata \"" + key + "\" is " + s + ", expected " + (open ? "> " : ">= ") +
+                     format_double(lo) + " and " + (open ? "< " : "<= ") + format_double(hi));
     }
     return v;
   }
@@ -242,7 +249,6 @@ class Meta {
       fail(src_, "metadata \"" + key + "\" is not valid JSON: " + json_reason(e));
     }
   }
-  const std::map<std::string, std::string>& all() const { return m_; }
 
  private:
   const std::map<std::string, std::string>& m_;
@@ -379,8 +385,8 @@ TrainState parse_train_state(const SafeTensors& st, const Meta& meta, const std:
   ts.adam.step_count = meta.integer("train.adam.step", 0, INT64_MAX);
   constexpr double kHuge = std::numeric_limits<double>::max();
   ts.adam.config.lr = meta.real("train.adam.lr", 0, kHuge);
-  ts.adam.config.beta1 = meta.real("train.adam.beta1", 0, 1);
-  ts.adam.config.beta2 = meta.real("train.adam.beta2", 0, 1);
+  ts.adam.config.beta1 = meta.real("train.adam.beta1", 0, 1, Meta::kOpen);
+  ts.adam.config.beta2 = meta.real("train.adam.beta2", 0, 1, Meta::kOpen);
   ts.adam.config.eps = meta.real("train.adam.eps", 0, kHuge);
   ts.rng = parse_rng(meta, src);
   ts.train_config_json = meta.str("train.config");
@@ -403,9 +409,10 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
     fail(src, "written by a newer diffuse: version " + std::to_string(version) +
                   ", this build reads up to " + std::to_string(kCheckpointFormatVersion));
   }
-  if (version < 1)
+  if (version < 1) {
     fail(src,
          "metadata \"format_version\" is " + std::to_string(version) + ", versions start at 1");
+  }
 
   Checkpoint ck;
   ck.model.dim = static_cast<int>(meta.integer("dim", 1, INT_MAX));
@@ -422,8 +429,8 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
   }
   ck.schedule.kind = *k;
   ck.schedule.T = T;
-  ck.schedule.beta_start = meta.real("beta_start", 0, 1, /*lo_open=*/true);
-  ck.schedule.beta_end = meta.real("beta_end", 0, 1, /*lo_open=*/true);
+  ck.schedule.beta_start = meta.real("beta_start", 0, 1, Meta::kOpen);
+  ck.schedule.beta_end = meta.real("beta_end", 0, 1, Meta::kOpen);
   ck.schedule.cosine_s = meta.real("cosine_s", 0, std::numeric_limits<double>::max());
 
   // Names first: every model tensor, nothing unknown.

@@ -394,6 +394,32 @@ TEST(SafeTensors, SerializeRejectsShapeDataMismatch) {
   EXPECT_THROW(serialize_safetensors(st), Error);
 }
 
+TEST(SafeTensors, ReadsEmptyTensorsAndConvertsF64) {
+  const std::string header =
+      R"({"a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]},)"
+      R"( "b": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]},)"
+      R"( "c": {"dtype": "F32", "shape": [1099511627776, 0], "data_offsets": [16, 16]},)"
+      R"( "__metadata__": {"k": "v"}})";
+  const double b[2] = {0.1, -1e-3};
+  std::string bytes = with_length(header);
+  bytes.append(reinterpret_cast<const char*>(b), sizeof b);
+  const SafeTensors st = parse_safetensors(bytes, "mem");
+  ASSERT_EQ(st.tensors.size(), 3u);
+  EXPECT_TRUE(st.tensors.at("a").data.empty());
+  EXPECT_EQ(st.tensors.at("b").dtype, "F64");
+  EXPECT_EQ(st.tensors.at("b").data, (std::vector<float>{0.1f, -1e-3f}));
+  EXPECT_EQ(st.tensors.at("c").shape, (std::vector<int64_t>{1099511627776, 0}));
+  EXPECT_TRUE(st.tensors.at("c").data.empty());
+  EXPECT_EQ(st.metadata.at("k"), "v");
+
+  // Written back as F32 and read again: same names, shapes, values.
+  const SafeTensors again = parse_safetensors(serialize_safetensors(st), "mem");
+  EXPECT_EQ(again.tensors.at("b").dtype, "F32");
+  EXPECT_EQ(again.tensors.at("b").data, st.tensors.at("b").data);
+  EXPECT_EQ(again.tensors.at("c").shape, st.tensors.at("c").shape);
+  EXPECT_EQ(again.metadata, st.metadata);
+}
+
 // ---- damaged files: each gives an Error naming the path and the problem ----
 
 TEST(CheckpointErrors, MissingFile) {
@@ -576,7 +602,7 @@ TEST_F(CheckpointFile, MetadataMissingOrUnparsable) {
   edit_metadata("beta_start", "1e400");
   EXPECT_TRUE(LoadFailsWith(path, {"metadata \"beta_start\" is \"1e400\", not a finite number"}));
   edit_metadata("beta_end", "1.5");
-  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"beta_end\" is 1.5, expected > 0 and <= 1"}));
+  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"beta_end\" is 1.5, expected > 0 and < 1"}));
   edit_metadata("schedule", "exponential");
   EXPECT_TRUE(LoadFailsWith(path, {"metadata \"schedule\" is \"exponential\", expected one of "
                                    "linear, sigmoid, quadratic, cosine"}));
@@ -659,6 +685,8 @@ TEST_F(CheckpointFile, TrainStateIncomplete) {
   EXPECT_TRUE(LoadFailsWith(
       path,
       {"tensor train.adam.m has shape [157], expected [158] (one value per model parameter)"}));
+  edit_metadata("train.adam.beta2", "1");
+  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"train.adam.beta2\" is 1, expected > 0 and < 1"}));
   edit_metadata("train.epoch", std::nullopt);
   EXPECT_TRUE(LoadFailsWith(path, {"metadata \"train.epoch\" is missing"}));
   edit_metadata("train.adam.step", "-1");
