@@ -657,7 +657,9 @@ SafeTensors parse_safetensors(std::string_view bytes, const std::string& source)
     t.shape = e.shape;
     t.data.resize(e.count);
     const char* p = data.data() + e.begin;
-    if (e.dtype == "F32") {
+    if (e.count == 0) {
+      // nothing to copy (and memcpy must not see an empty vector's null pointer)
+    } else if (e.dtype == "F32") {
       std::memcpy(t.data.data(), p, e.count * sizeof(float));
     } else {  // F64, converted
       for (uint64_t i = 0; i < e.count; ++i) {
@@ -716,7 +718,9 @@ std::string serialize_safetensors(const SafeTensors& st) {
   out.append(len, 8);
   out += text;
   for (const auto& [name, t] : st.tensors) {
-    out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+    if (!t.data.empty()) {
+      out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+    }
   }
   return out;
 }
