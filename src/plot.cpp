@@ -18,6 +18,7 @@
 
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "diffuse/rng.h"
 #include "plot_canvas.h"
 
 namespace diffuse {
@@ -86,6 +87,27 @@ std::vector<int> strip_steps(int T, int panels) {
   std::vector<int> t;
   for (int i = 0; i < panels; ++i) t.push_back(static_cast<int>(int64_t{i} * T / panels));
   return t;
+}
+
+std::vector<Points> forward_samples(const Points& x0, const Schedule& schedule,
+                                    const std::vector<int>& steps, uint64_t seed) {
+  const int n = static_cast<int>(x0.rows()), d = static_cast<int>(x0.cols());
+  Rng rng(seed);
+  std::vector<int> t(n);
+  Points eps(n, d);
+  std::vector<Points> out;
+  for (int step : steps) {
+    if (step < 0 || step >= schedule.T()) {
+      throw UsageError("forward step " + std::to_string(step) + " is outside [0, " +
+                       std::to_string(schedule.T() - 1) + "]");
+    }
+    std::fill(t.begin(), t.end(), step);
+    rng.fill_normal(eps.data(), eps.size());
+    Points& xt = out.emplace_back(n, d);
+    // Row-major (N, D) memory is the (D, N) column-major layout q_sample takes.
+    q_sample(schedule, x0.data(), eps.data(), t.data(), n, d, xt.data());
+  }
+  return out;
 }
 
 std::vector<int> spread_indices(int count, int panels) {

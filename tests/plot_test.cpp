@@ -202,6 +202,28 @@ TEST(StripSteps, MatchTheTutorialAndSpreadIndicesIncludeBothEnds) {
   EXPECT_EQ(spread_indices(7, 1), (std::vector<int>{6}));
 }
 
+TEST(ForwardSamples, HaveTheClosedFormMeanAndVarianceAtEachStep) {
+  const Schedule s = hand_schedule(100, 1e-4, 0.02);
+  Points x0(20000, 2);
+  x0.col(0).setConstant(3.0f);
+  x0.col(1).setConstant(-1.0f);
+  const std::vector<int> steps = {0, 50, 99};
+  const auto xs = forward_samples(x0, s, steps, 7);
+  ASSERT_EQ(xs.size(), 3u);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const double a = s.sqrt_alpha_bar[steps[k]], sd = s.sqrt_one_minus_alpha_bar[steps[k]];
+    ASSERT_EQ(xs[k].rows(), 20000);
+    for (int c = 0; c < 2; ++c) {
+      const Eigen::ArrayXd v = xs[k].col(c).cast<double>().array();
+      const double mean = v.mean(), var = (v - mean).square().mean();
+      EXPECT_NEAR(mean, a * x0(0, c), 4 * sd / std::sqrt(20000.0)) << "t=" << steps[k];
+      EXPECT_NEAR(var / (sd * sd), 1.0, 0.05) << "t=" << steps[k];
+    }
+  }
+  EXPECT_EQ(forward_samples(x0, s, steps, 7)[2], xs[2]);  // same seed, same noise
+  EXPECT_THROW(forward_samples(x0, s, {100}, 7), UsageError);
+}
+
 TEST(ImageFormat, FollowsTheExtension) {
   EXPECT_EQ(image_format_for("a/b.png"), ImageFormat::kPng);
   EXPECT_EQ(image_format_for("B.SVG"), ImageFormat::kSvg);

@@ -2,6 +2,7 @@
 // (PNG or SVG via cairo) and looping GIFs (giflib). Knows nothing of models or samplers.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,6 +95,11 @@ LossCurve read_loss_log(const std::string& path);
 
 // Steps for a forward strip: t = i * T / panels for i in [0, panels) (0, 10, ..., 90 for T = 100).
 std::vector<int> strip_steps(int T, int panels = 10);
+// Samples x_t ~ q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I) at each step (Ho et al.
+// 2020, Eq. 4), fresh noise per step from Rng(seed): the panels of a forward strip. x0 is (N, D).
+// Throws UsageError for a step outside [0, T).
+std::vector<Points> forward_samples(const Points& x0, const Schedule& schedule,
+                                    const std::vector<int>& steps, uint64_t seed);
 // `panels` indices spread evenly over [0, count), first and last included (count >= 1); picks
 // the panels of a reverse strip from a recorded trajectory. Fewer when count < panels.
 std::vector<int> spread_indices(int count, int panels = 10);
