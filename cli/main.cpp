@@ -1,5 +1,5 @@
 // The `diffuse` command: a thin shell over the library; every subcommand lives in its own file.
-// Exit codes: 0 success, 2 usage error (bad option or value), 1 any other failure.
+// Exit codes: 0 success, 2 usage error (bad option or value), 1 any other failure, 130 interrupted.
 #include <cstdio>
 #include <exception>
 
@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
   diffuse::cli::add_sample_command(app);
   diffuse::cli::add_eval_command(app);
   diffuse::cli::add_demo_command(app);
-  diffuse::cli::add_plot_command(app);
-  diffuse::cli::add_animate_command(app);
+  // PLOT diffuse::cli::add_plot_command(app);
+  // PLOT diffuse::cli::add_animate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
+  } catch (const diffuse::Interrupted& e) {
+    std::fprintf(stderr, "diffuse: %s\n", e.what());
+    return 130;
   } catch (const diffuse::UsageError& e) {
     std::fprintf(stderr, "diffuse: error: %s\n", e.what());
     return 2;

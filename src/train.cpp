@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <Eigen/Core>
 #include <chrono>
 #include <cmath>
 #include <numbers>
@@ -56,11 +57,11 @@ void validate(const TrainConfig& c, int64_t n_data) {
 
 // Per-step buffers, sized once for the largest batch.
 struct Trainer::Scratch {
-  ColMatrix x0, xt, eps, y, dy;           // (D, B)
-  std::vector<int32_t> t;                 // (B)
-  std::vector<Workspace> ws;              // one per thread, each for its share of the batch
-  std::vector<std::vector<float>> grads;  // one per thread, flat parameter layout
-  std::vector<double> sq;                 // per-thread sum of squared errors
+  ColMatrix x0, xt, eps, y, dy;  // (D, B)
+  std::vector<int32_t> t;        // (B)
+  std::vector<Workspace> ws;     // one per thread, each for its share of the batch
+  std::vector<std::vector<float, Eigen::aligned_allocator<float>>> grads;  // per thread, flat
+  std::vector<double> sq;  // per-thread sum of squared errors
   std::vector<TensorInfo> layout;
 };
 

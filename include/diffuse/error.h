@@ -19,4 +19,10 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// A run stopped by SIGINT or SIGTERM after saving its state: exit 130.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace diffuse

@@ -1,0 +1,58 @@
+// A Python user loads our checkpoint into the tutorial's PyTorch model and gets our outputs.
+// Runs scripts/check_python_load.py with Debian's python3-torch; skipped where torch is missing.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include "diffuse/checkpoint.h"
+#include "diffuse/model.h"
+#include "test_util.h"
+
+namespace diffuse {
+namespace {
+
+TEST(PythonInterop, TutorialModelLoadsOurCheckpointAndAgrees) {
+  if (test::run_shell("/usr/bin/python3 -c 'import torch'").exit_code != 0) {
+    GTEST_SKIP() << "python3-torch is not installed";
+  }
+  test::TempDir dir;
+  const ModelConfig c{3, 24, 17};
+  Model m(c);
+  Rng rng(5);
+  m.init(rng);
+  Checkpoint ck;
+  ck.model = c;
+  ck.schedule.T = c.T;
+  ck.params = m.params;
+  save_checkpoint(dir.file("m.safetensors"), ck);
+
+  const int B = 40;
+  ColMatrix x(c.dim, B), y(c.dim, B);
+  std::vector<int32_t> t(B);
+  Rng data(6);
+  data.fill_normal(x.data(), x.size());
+  for (int j = 0; j < B; ++j) t[j] = static_cast<int32_t>(data.below(c.T));
+  Workspace ws(c, B);
+  model_forward(c, m.params.data(), x.data(), t.data(), B, ws, y.data());
+
+  FILE* in = std::fopen(dir.file("in.csv").c_str(), "w");
+  FILE* out = std::fopen(dir.file("out.csv").c_str(), "w");
+  for (int j = 0; j < B; ++j) {
+    std::fprintf(in, "%d", t[j]);
+    for (int d = 0; d < c.dim; ++d) std::fprintf(in, ",%.9g", x(d, j));
+    std::fprintf(in, "\n");
+    for (int d = 0; d < c.dim; ++d) std::fprintf(out, "%s%.9g", d ? "," : "", y(d, j));
+    std::fprintf(out, "\n");
+  }
+  std::fclose(in);
+  std::fclose(out);
+  const auto r = test::run_shell(std::string("/usr/bin/python3 ") + DIFFUSE_SOURCE_DIR +
+                                 "/scripts/check_python_load.py " + dir.file("m.safetensors") +
+                                 " " + dir.file("in.csv") + " " + dir.file("out.csv"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("loaded 11 tensors"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace diffuse
