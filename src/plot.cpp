@@ -410,6 +410,16 @@ ScatterLayout scatter_layout(const std::vector<Points>& panels, const PlotStyle&
   const int left = static_cast<int>(std::ceil(label_w)) + kTickLen + 2 * kPad;
   const int top = (figure_title ? kFigureTitleRow : 0) + kTitleRow;
   const int bottom = kTickLen + kPad + kTickFont + kPad + (l.dims > 2 ? kTickFont + kPad : 0);
+  if (n > 1) {  // labels at a panel's edge would run into the neighbour's: leave them out
+    const Viewport vp{0, 0, double(l.side), double(l.side), lim};
+    for (size_t i = 0; i < l.x_axis.ticks.size(); ++i) {
+      const double half = max_text_width({l.x_axis.labels[i]}, kTickFont) / 2;
+      const double x = vp.px(l.x_axis.ticks[i]);
+      if (x - half < -1 || x + half > l.side + 1) {
+        l.x_axis.labels[i].clear();
+      }
+    }
+  }
   l.figure.width = left + n * l.side + (n - 1) * kPanelGap + kRightMargin;
   l.figure.height = top + l.side + bottom;
   for (int i = 0; i < n; ++i) {
