@@ -2,6 +2,7 @@
 // Exit codes: 0 success, 2 usage error (bad option or value), 1 any other failure, 130 interrupted.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "commands.h"
 #include "diffuse/error.h"
@@ -18,6 +19,14 @@ int main(int argc, char** argv) {
   diffuse::cli::add_demo_command(app);
   diffuse::cli::add_plot_command(app);
   diffuse::cli::add_animate_command(app);
+  if (argc > 1 && argv[1][0] != '-' && app.get_subcommand_no_throw(argv[1]) == nullptr) {
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands({}))
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    std::fprintf(stderr, "diffuse: error: unknown command '%s'; expected one of %s\n", argv[1],
+                 names.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
