@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures candidate training defaults at the tutorial's budget (1000 epochs of 10,000 swiss-roll
 # points, batch 128) and prints a Markdown table of swd_ratio per configuration. Not run by CI.
-#   usage: scripts/defaults_study.sh [BUILD_DIR] [EPOCHS] [SEEDS...]
+#   usage: [CONFIGS="1 3"] scripts/defaults_study.sh [BUILD_DIR] [EPOCHS] [SEEDS...]
 set -euo pipefail
 build=${1:-build/release}
 epochs=${2:-1000}
@@ -19,7 +19,17 @@ configs=(
   "cosine T=100, EMA|--schedule cosine --steps 100 --ema 0.999"
   "cosine T=100, EMA, lr 2e-3 warm-up+cosine|--schedule cosine --steps 100 --ema 0.999 --lr 2e-3 --warmup 1000 --lr-schedule cosine --lr-min 1e-5"
   "linear 1e-4..0.1 T=100, EMA|--schedule linear --steps 100 --beta-end 0.1 --ema 0.999"
+  "linear 1e-4..0.1 T=100, no EMA|--schedule linear --steps 100 --beta-end 0.1 --ema 0"
+  "linear 1e-4..0.1, EMA, lr 2e-3 warm-up+cosine|--schedule linear --steps 100 --beta-end 0.1 --ema 0.999 --lr 2e-3 --warmup 1000 --lr-schedule cosine --lr-min 1e-5"
+  "sigmoid 1e-4..0.1, EMA, lr 2e-3 warm-up+cosine|--schedule sigmoid --steps 100 --beta-end 0.1 --ema 0.999 --lr 2e-3 --warmup 1000 --lr-schedule cosine --lr-min 1e-5"
+  "linear 1e-4..0.1, EMA, lr 1e-3 cosine|--schedule linear --steps 100 --beta-end 0.1 --ema 0.999 --lr-schedule cosine --lr-min 1e-5"
 )
+# CONFIGS="7 8" runs only those entries (1-based), e.g. to add seeds to the best ones.
+if [[ -n "${CONFIGS:-}" ]]; then
+  picked=()
+  for i in $CONFIGS; do picked+=("${configs[$((i - 1))]}"); done
+  configs=("${picked[@]}")
+fi
 
 echo "| configuration | seed | final loss | swd_ratio | mmd | train s |"
 echo "|---|---|---|---|---|---|"
