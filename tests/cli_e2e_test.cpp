@@ -20,13 +20,7 @@ namespace {
 using test::run_cli;
 using test::TempDir;
 
-void expect_fails(const std::string& args, int code, const std::string& needle) {
-  const auto r = run_cli(args);
-  EXPECT_EQ(r.exit_code, code) << args << "\n" << r.output;
-  EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
-  EXPECT_LT(std::count(r.output.begin(), r.output.end(), '\n'), 4) << "one clear line:\n"
-                                                                   << r.output;
-}
+using test::expect_fails;
 
 TEST(Cli, DataWritesAShapeAndListsThem) {
   TempDir dir;
