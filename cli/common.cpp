@@ -137,7 +137,8 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_option("--ema", o.train.ema_decay, "EMA decay of the sampled weights (0: off)")
       ->capture_default_str();
-  cmd->add_option("--warmup", o.train.warmup_steps, "learning-rate warm-up steps")
+  cmd->add_option("--warmup", o.train.warmup_steps,
+                  "learning-rate warm-up steps (at most a tenth of the run)")
       ->capture_default_str();
   cmd->add_option_function<std::string>(
          "--lr-schedule",
@@ -151,7 +152,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
            }
          },
          "constant or cosine (decay to --lr-min)")
-      ->default_str("constant");
+      ->default_str(o.train.lr_schedule == LrSchedule::kCosine ? "cosine" : "constant");
   cmd->add_option("--lr-min", o.train.lr_min, "final learning rate of the cosine decay")
       ->capture_default_str();
   cmd->add_option("--checkpoint-every", o.checkpoint_every,

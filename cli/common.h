@@ -15,7 +15,18 @@
 
 namespace diffuse::cli {
 
+// Defaults measured in docs/DEFAULTS.md (scripts/defaults_study.sh): the tutorial's sigmoid
+// schedule but ending at beta 0.1, so that x_T is close to N(0, I); EMA weights; lr 2e-3 with
+// warm-up and cosine decay. apply_tutorial_settings() restores the tutorial's own.
 struct TrainOptions {
+  TrainOptions() {
+    schedule_config.beta_end = 0.1;
+    train.ema_decay = 0.999;
+    train.lr = 2e-3;
+    train.warmup_steps = 1000;
+    train.lr_schedule = LrSchedule::kCosine;
+    train.lr_min = 1e-5;
+  }
   std::string data = "swiss_roll";  // shape name or CSV path
   int n = 10000;                    // points generated for a shape
   double noise = 0.1;               // noise of a generated shape

@@ -23,6 +23,8 @@ configs=(
   "linear 1e-4..0.1, EMA, lr 2e-3 warm-up+cosine|--schedule linear --steps 100 --beta-end 0.1 --ema 0.999 --lr 2e-3 --warmup 1000 --lr-schedule cosine --lr-min 1e-5"
   "sigmoid 1e-4..0.1, EMA, lr 2e-3 warm-up+cosine|--schedule sigmoid --steps 100 --beta-end 0.1 --ema 0.999 --lr 2e-3 --warmup 1000 --lr-schedule cosine --lr-min 1e-5"
   "linear 1e-4..0.1, EMA, lr 1e-3 cosine|--schedule linear --steps 100 --beta-end 0.1 --ema 0.999 --lr-schedule cosine --lr-min 1e-5"
+  "linear 1e-4..0.05 T=200, EMA, lr 2e-3 warm-up+cosine|--schedule linear --steps 200 --beta-end 0.05 --ema 0.999 --lr 2e-3 --warmup 1000 --lr-schedule cosine --lr-min 1e-5"
+  "linear 1e-4..0.1, EMA 0.9995, lr 2e-3 warm-up+cosine|--schedule linear --steps 100 --beta-end 0.1 --ema 0.9995 --lr 2e-3 --warmup 1000 --lr-schedule cosine --lr-min 1e-5"
 )
 # CONFIGS="7 8" runs only those entries (1-based), e.g. to add seeds to the best ones.
 if [[ -n "${CONFIGS:-}" ]]; then

@@ -132,8 +132,10 @@ double Trainer::learning_rate(int64_t step) const {
     lr = config_.lr_min +
          0.5 * (config_.lr - config_.lr_min) * (1.0 + std::cos(std::numbers::pi * progress));
   }
-  if (config_.warmup_steps > 0 && step < config_.warmup_steps) {
-    lr *= static_cast<double>(step + 1) / static_cast<double>(config_.warmup_steps);
+  // Warm-up is capped at a tenth of the run, so a short run still trains at the full rate.
+  const int64_t warmup = std::min<int64_t>(config_.warmup_steps, total / 10);
+  if (warmup > 0 && step < warmup) {
+    lr *= static_cast<double>(step + 1) / static_cast<double>(warmup);
   }
   return lr;
 }

@@ -185,6 +185,14 @@ TEST(Train, LearningRateWarmupAndCosine) {
               1e-12);
   EXPECT_NEAR(tr.learning_rate(99), 1e-4, 1e-12);
   EXPECT_GT(tr.learning_rate(40), tr.learning_rate(60));
+
+  // A warm-up longer than a tenth of the run is cut to a tenth (10 of 100 steps).
+  tc.warmup_steps = 1000;
+  Trainer capped(m, s, data, tc);
+  EXPECT_NEAR(capped.learning_rate(0), c0 * 0.1, 1e-12);
+  EXPECT_NEAR(
+      capped.learning_rate(9) / (1e-4 + 0.5 * (1e-2 - 1e-4) * (1 + std::cos(M_PI * 9 / 99))), 1.0,
+      1e-12);
 }
 
 TEST(Train, RejectsDataOfTheWrongWidth) {
