@@ -124,6 +124,20 @@ VarianceKind parse_variance(const std::string& name) {
   throw UsageError("--variance: unknown variance '" + name + "', expected posterior or beta");
 }
 
+void apply_tutorial_settings(TrainOptions& o) {
+  o.schedule = "sigmoid";
+  o.schedule_config.T = 100;
+  o.schedule_config.beta_start = 1e-4;
+  o.schedule_config.beta_end = 0.02;
+  o.train.lr = 1e-3;
+  o.train.lr_schedule = LrSchedule::kConstant;
+  o.train.warmup_steps = 0;
+  o.train.ema_decay = 0.0;
+  o.train.batch_size = 128;
+  o.train.grad_clip = 1.0;
+  o.hidden = 128;
+}
+
 void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--data", o.data, "built-in shape (see `diffuse data --list`) or a CSV file")
       ->capture_default_str();

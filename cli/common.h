@@ -30,6 +30,10 @@ struct TrainOptions {
   bool quiet = false;
 };
 
+// The tutorial's own training settings: sigmoid schedule, T=100, beta 1e-4..0.02, lr 1e-3
+// constant, no EMA (our defaults differ where measurement said so; see docs/DEFAULTS.md).
+void apply_tutorial_settings(TrainOptions& o);
+
 // Registers every training option on cmd (defaults shown in --help).
 void add_train_options(CLI::App* cmd, TrainOptions& o);
 

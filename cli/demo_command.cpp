@@ -1,5 +1,5 @@
-// `diffuse demo`: the tutorial's whole run (swiss roll, T=100, sigmoid, 1000 epochs) end to end,
-// leaving the data, model, samples, loss log and metrics in one folder.
+// `diffuse demo`: the tutorial's whole run (swiss roll, 1000 epochs) end to end, leaving the data,
+// model, samples, loss log, metrics and every figure of the tutorial (plus a GIF) in one folder.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +10,8 @@
 #include "common.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "diffuse/plot.h"
+#include "plot_command.h"
 
 namespace diffuse::cli {
 
@@ -17,6 +19,9 @@ void add_demo_command(CLI::App& app) {
   struct Opts {
     std::string out = "out";
     TrainOptions train;
+    bool as_tutorial = false;
+    bool figures = true;
+    int snapshot_every = 100;
   };
   auto o = std::make_shared<Opts>();
   o->train.train.threads = std::thread::hardware_concurrency() >= 2 ? 2 : 1;
@@ -25,9 +30,15 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--epochs", o->train.train.epochs, "passes over the data")->capture_default_str();
   cmd->add_option("--threads", o->train.train.threads, "threads")->capture_default_str();
   cmd->add_option("--seed", o->train.train.seed, "seed")->capture_default_str();
+  cmd->add_option("--snapshot-every", o->snapshot_every, "reverse-process snapshot every N epochs")
+      ->capture_default_str();
+  cmd->add_flag("--as-tutorial", o->as_tutorial,
+                "the tutorial's own settings (sigmoid schedule, T=100, no EMA) instead of ours");
+  cmd->add_flag("!--no-figures", o->figures, "skip the figures and the GIF");
   cmd->add_flag("-q,--quiet", o->train.quiet, "no progress output");
   cmd->callback([o] {
     namespace fs = std::filesystem;
+    if (o->snapshot_every < 0) throw UsageError("--snapshot-every: expected >= 0");
     std::error_code ec;
     fs::create_directories(o->out, ec);
     if (ec || !fs::is_directory(o->out)) {
@@ -35,31 +46,62 @@ void add_demo_command(CLI::App& app) {
     }
     const auto t0 = std::chrono::steady_clock::now();
     const fs::path dir(o->out);
+    auto path = [&](const char* name) { return (dir / name).string(); };
     TrainOptions t = o->train;
-    t.out = (dir / "model.safetensors").string();
-    t.log = (dir / "train_log.csv").string();
+    if (o->as_tutorial) apply_tutorial_settings(t);
+    t.out = path("model.safetensors");
+    t.log = path("train_log.csv");
 
-    // The training data, as the model will see it.
+    // The training data exactly as the model will see it, and the forward process over it.
     const Dataset data = load_data(t.data, t.n, t.noise, t.train.seed + 1);
-    write_csv((dir / "data.csv").string(), data.x, data.columns);
+    write_csv(path("data.csv"), data.x, data.columns);
+    ScheduleConfig sc_config = t.schedule_config;
+    sc_config.kind = parse_schedule(t.schedule);
+    const Schedule schedule = make_schedule(sc_config);
+    ExtraEpochHook hook;
+    if (o->figures) {
+      plot_points(path("data.png"), data.x,
+                  t.data + ": " + std::to_string(data.x.rows()) + " points");
+      plot_schedule(path("schedule.png"), schedule, schedule_title(schedule));
+      forward_strip(path("forward.png"), data.x, schedule, 10, t.train.seed + 2, t.data);
+      if (o->snapshot_every > 0) {
+        fs::create_directories(dir / "snapshots", ec);
+        hook = reverse_snapshot_hook(path("snapshots"), o->snapshot_every, 2000, t.train.seed,
+                                     t.train.threads);
+      }
+    }
 
-    const Checkpoint ckpt = run_training(t);
+    const Checkpoint ckpt = run_training(t, hook);
     SampleConfig sc;
     sc.seed = t.train.seed;
-    const Points samples = sample_checkpoint(ckpt, sc, t.n, t.train.threads);
-    write_csv((dir / "samples.csv").string(), samples, ckpt.columns);
+    sc.record_every = o->figures ? auto_every(schedule.T()) : 0;
+    Trajectory trajectory;
+    const Points samples = sample_checkpoint(ckpt, sc, t.n, t.train.threads, &trajectory);
+    write_csv(path("samples.csv"), samples, ckpt.columns);
 
     const EvalResult r = evaluate_against(samples, t.data, t.noise, t.train.seed + 1000);
     nlohmann::ordered_json j = nlohmann::ordered_json::parse(eval_json(r));
-    write_file_atomic((dir / "metrics.json").string(), j.dump(2) + "\n");
+    write_file_atomic(path("metrics.json"), j.dump(2) + "\n");
+
+    if (o->figures) {
+      reverse_strip(path("reverse.png"), trajectory, 10, "reverse process: " + t.data + ", DDPM");
+      const LossCurve loss = read_loss_log(t.log);
+      plot_loss(path("loss.png"), loss.epochs, loss.mean_loss, false, "training loss (MSE)");
+      // The GIF shows 2,000 of the points: enough to see the shape, small enough for a README.
+      std::vector<Points> frames;
+      std::vector<std::string> labels;
+      for (size_t i = 0; i < trajectory.x.size(); ++i) {
+        frames.push_back(trajectory.x[i].topRows(std::min<Eigen::Index>(2000, samples.rows())));
+        labels.push_back("t=" + std::to_string(trajectory.t[i]));
+      }
+      animate_gif(path("reverse.gif"), frames, labels);
+    }
     const double total =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!t.quiet) {
       std::fprintf(stderr, "%s", eval_text(r).c_str());
-      std::fprintf(stderr,
-                   "demo: wrote %s/{data.csv, model.safetensors, train_log.csv, "
-                   "samples.csv, metrics.json} in %.1f s\n",
-                   o->out.c_str(), total);
+      std::fprintf(stderr, "demo: wrote data, model, log, samples, metrics%s to %s/ in %.1f s\n",
+                   o->figures ? " and figures" : "", o->out.c_str(), total);
     }
   });
 }

@@ -2,6 +2,7 @@
 // Exit codes: 0 success, 2 usage error (bad option or value), 1 any other failure, 130 interrupted.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "commands.h"
 #include "diffuse/error.h"
@@ -18,6 +19,18 @@ int main(int argc, char** argv) {
   diffuse::cli::add_demo_command(app);
   diffuse::cli::add_plot_command(app);
   diffuse::cli::add_animate_command(app);
+  // CLI11 would only say "A subcommand is required"; name the word it did not know.
+  std::string names;
+  bool known = false;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+    known = known || (argc > 1 && sub->get_name() == argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !known) {
+    std::fprintf(stderr, "diffuse: error: unknown command '%s'; expected one of %s\n", argv[1],
+                 names.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

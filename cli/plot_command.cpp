@@ -62,9 +62,6 @@ Schedule schedule_from(const ScheduleOpts& o) {
   c.kind = parse_schedule(o.kind);
   return make_schedule(c);
 }
-std::string schedule_title(const Schedule& s) {
-  return to_string(s.config.kind) + " schedule, T=" + std::to_string(s.T());
-}
 
 // Sampler options shared by `plot reverse` and `animate`.
 struct SamplerOpts {
@@ -96,6 +93,12 @@ SampleConfig sample_config(const SamplerOpts& o, int record_every) {
   return sc;
 }
 
+}  // namespace
+
+std::string schedule_title(const Schedule& s) {
+  return to_string(s.config.kind) + " schedule, T=" + std::to_string(s.T());
+}
+
 // Records about 100 states whatever T is (every state when T <= 100).
 int auto_every(int T) { return std::max(1, T / 100); }
 
@@ -110,6 +113,17 @@ void reverse_strip(const std::string& out, const Trajectory& tr, int panels,
   }
   plot_strip(out, xs, titles, {}, figure_title);
 }
+
+void forward_strip(const std::string& out, const Points& x0, const Schedule& s, int panels,
+                   uint64_t seed, const std::string& what) {
+  const std::vector<int> steps = strip_steps(s.T(), std::min(panels, s.T()));
+  std::vector<std::string> titles;
+  for (int t : steps) titles.push_back("t=" + std::to_string(t));
+  plot_strip(out, forward_samples(x0, s, steps, seed), titles, {},
+             "forward process q(x\u209c | x\u2080): " + what + ", " + schedule_title(s));
+}
+
+namespace {
 
 void check_panels(int panels) {
   if (panels < 1 || panels > 50) {
@@ -189,11 +203,7 @@ void add_plot_forward(CLI::App* plot) {
       fit_normalization(d.x).apply(d.x);
       what += ", standardized";
     }
-    const std::vector<int> steps = strip_steps(s.T(), std::min(o->panels, s.T()));
-    std::vector<std::string> titles;
-    for (int t : steps) titles.push_back("t=" + std::to_string(t));
-    plot_strip(o->out, forward_samples(d.x, s, steps, o->seed + 1), titles, {},
-               "forward process q(x\u209c | x\u2080): " + what + ", " + schedule_title(s));
+    forward_strip(o->out, d.x, s, o->panels, o->seed + 1, what);
   });
 }
 

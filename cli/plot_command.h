@@ -13,6 +13,18 @@ namespace diffuse::cli {
 // (recording the trajectory) and writes the reverse strip DIR/reverse_epoch_NNNN.png. Throws
 // UsageError naming --snapshot-every / --snapshot-dir when every < 1 or dir is not a writable
 // folder.
+// One frame per k steps so that a trajectory has about 100 states.
+int auto_every(int T);
+// "sigmoid schedule, T=100, beta 1e-4..0.02" for figure titles.
+std::string schedule_title(const Schedule& s);
+// The reverse strip: `panels` states spread over the trajectory, x_T and x_0 included.
+void reverse_strip(const std::string& out, const Trajectory& tr, int panels,
+                   const std::string& figure_title);
+// The forward strip: q(x_t | x_0) at t = i T / panels, on shared axes.
+void forward_strip(const std::string& out, const Points& x0, const Schedule& s, int panels,
+                   uint64_t seed, const std::string& what);
+
+// Writes DIR/reverse_epoch_NNNN.png (n samples' reverse strip) every `every` epochs and at the end.
 ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, uint64_t seed,
                                      int threads);
 

@@ -22,11 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-json load_fixture(const std::string& name) {
-  std::ifstream f(test::fixture_path(name));
-  if (!f) throw std::runtime_error("cannot open fixture " + name);
-  return json::parse(f);
-}
+using test::load_fixture;
 
 std::vector<float> concat_params(const json& list) {
   std::vector<float> out;

@@ -48,13 +48,7 @@ std::string make_checkpoint(const TempDir& dir) {
   return path;
 }
 
-void expect_fails(const std::string& args, int code, const std::string& needle) {
-  const auto r = run_cli(args);
-  EXPECT_EQ(r.exit_code, code) << args << "\n" << r.output;
-  EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
-  EXPECT_LT(std::count(r.output.begin(), r.output.end(), '\n'), 3) << "one clear line:\n"
-                                                                   << r.output;
-}
+using test::expect_fails;
 
 TEST(PlotCli, DataAndForwardPngsHaveTheLibrarysLayout) {
   TempDir dir;

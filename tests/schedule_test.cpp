@@ -21,11 +21,7 @@ namespace {
 
 using nlohmann::json;
 
-json load_fixture(const std::string& name) {
-  std::ifstream f(test::fixture_path(name));
-  if (!f) throw std::runtime_error("cannot open fixture " + name);
-  return json::parse(f);
-}
+using test::load_fixture;
 
 const std::vector<double>& field(const Schedule& s, const std::string& name) {
   if (name == "beta") return s.beta;

@@ -1,7 +1,9 @@
 #include "test_util.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -40,8 +42,22 @@ CommandResult run_cli(const std::string& args) {
   return run_shell(std::string("'") + DIFFUSE_CLI + "' " + args);
 }
 
+void expect_fails(const std::string& args, int code, const std::string& needle) {
+  const auto r = run_cli(args);
+  EXPECT_EQ(r.exit_code, code) << args << "\n" << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
+  EXPECT_LT(std::count(r.output.begin(), r.output.end(), '\n'), 3) << "one clear line:\n"
+                                                                   << r.output;
+}
+
 std::string fixture_path(const std::string& name) {
   return std::string(DIFFUSE_FIXTURES) + "/" + name;
+}
+
+nlohmann::json load_fixture(const std::string& name) {
+  std::ifstream f(fixture_path(name));
+  if (!f) throw std::runtime_error("cannot open fixture " + name);
+  return nlohmann::json::parse(f);
 }
 
 bool file_exists(const std::string& path) { return std::filesystem::exists(path); }

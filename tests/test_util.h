@@ -1,6 +1,7 @@
 // Shared helpers for the tests: scratch folders, running the diffuse command, reading fixtures.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace diffuse::test {
@@ -26,10 +27,15 @@ struct CommandResult {
 
 // Runs the built `diffuse` command with these arguments (a shell fragment).
 CommandResult run_cli(const std::string& args);
+// Expects `diffuse ARGS` to exit with `code` and a short message (at most CLI11's two lines)
+// containing `needle` (the option, file or value at fault).
+void expect_fails(const std::string& args, int code, const std::string& needle);
 // Runs any shell command, capturing stdout and stderr.
 CommandResult run_shell(const std::string& command);
 
 std::string fixture_path(const std::string& name);
+// A JSON fixture from tests/fixtures/ (throws when it is missing).
+nlohmann::json load_fixture(const std::string& name);
 bool file_exists(const std::string& path);
 std::string slurp(const std::string& path);
 
