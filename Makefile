@@ -2,6 +2,7 @@
 PRESET ?= release
 BUILD := build/$(PRESET)
 OUT ?= out
+FUZZ_SECONDS ?= 60
 
 .PHONY: all deps configure build demo test test-dev bench fuzz format tidy clean
 
@@ -25,6 +26,14 @@ test: build
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-dev:
 	@$(MAKE) --no-print-directory test PRESET=dev
+
+# libFuzzer on the CSV reader and the checkpoint loader (clang, ASan, UBSan), FUZZ_SECONDS each,
+# starting from the seeds in fuzz/corpus; prints seconds, executions and findings per target.
+fuzz:
+	@scripts/install-deps.sh --fuzz
+	@cmake -S fuzz -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+	@cmake --build build/fuzz
+	@fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 bench: build
 	$(BUILD)/bench/diffuse_bench

@@ -15,7 +15,12 @@ namespace diffuse::cli {
 namespace {
 
 volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+// The first Ctrl-C / SIGTERM asks for a clean stop; a second one kills at once (the default
+// action), which loses nothing either: every output is renamed into place whole.
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+  std::signal(sig, SIG_DFL);
+}
 
 template <typename Kind>
 std::string choices(const std::vector<std::string>& names) {
@@ -67,8 +72,30 @@ void options_from_json(const nlohmann::json& j, TrainOptions& o) {
   o.train.lr_min = j.at("lr_min").get<double>();
 }
 
-std::string log_csv(const std::vector<EpochStats>& rows) {
-  std::string s = "epoch,mean_loss,last_loss,steps,seconds\n";
+constexpr const char* kLogHeader = "epoch,mean_loss,last_loss,steps,seconds\n";
+
+// The rows of an existing log for epochs up to `epoch` (the run being resumed), header first;
+// a missing or foreign log gives just the header.
+std::string log_rows_until(const std::string& path, int epoch) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error&) {
+    return kLogHeader;
+  }
+  if (text.rfind(kLogHeader, 0) != 0) return kLogHeader;
+  std::string kept = kLogHeader;
+  std::istringstream in(text.substr(std::string_view(kLogHeader).size()));
+  for (std::string line; std::getline(in, line);) {
+    int e = 0;
+    if (std::sscanf(line.c_str(), "%d,", &e) == 1 && e >= 1 && e <= epoch) kept += line + "\n";
+  }
+  return kept;
+}
+
+// earlier: the log of the run being resumed (header and rows), or empty for the header alone.
+std::string log_csv(const std::string& earlier, const std::vector<EpochStats>& rows) {
+  std::string s = earlier.empty() ? std::string(kLogHeader) : earlier;
   char buf[160];
   for (const auto& r : rows) {
     std::snprintf(buf, sizeof buf, "%d,%.9g,%.9g,%lld,%.4f\n", r.epoch, r.mean_loss, r.last_loss,
@@ -188,7 +215,10 @@ Checkpoint run_training(const TrainOptions& opts, const ExtraEpochHook& hook) {
       throw Error(o.resume + ": unreadable training options: " + e.what());
     }
   }
-  if (o.checkpoint_every < 0) throw UsageError("--checkpoint-every: expected >= 0");
+  if (o.checkpoint_every < 0) {
+    throw UsageError("--checkpoint-every: expected >= 0, got " +
+                     std::to_string(o.checkpoint_every));
+  }
   check_writable(o.out, "-o");
   const std::string log_path = o.log.empty() ? default_log_path(o.out) : o.log;
   check_writable(log_path, "--log");
@@ -215,6 +245,16 @@ Checkpoint run_training(const TrainOptions& opts, const ExtraEpochHook& hook) {
   }
 
   const ModelConfig mc{static_cast<int>(ds.x.cols()), o.hidden, schedule.T()};
+  if (resumed) {  // the same data, or the continued run would silently differ
+    if (mc.dim != resumed->model.dim) {
+      throw Error(o.resume + ": the run trained on " + std::to_string(resumed->model.dim) +
+                  " columns but " + o.data + " now has " + std::to_string(mc.dim));
+    }
+    if (norm.mean != resumed->normalization.mean || norm.std != resumed->normalization.std) {
+      throw Error(o.resume + ": " + o.data +
+                  " has changed since the run started (its column means or stds differ)");
+    }
+  }
   validate(mc);
   Model model(mc);
   Rng init_rng = Rng(o.train.seed).fork(0);
@@ -253,6 +293,11 @@ Checkpoint run_training(const TrainOptions& opts, const ExtraEpochHook& hook) {
   };
 
   std::vector<EpochStats> rows;
+  // The log keeps the rows of the run being resumed; the epoch of the newest resumable checkpoint
+  // under o.out (0: none) is named if training fails.
+  const std::string earlier_log =
+      resumed ? log_rows_until(log_path, resumed->train_state->epoch) : std::string();
+  int saved_epoch = resumed && o.resume == o.out ? resumed->train_state->epoch : 0;
   ProgressBar progress(stderr);
   g_stop_signal = 0;
   auto old_int = std::signal(SIGINT, on_stop_signal);
@@ -265,18 +310,32 @@ Checkpoint run_training(const TrainOptions& opts, const ExtraEpochHook& hook) {
     }
   } restore{old_int, old_term};
 
-  train(trainer, [&](const EpochStats& s, const Trainer& tr) {
-    rows.push_back(s);
-    if (!o.quiet) progress.update(s);
-    if (hook) hook(s, tr, schedule, norm);
-    if (o.checkpoint_every > 0 && s.epoch % o.checkpoint_every == 0 && s.epoch < s.epochs) {
-      save_checkpoint(o.out, make_checkpoint(true));
-      write_file_atomic(log_path, log_csv(rows));
+  try {
+    train(trainer, [&](const EpochStats& s, const Trainer& tr) {
+      rows.push_back(s);
+      if (!o.quiet) progress.update(s);
+      if (hook) hook(s, tr, schedule, norm);
+      if (o.checkpoint_every > 0 && s.epoch % o.checkpoint_every == 0 && s.epoch < s.epochs) {
+        save_checkpoint(o.out, make_checkpoint(true));
+        saved_epoch = s.epoch;
+        write_file_atomic(log_path, log_csv(earlier_log, rows));
+      }
+      return g_stop_signal == 0;
+    });
+  } catch (const Error& e) {  // e.g. the loss became NaN: keep the log and say what is left
+    if (!o.quiet) progress.finish();
+    try {
+      write_file_atomic(log_path, log_csv(earlier_log, rows));
+    } catch (const Error&) {
+      // the training error matters more
     }
-    return g_stop_signal == 0;
-  });
+    throw Error(std::string(e.what()) +
+                (saved_epoch > 0 ? "; the last good checkpoint (epoch " +
+                                       std::to_string(saved_epoch) + ") is " + o.out
+                                 : "; no checkpoint was saved (--checkpoint-every N keeps one)"));
+  }
   if (!o.quiet) progress.finish();
-  write_file_atomic(log_path, log_csv(rows));
+  write_file_atomic(log_path, log_csv(earlier_log, rows));
 
   if (!trainer.done()) {
     save_checkpoint(o.out, make_checkpoint(true));

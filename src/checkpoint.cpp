@@ -738,7 +738,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
 
 Checkpoint load_checkpoint(const std::string& path) {
   const std::string bytes = read_file(path);
-  return checkpoint_from(parse_safetensors(bytes, path), path);
+  return parse_checkpoint(bytes, path);
+}
+
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& source) {
+  return checkpoint_from(parse_safetensors(bytes, source), source);
 }
 
 }  // namespace diffuse

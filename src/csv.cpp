@@ -1,5 +1,6 @@
 // CSV of numbers: a streaming reader (fixed-size chunks, std::from_chars) that names the file and
 // line of every defect, and an atomic %.9g writer. Not a general CSV parser: no quoted fields.
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -44,6 +45,11 @@ class LineReader {
     std::setvbuf(f_.get(), nullptr, _IONBF, 0);  // we buffer ourselves; avoid a second copy
     buf_.resize(kChunkBytes + kCsvMaxLineBytes + 1);
   }
+  // Bytes in memory instead of a file (same lines, same errors); `source` names them in messages.
+  // The buffer need not exceed the bytes: one refill then reads them all.
+  LineReader(std::string_view bytes, const std::string& source) : path_(source), mem_(bytes) {
+    buf_.resize(std::min(kChunkBytes + kCsvMaxLineBytes, bytes.size()) + 1);
+  }
 
   // The next line without its "\n" or "\r\n"; false at the end of the file.
   bool next(std::string_view& line) {
@@ -73,9 +79,9 @@ class LineReader {
       std::memmove(buf_.data(), start, avail);
       begin_ = 0;
       end_ = avail;
-      const size_t got = std::fread(buf_.data() + end_, 1, buf_.size() - end_, f_.get());
+      const size_t got = refill(buf_.data() + end_, buf_.size() - end_);
       if (got == 0) {
-        if (std::ferror(f_.get())) {
+        if (f_ && std::ferror(f_.get())) {
           throw Error(path_ + ":" + std::to_string(line_no_ + 1) +
                       ": read failed: " + std::strerror(errno));
         }
@@ -88,6 +94,14 @@ class LineReader {
   int64_t line_no() const { return line_no_; }
 
  private:
+  size_t refill(char* dst, size_t n) {
+    if (f_) return std::fread(dst, 1, n, f_.get());
+    n = std::min(n, mem_.size());
+    if (n > 0) std::memcpy(dst, mem_.data(), n);
+    mem_.remove_prefix(n);
+    return n;
+  }
+
   [[noreturn]] void too_long() const {
     throw Error(path_ + ":" + std::to_string(line_no_) + ": line longer than " +
                 std::to_string(kCsvMaxLineBytes >> 20) +
@@ -98,7 +112,8 @@ class LineReader {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
   std::string path_;
-  std::unique_ptr<std::FILE, Closer> f_;
+  std::unique_ptr<std::FILE, Closer> f_;  // null when reading mem_
+  std::string_view mem_;                  // the bytes not yet copied into buf_
   std::vector<char> buf_;
   size_t begin_ = 0, end_ = 0,
          scanned_ = 0;  // [begin_, end_) unread; [begin_, +scanned_) has no \n
@@ -168,8 +183,7 @@ class CsvParser {
  public:
   explicit CsvParser(std::string path) : path_(std::move(path)) {}
 
-  Dataset read() {
-    LineReader in(path_);
+  Dataset read(LineReader& in) {
     std::string_view line;
     bool first = true;
     int64_t last_line = 0;
@@ -350,7 +364,15 @@ class CsvParser {
 
 }  // namespace
 
-Dataset read_csv(const std::string& path) { return CsvParser(path).read(); }
+Dataset read_csv(const std::string& path) {
+  LineReader in(path);
+  return CsvParser(path).read(in);
+}
+
+Dataset parse_csv(std::string_view text, const std::string& source) {
+  LineReader in(text, source);
+  return CsvParser(source).read(in);
+}
 
 void write_csv(const std::string& path, const Points& x, const std::vector<std::string>& columns) {
   if (x.cols() < 1) throw Error(path + ": cannot write points with no columns");

@@ -32,7 +32,8 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   const std::string dir = parent_of(path_);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw Error(path_ + ": cannot write: folder '" + dir + "' does not exist");
+    throw Error(path_ + ": cannot write: '" + dir + "' " +
+                (fs::exists(dir, ec) ? "is a file, not a folder" : "does not exist"));
   }
   if (fs::is_directory(path_, ec)) throw Error(path_ + ": cannot write: it is a folder");
   tmp_ = path_ + ".tmp-XXXXXX";
@@ -99,12 +100,21 @@ void check_writable(const std::string& path, const std::string& option) {
   const std::string dir = parent_of(path);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw UsageError(option + " " + path + ": folder '" + dir + "' does not exist");
-  }
-  if (::access(dir.c_str(), W_OK) != 0) {
-    throw UsageError(option + " " + path + ": folder '" + dir + "' is not writable");
+    throw UsageError(option + " " + path + ": " +
+                     (fs::exists(dir, ec) ? "'" + dir + "' is a file, not a folder"
+                                          : "folder '" + dir + "' does not exist"));
   }
   if (fs::is_directory(path, ec)) throw UsageError(option + " " + path + ": is a folder");
+  // access() says yes to root everywhere, even on read-only file systems: create (and remove) the
+  // temporary file AtomicFile would.
+  std::string probe = path + ".tmp-XXXXXX";
+  const int fd = mkstemp(probe.data());
+  if (fd < 0) {
+    throw UsageError(option + " " + path + ": cannot write in folder '" + dir +
+                     "': " + std::strerror(errno));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 }  // namespace diffuse

@@ -264,5 +264,34 @@ TEST_F(CsvErrors, VeryLongLines) {
   EXPECT_EQ(d.x.cols(), static_cast<Eigen::Index>((ok.size() + 1) / 2));
 }
 
+// parse_csv (bytes in memory, as the fuzzer uses it) gives what read_csv gives for the same bytes:
+// the same points and names, or the same message with the source in place of the path.
+TEST_F(CsvErrors, ParseCsvInMemoryMatchesReadCsv) {
+  const std::string path = dir_.file("same.csv");
+  write_csv(path, awkward_points(120000, 8, 3), {"a", "b", "c", "d", "e", "f", "g", "h"});
+  const std::string big = test::slurp(path);  // ~11 MB: lines straddle the 4 MiB refills
+  for (const std::string& bytes :
+       {big, std::string("\xEF\xBB\xBF# c\r\nx\r\n1\r\n-2"), std::string("7\n")}) {
+    put(path, bytes);
+    const Dataset a = read_csv(path);
+    const Dataset b = parse_csv(bytes, path);
+    EXPECT_TRUE(bitwise_equal(a.x, b.x));
+    EXPECT_EQ(a.columns, b.columns);
+  }
+  const std::string no_newline(3 * kCsvMaxLineBytes, '1');
+  for (const std::string& bytes : {std::string(), std::string("x,y\n1,2\n3\n"), no_newline,
+                                   std::string("x\n1\n") + std::string(kCsvMaxLineBytes + 1, '2'),
+                                   std::string("1,2\n3,4\n5,\0\0\x01", 13)}) {
+    const std::string from_file = error_for(bytes);
+    ASSERT_FALSE(from_file.empty());
+    try {
+      parse_csv(bytes, dir_.file("bad.csv"));
+      ADD_FAILURE() << "parse_csv accepted what read_csv rejects: " << from_file;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.what(), from_file);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace diffuse

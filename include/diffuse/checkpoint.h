@@ -53,6 +53,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // Validates everything (header, JSON, names, shapes, dtype, offsets, version, metadata against
 // tensors) and throws Error "PATH: what is wrong" on the first problem.
 Checkpoint load_checkpoint(const std::string& path);
+// The same from the file's bytes in memory (tests, fuzzing); `source` starts every message.
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& source);
 
 // ---- generic safetensors (used by the above and by tests for fixtures) ----
 struct RawTensor {

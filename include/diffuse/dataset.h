@@ -70,6 +70,8 @@ inline constexpr std::size_t kCsvMaxLineBytes = std::size_t{1} << 20;
 // Spaces around fields, CRLF endings and a UTF-8 BOM are accepted. Streams the file in fixed-size
 // chunks.
 Dataset read_csv(const std::string& path);
+// The same from text in memory (tests, fuzzing); `source` takes the path's place in messages.
+Dataset parse_csv(std::string_view text, const std::string& source);
 // Writes atomically (temporary file in the same folder, then rename). Header when columns given.
 // Numbers as %.9g, which round-trips every float. Throws Error (nothing written) on NaN/Inf or a
 // column count that does not match the names.

@@ -1,0 +1,619 @@
+// End-to-end reliability of the `diffuse` command: every bad CSV, checkpoint, option and output
+// path ends in one "diffuse: error:" line with exit 2 (usage) or 1, and leaves no output; Ctrl-C,
+// SIGTERM and SIGKILL of a real training process lose nothing, and --resume continues bit for bit;
+// a diverging run keeps its last good checkpoint. The parsers' exact messages are in csv_test and
+// checkpoint_test; this file checks what a user of the command sees.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "diffuse/checkpoint.h"
+#include "diffuse/dataset.h"
+#include "diffuse/error.h"
+#include "test_util.h"
+
+namespace diffuse {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+using test::TempDir;
+
+void put(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(f.good()) << path;
+}
+
+// Runs the command and checks what the user sees: this exit code and exactly one line,
+// "diffuse: error: " + a text that starts with `prefix` and contains `needle`.
+void expect_error(const std::string& args, int code, const std::string& prefix,
+                  const std::string& needle) {
+  const auto r = run_cli(args);
+  EXPECT_EQ(r.exit_code, code) << args << "\n" << r.output;
+  const std::string head = "diffuse: error: " + prefix;
+  EXPECT_EQ(r.output.rfind(head, 0), 0u) << args << "\nexpected to start with: " << head << "\n"
+                                         << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line:\n" << r.output;
+}
+
+// Files (other than `keep`) in a folder: a failed command must not leave any behind.
+std::vector<std::string> files_in(const std::string& dir, const std::vector<std::string>& keep) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (std::find(keep.begin(), keep.end(), name) == keep.end()) out.push_back(name);
+  }
+  return out;
+}
+
+bool bits_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Rows of a training log (without the header); epochs[i] is the first field of row i.
+std::vector<int> log_epochs(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "epoch,mean_loss,last_loss,steps,seconds") << path;
+  std::vector<int> epochs;
+  while (std::getline(in, line)) epochs.push_back(std::stoi(line));
+  return epochs;
+}
+
+std::vector<int> one_to(int n) {
+  std::vector<int> v(n);
+  for (int i = 0; i < n; ++i) v[i] = i + 1;
+  return v;
+}
+
+// ---- a real child process, for signals ------------------------------------------------------
+
+class Child {
+ public:
+  // Starts `diffuse ARGS...` with stdout and stderr going to output_path.
+  Child(const std::vector<std::string>& args, const std::string& output_path) {
+    std::vector<std::string> all = {DIFFUSE_CLI};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = ::open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd < 0) _exit(126);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGKILL);
+      wait();
+    }
+  }
+  bool started() const { return pid_ > 0; }
+  // Exit code, or 128 + signal.
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    exited_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  bool running() {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == 0) return true;
+    exited_ = true;
+    code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  int code() const { return code_; }
+  void signal(int sig) { ::kill(pid_, sig); }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int code_ = -1;
+};
+
+ino_t inode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// Waits (up to a minute, for sanitizer builds) until the child has renamed a new file into place
+// at path (its inode differs from `before`; 0: until it exists) or has ended.
+bool wait_for_file(Child& child, const std::string& path, ino_t before = 0) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const ino_t now = inode(path);
+    if (now != 0 && now != before) return true;
+    if (!child.running()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+std::vector<std::string> split_args(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ' ') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+// ---- bad CSV input ---------------------------------------------------------------------------
+
+TEST(BadCsv, EachDefectIsOneLineNamingFileAndLineAndNothingIsWritten) {
+  TempDir dir;
+  const std::string out = " -q -o " + dir.file("m.safetensors");
+  struct Case {
+    const char* name;
+    std::string bytes;
+    std::string where;  // after the path
+    const char* needle;
+  };
+  const std::vector<Case> cases = {
+      {"empty.csv", "", ":1: ", "the file is empty"},
+      {"header.csv", "x,y\n", ":1: ", "only a header"},
+      {"comments.csv", "# nothing\n\n", ":2: ", "only blank lines and comments"},
+      {"ragged.csv", "x,y\n1,2\n3\n", ":3: ", "expected 2 fields, found 1"},
+      {"text.csv", "x,y\n1,2\n3,abc\n", ":3: ", "'abc' is not a number"},
+      {"nan.csv", "x,y\nnan,2\n", ":2: ", "is NaN, expected a finite number"},
+      {"inf.csv", "x,y\n1,2\n1,-inf\n", ":3: ", "is infinite, expected a finite number"},
+      {"huge.csv", "x,y\n1e400,2\n", ":2: ", "'1e400' is too large for a float"},
+      {"binary.csv", std::string("x,y\n1,\0\x02\n", 9), ":2: ", "not a text CSV file"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = dir.file(c.name);
+    put(path, c.bytes);
+    expect_error("train --data " + path + out, 1, path + c.where, c.needle);
+    // The same reader behind `eval`.
+    expect_error("eval " + path + " --against moons", 1, path + c.where, c.needle);
+  }
+  expect_error("train --data " + dir.file("missing.csv") + out, 1, dir.file("missing.csv") + ": ",
+               "no such file");
+  expect_error("eval " + dir.file("missing.csv") + " --against moons", 1,
+               dir.file("missing.csv") + ": ", "no such file");
+  // A folder given as data.
+  expect_error("train --data " + dir.path() + "/" + out, 1, dir.path(), "is a folder");
+  std::vector<std::string> inputs;
+  for (const Case& c : cases) inputs.push_back(c.name);
+  EXPECT_EQ(files_in(dir.path(), inputs), std::vector<std::string>{}) << "no output after errors";
+}
+
+TEST(BadCsv, AGigabyteLineStopsAtTheLimitAndACheckpointIsNotCsv) {
+  TempDir dir;
+  // 1 GiB with no newline after the header: sparse, so it costs no disk; the reader must stop
+  // after 1 MiB instead of reading (or allocating) the whole line.
+  const std::string big = dir.file("one_line.csv");
+  put(big, "x,y\n1");
+  ASSERT_EQ(::truncate(big.c_str(), off_t{1} << 30), 0);
+  expect_error("train --data " + big + " -q -o " + dir.file("m.safetensors"), 1,
+               big + ":2: ", "line longer than 1 MiB");
+
+  // A checkpoint passed where a CSV belongs: binary bytes on line 1.
+  ASSERT_EQ(run_cli("train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 --steps 2 -q "
+                    "-o " +
+                    dir.file("m.safetensors"))
+                .exit_code,
+            0);
+  expect_error("train --data " + dir.file("m.safetensors") + " -q -o " + dir.file("n.safetensors"),
+               1, dir.file("m.safetensors") + ":1: ", "not a text CSV file");
+  EXPECT_FALSE(test::file_exists(dir.file("n.safetensors")));
+}
+
+TEST(BadCsv, ColumnsThatDoNotMatch) {
+  TempDir dir;
+  put(dir.file("two.csv"), "a,b\n1,2\n3,4\n5,6\n7,8\n9,1\n");
+  put(dir.file("three.csv"), "a,b,c\n1,2,3\n3,4,5\n5,6,7\n7,8,9\n9,1,2\n");
+  expect_error("eval " + dir.file("two.csv") + " --against " + dir.file("three.csv"), 1,
+               dir.file("three.csv") + ": ", "has 3 columns but the samples have 2");
+  expect_error("eval " + dir.file("three.csv") + " --against moons", 1, "samples have 3 columns",
+               "'moons' is 2-D");
+  // Fewer rows than a batch: a usage error naming the option and the data size.
+  expect_error("train --data " + dir.file("two.csv") + " -q -o " + dir.file("m.safetensors"), 2,
+               "--batch-size: ", "larger than the data");
+}
+
+// ---- bad checkpoints -------------------------------------------------------------------------
+
+class BadCheckpoint : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    good_ = dir_->file("good.safetensors");
+    const auto r = run_cli(
+        "train --data moons -n 64 --batch-size 64 --epochs 2 --hidden 2 "
+        "--steps 3 -q -o " +
+        good_);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    bytes_ = test::slurp(good_);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  // Writes bytes to NAME and checks `diffuse sample` on it: exit 1, one line naming the file.
+  static void expect_rejected(const std::string& name, const std::string& bytes,
+                              const std::string& needle) {
+    const std::string path = dir_->file(name);
+    put(path, bytes);
+    const std::string out = dir_->file("samples.csv");
+    expect_error("sample " + path + " -n 5 -o " + out, 1, path + ": ", needle);
+    EXPECT_FALSE(test::file_exists(out)) << name;
+  }
+  static std::string with(void (*edit)(SafeTensors&)) {
+    SafeTensors st = parse_safetensors(bytes_, good_);
+    edit(st);
+    return serialize_safetensors(st);
+  }
+  static uint64_t header_length() {
+    uint64_t n = 0;
+    std::memcpy(&n, bytes_.data(), 8);
+    return n;
+  }
+  static TempDir* dir_;
+  static std::string good_, bytes_;
+};
+TempDir* BadCheckpoint::dir_ = nullptr;
+std::string BadCheckpoint::good_, BadCheckpoint::bytes_;
+
+TEST_F(BadCheckpoint, NotSafetensorsOrCut) {
+  expect_rejected("empty.safetensors", "", "too short for safetensors");
+  expect_error("sample " + dir_->file("none.safetensors") + " -o " + dir_->file("s.csv"), 1,
+               dir_->file("none.safetensors") + ": ", "no such file");
+  expect_rejected("csv.safetensors", "x,y\n1,2\n3,4\n5,6\n", "is larger than the file");
+  expect_rejected("png.safetensors", std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16),
+                  "is larger than the file");
+  std::string longer = bytes_;
+  const uint64_t too_long = bytes_.size();
+  std::memcpy(longer.data(), &too_long, 8);
+  expect_rejected("length.safetensors", longer, "is larger than the file");
+  // Cut inside the length, inside the header, at the data, inside the data, one byte short.
+  const uint64_t h = header_length();
+  for (size_t cut : {size_t{5}, size_t{8}, size_t{40}, size_t(8 + h - 1), size_t(8 + h),
+                     size_t(8 + h + 13), bytes_.size() - 1}) {
+    expect_rejected("cut" + std::to_string(cut) + ".safetensors", bytes_.substr(0, cut), "");
+  }
+}
+
+TEST_F(BadCheckpoint, MalformedHeader) {
+  std::string bad = bytes_;
+  bad[9] = '!';  // the opening quote of the first key
+  expect_rejected("json.safetensors", bad, "header is not valid JSON at file offset 9");
+  bad = bytes_;
+  const size_t f32 = bad.find("\"F32\"");
+  ASSERT_NE(f32, std::string::npos);
+  bad.replace(f32, 5, "\"F16\"");
+  expect_rejected("dtype.safetensors", bad, "only F32 and F64 can be read");
+}
+
+TEST_F(BadCheckpoint, TensorsMissingExtraOrMisshapen) {
+  expect_rejected("missing_tensor.safetensors",
+                  with([](SafeTensors& st) { st.tensors.erase("lin4.bias"); }),
+                  "missing model tensor(s): lin4.bias");
+  expect_rejected("extra_tensor.safetensors", with([](SafeTensors& st) {
+                    st.tensors["lin5.weight"] = {"F32", {1}, {0.5f}};
+                  }),
+                  "unexpected tensor(s): \"lin5.weight\"");
+  expect_rejected("shape.safetensors", with([](SafeTensors& st) {
+                    st.tensors["lin2.lin.bias"].shape = {1, 2};
+                  }),
+                  "tensor lin2.lin.bias has shape [1, 2], expected [2]");
+  expect_rejected("nan.safetensors",
+                  with([](SafeTensors& st) { st.tensors["lin3.lin.weight"].data[1] = NAN; }),
+                  "non-finite value (nan) at index 1");
+}
+
+TEST_F(BadCheckpoint, MetadataNewerOrContradictory) {
+  expect_rejected("version.safetensors",
+                  with([](SafeTensors& st) { st.metadata["format_version"] = "2"; }),
+                  "written by a newer diffuse: version 2");
+  expect_rejected("hidden.safetensors", with([](SafeTensors& st) { st.metadata["hidden"] = "3"; }),
+                  "metadata says hidden=3 but tensor lin1.lin.weight is 2 wide");
+  expect_rejected("steps.safetensors", with([](SafeTensors& st) { st.metadata["T"] = "4"; }),
+                  "metadata says T=4 but tensor lin1.embed.weight has 3 rows");
+  expect_rejected("format.safetensors", with([](SafeTensors& st) { st.metadata.erase("format"); }),
+                  "not a diffuse checkpoint");
+  expect_rejected("norm.safetensors", with([](SafeTensors& st) {
+                    st.metadata["normalization"] = R"({"mean": [0, 0], "std": [1, -1]})";
+                  }),
+                  "std[1] is -1, must be > 0");
+}
+
+TEST_F(BadCheckpoint, EveryCommandThatLoadsOneSaysTheSame) {
+  const std::string cut = dir_->file("cut.safetensors");
+  put(cut, bytes_.substr(0, bytes_.size() / 2));
+  const std::string d = dir_->path() + "/";
+  expect_error("plot reverse " + cut + " -o " + d + "r.png", 1, cut + ": ", "");
+  expect_error("animate " + cut + " -o " + d + "a.gif", 1, cut + ": ", "");
+  expect_error("train --resume " + cut + " -q -o " + d + "m.safetensors", 1, cut + ": ", "");
+  expect_error("plot schedule --model " + cut + " -o " + d + "s.png", 1, cut + ": ", "");
+  // A finished model has no training state to continue.
+  expect_error("train --resume " + good_ + " -q -o " + d + "m.safetensors", 1, good_ + ": ",
+               "has no training state to resume");
+  for (const char* f : {"r.png", "a.gif", "m.safetensors", "s.png"}) {
+    EXPECT_FALSE(test::file_exists(d + f)) << f;
+  }
+}
+
+// ---- bad options and output paths ------------------------------------------------------------
+
+TEST(BadOptions, EachNamesTheOptionAndExitsTwo) {
+  TempDir dir;
+  const std::string m = " -q -o " + dir.file("m.safetensors");
+  // Not already in cli_e2e_test's UsageErrorsExitTwoNamingTheOption.
+  expect_error("train --steps 0" + m, 2, "--steps: ", "at least 2");
+  expect_error("train --steps -3" + m, 2, "--steps: ", "at least 2");
+  expect_error("train --beta-start 1" + m, 2, "--beta-start: ", "(0, 1)");
+  expect_error("train --beta-end 0" + m, 2, "--beta-end: ", "(0, 1)");
+  expect_error("train --beta-start nan" + m, 2, "--beta-start: ", "(0, 1)");
+  expect_error("train --lr inf" + m, 2, "--lr: ", "positive learning rate");
+  expect_error("train --batch-size -1" + m, 2, "--batch-size: ", "at least 1");
+  expect_error("train --hidden 0" + m, 2, "--hidden: ", "at least 1");
+  expect_error("train --checkpoint-every -1" + m, 2, "--checkpoint-every: ", "got -1");
+  expect_error("train --lr-schedule step" + m, 2, "--lr-schedule: ", "'step'");
+  expect_error("train --ema 1" + m, 2, "--ema: ", "[0, 1)");
+  expect_error("train --threads 0" + m, 2, "--threads: ", "got 0");
+  expect_error("train -n 0" + m, 2, "-n: ", "got 0");
+  expect_error("train --noise -1" + m, 2, "--noise: ", ">= 0");
+  put(dir.file("x.csv"), "x,y\n1,2\n3,4\n5,6\n7,8\n");
+  expect_error("eval " + dir.file("x.csv") + " --against heart", 2, "unknown data 'heart'",
+               "moons");
+  expect_error("plot schedule --steps 1 -o " + dir.file("s.png"), 2, "--steps: ", "at least 2");
+
+  ASSERT_EQ(run_cli("train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 --steps 3" + m)
+                .exit_code,
+            0);
+  const std::string s = "sample " + dir.file("m.safetensors") + " -o " + dir.file("s.csv");
+  expect_error(s + " -n 0", 2, "-n: ", "at least 1 sample, got 0");
+  expect_error(s + " --sampler euler", 2, "--sampler: ", "'euler', expected one of ddpm");
+  expect_error(s + " --variance wide", 2, "--variance: ", "'wide'");
+  expect_error(s + " --threads 0", 2, "--threads: ", "at least 1");
+  expect_error(s + " --sampler ddim --nfe 4", 2, "--nfe: ", "got 4");
+  expect_error(s + " --sampler ddim --eta 2", 2, "--eta: ", "[0, 1]");
+  EXPECT_EQ(files_in(dir.path(), {"m.safetensors", "m.log.csv", "x.csv"}),
+            std::vector<std::string>{});
+}
+
+// True when a file can be created in dir (root can write almost anywhere).
+bool can_create_in(const std::string& dir) {
+  std::string probe = dir + "/probe-XXXXXX";
+  const int fd = mkstemp(probe.data());
+  if (fd < 0) return false;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return true;
+}
+
+TEST(BadOptions, OutputPathsAreCheckedBeforeAnyWork) {
+  TempDir dir;
+  const std::string file = dir.file("plain.txt");
+  put(file, "not a folder\n");
+  const std::string train = "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 -q ";
+  expect_error(train + "-o " + dir.file("missing/m.safetensors"), 2, "-o ", "does not exist");
+  expect_error(train + "-o " + file + "/m.safetensors", 2,
+               "-o " + file + "/m.safetensors: ", "'" + file + "' is a file, not a folder");
+  expect_error(train + "-o " + dir.path(), 2, "-o " + dir.path() + ": ", "is a folder");
+  expect_error(train + "-o " + dir.file("m.safetensors") + " --log " + file + "/log.csv", 2,
+               "--log ", "is a file, not a folder");
+  expect_error("data moons -o " + file + "/d.csv", 2, "-o ", "is a file, not a folder");
+  expect_error("plot data moons -o " + file + "/d.png", 2, "-o ", "is a file, not a folder");
+
+  // A folder that exists but cannot be written: as root (permissions do not stop root) use /sys,
+  // where nobody can create files; otherwise a folder without write permission.
+  std::string locked = dir.file("locked");
+  if (::geteuid() == 0) {
+    locked = "/sys";
+  } else {
+    ASSERT_EQ(::mkdir(locked.c_str(), 0500), 0);
+  }
+  if (can_create_in(locked)) GTEST_SKIP() << locked << " is writable here";
+  expect_error(train + "-o " + locked + "/m.safetensors", 2,
+               "-o " + locked + "/m.safetensors: ", "cannot write in folder '" + locked + "'");
+  // The log is checked too, before training: no checkpoint appears next to it.
+  expect_error(train + "-o " + dir.file("m.safetensors") + " --log " + locked + "/log.csv", 2,
+               "--log " + locked + "/log.csv: ", "cannot write");
+  expect_error("data moons -o " + locked + "/d.csv", 2, "-o ", "cannot write");
+  expect_error("plot data moons -o " + locked + "/d.png", 2, "-o ", "cannot write");
+  EXPECT_EQ(files_in(dir.path(), {"plain.txt", "locked"}), std::vector<std::string>{});
+  if (::geteuid() != 0) ::chmod(locked.c_str(), 0700);
+}
+
+// ---- interrupts and resume -------------------------------------------------------------------
+
+// Trains uninterrupted, then again with --checkpoint-every 1 in a child process that gets `sig`
+// after its first checkpoint; resumes it and checks the weights are the same bit for bit.
+void interrupt_and_resume(const std::string& options, int epochs, int sig, TempDir& dir) {
+  const std::string run = options + " --epochs " + std::to_string(epochs) + " -q";
+  const auto full = run_cli("train " + run + " -o " + dir.file("full.safetensors"));
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+
+  const std::string part = dir.file("part.safetensors");
+  {
+    Child child(split_args("train " + run + " --checkpoint-every 1 -o " + part),
+                dir.file("child.txt"));
+    ASSERT_TRUE(child.started());
+    ASSERT_TRUE(wait_for_file(child, part)) << test::slurp(dir.file("child.txt"));
+    child.signal(sig);
+    EXPECT_EQ(child.wait(), 130) << "the run finished before the signal? "
+                                 << test::slurp(dir.file("child.txt"));
+  }
+  const std::string said = test::slurp(dir.file("child.txt"));
+  EXPECT_NE(said.find("diffuse: interrupted at epoch "), std::string::npos) << said;
+  EXPECT_NE(said.find("--resume " + part), std::string::npos) << said;
+
+  const Checkpoint stopped = load_checkpoint(part);
+  ASSERT_TRUE(stopped.train_state.has_value());
+  const int at = stopped.train_state->epoch;
+  EXPECT_GE(at, 1);
+  EXPECT_LT(at, epochs);
+  EXPECT_EQ(log_epochs(dir.file("part.log.csv")), one_to(at));
+
+  const auto resumed = run_cli("train --resume " + part + " -q -o " + part);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const Checkpoint a = load_checkpoint(dir.file("full.safetensors"));
+  const Checkpoint b = load_checkpoint(part);
+  EXPECT_FALSE(b.train_state.has_value()) << "a finished run saves the plain model";
+  EXPECT_TRUE(bits_equal(a.params, b.params)) << "stopped at epoch " << at;
+  EXPECT_EQ(b.info.at("epochs"), std::to_string(epochs));
+  // The resumed log has every epoch once: the rows before the interrupt are kept.
+  EXPECT_EQ(log_epochs(dir.file("part.log.csv")), one_to(epochs));
+}
+
+TEST(Interrupt, SigintThenResumeGivesTheSameWeightsBitForBit) {
+  TempDir dir;
+  interrupt_and_resume("--data moons -n 20000 --hidden 16 --seed 5", 40, SIGINT, dir);
+}
+
+TEST(Interrupt, SigtermWithTwoThreadsEmaAndCsvDataThenResume) {
+  TempDir dir;
+  const std::string csv = dir.file("points.csv");
+  Points x = make_shape(Shape::kEightGaussians, 8000, 0.1, 9);
+  x = (x.array() * 3.0f + 1.0f).matrix();  // not standardized: the run must standardize
+  write_csv(csv, x, {"u", "v"});
+  interrupt_and_resume("--data " + csv + " --hidden 16 --seed 7 --threads 2 --ema 0.99", 40,
+                       SIGTERM, dir);
+}
+
+TEST(Interrupt, ResumeRefusesDataThatChanged) {
+  TempDir dir;
+  const std::string csv = dir.file("points.csv");
+  const Points x = make_shape(Shape::kMoons, 20000, 0.1, 9);
+  write_csv(csv, x, {"u", "v"});
+  const std::string part = dir.file("part.safetensors");
+  {
+    Child child(split_args("train --data " + csv +
+                           " --hidden 16 --epochs 40 -q "
+                           "--checkpoint-every 1 -o " +
+                           part),
+                dir.file("child.txt"));
+    ASSERT_TRUE(wait_for_file(child, part)) << test::slurp(dir.file("child.txt"));
+    child.signal(SIGINT);
+    ASSERT_EQ(child.wait(), 130) << test::slurp(dir.file("child.txt"));
+  }
+  const std::string before = test::slurp(part);
+  Points wider(x.rows(), 3);
+  wider << x, x.col(0);
+  write_csv(csv, wider, {"u", "v", "w"});
+  expect_error("train --resume " + part + " -q -o " + part, 1, part + ": ",
+               "the run trained on 2 columns but " + csv + " now has 3");
+  Points moved = x;
+  moved(0, 0) += 1.0f;
+  write_csv(csv, moved, {"u", "v"});
+  expect_error("train --resume " + part + " -q -o " + part, 1, part + ": ",
+               csv + " has changed since the run started");
+  EXPECT_EQ(test::slurp(part), before) << "a refused resume leaves the checkpoint alone";
+}
+
+// SIGKILL cannot be caught: the checkpoint under its final name must still always be whole.
+// Large checkpoints (T = 30000: ~46 MB a save, most of each epoch) and a kill shortly after a save
+// has landed make the kills land inside the next save.
+TEST(Interrupt, SigkillDuringSavesNeverLeavesAHalfWrittenCheckpoint) {
+  TempDir dir;
+  const std::string run =
+      "--data moons -n 256 --batch-size 256 --hidden 32 --steps 30000 --epochs 12 --seed 3 -q";
+  const std::string part = dir.file("part.safetensors");
+  int kills = 0, unfinished = 0;
+  std::vector<std::string> args = split_args("train " + run + " --checkpoint-every 1 -o " + part);
+  bool finished = false;
+  for (int round = 0; round < 5 && !finished; ++round) {
+    const ino_t before = inode(part);
+    Child child(args, dir.file("child.txt"));
+    if (!wait_for_file(child, part, before)) break;  // finished without another save
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 + 10 * round));
+    child.signal(SIGKILL);
+    const int code = child.wait();
+    if (code == 128 + SIGKILL) ++kills;
+    Checkpoint c;
+    ASSERT_NO_THROW(c = load_checkpoint(part)) << "after kill " << kills;
+    finished = !c.train_state.has_value();
+    if (!finished && code == 128 + SIGKILL) ++unfinished;
+    args = split_args("train --resume " + part + " -q --checkpoint-every 1 -o " + part);
+  }
+  EXPECT_GE(unfinished, 1) << "no kill landed before the end of the run";
+  if (!finished) {
+    const auto r = run_cli("train --resume " + part + " -q -o " + part);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  // Killed and resumed any number of times, the result is the uninterrupted run's.
+  ASSERT_EQ(run_cli("train " + run + " -o " + dir.file("full.safetensors")).exit_code, 0);
+  EXPECT_TRUE(bits_equal(load_checkpoint(part).params,
+                         load_checkpoint(dir.file("full.safetensors")).params));
+  int temporaries = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    temporaries += e.path().filename().string().find(".tmp-") != std::string::npos;
+  }
+  std::printf("[ info ] %d kills, %d before the end, %d left a temporary file behind\n", kills,
+              unfinished, temporaries);
+}
+
+// ---- divergence ------------------------------------------------------------------------------
+
+// A learning rate that warms up to 1e9 (10 per step) makes the weights overflow after ~50 steps;
+// one step per epoch and a checkpoint every 5 epochs.
+const char* kDiverging =
+    "train --data moons -n 64 --batch-size 64 --hidden 8 --epochs 3000 --lr 1e9 --warmup 100000000"
+    " -q";
+
+TEST(Divergence, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
+  TempDir dir;
+  const std::string out = dir.file("m.safetensors");
+  const auto r = run_cli(std::string(kDiverging) + " --checkpoint-every 5 -o " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output.rfind("diffuse: error: training diverged: ", 0), 0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  int failed_at = 0, kept = 0;
+  const size_t e = r.output.find("at epoch ");
+  ASSERT_NE(e, std::string::npos) << r.output;
+  failed_at = std::stoi(r.output.substr(e + 9));
+  const size_t k = r.output.find("the last good checkpoint (epoch ");
+  ASSERT_NE(k, std::string::npos) << r.output;
+  kept = std::stoi(r.output.substr(k + 32));
+  EXPECT_NE(r.output.find(") is " + out), std::string::npos) << r.output;
+  EXPECT_GT(failed_at, 5) << "diverged before the first checkpoint: " << r.output;
+  EXPECT_EQ(kept, (failed_at - 1) / 5 * 5);
+
+  const Checkpoint c = load_checkpoint(out);  // whole, finite (load_checkpoint checks)
+  ASSERT_TRUE(c.train_state.has_value());
+  EXPECT_EQ(c.train_state->epoch, kept);
+  // The log has every finished epoch, up to the one before the failure.
+  EXPECT_EQ(log_epochs(dir.file("m.log.csv")), one_to(failed_at - 1));
+}
+
+TEST(Divergence, WithoutCheckpointsNothingIsSavedAndTheMessageSaysSo) {
+  TempDir dir;
+  const std::string out = dir.file("m.safetensors");
+  expect_error(std::string(kDiverging) + " -o " + out, 1,
+               "training diverged: ", "no checkpoint was saved (--checkpoint-every N keeps one)");
+  EXPECT_FALSE(test::file_exists(out));
+}
+
+}  // namespace
+}  // namespace diffuse
