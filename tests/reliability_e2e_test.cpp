@@ -576,11 +576,12 @@ TEST(Interrupt, SigkillDuringSavesNeverLeavesAHalfWrittenCheckpoint) {
 
 // ---- divergence ------------------------------------------------------------------------------
 
-// A learning rate that warms up to 1e9 (10 per step) makes the weights overflow after ~50 steps;
-// one step per epoch and a checkpoint every 5 epochs.
+// A learning rate that warms up by 10 per step (to 3000 over 300 steps, the most warm-up a
+// 3000-step run allows) makes the weights overflow after ~50 steps; one step per epoch and a
+// checkpoint every 5 epochs.
 const char* kDiverging =
-    "train --data moons -n 64 --batch-size 64 --hidden 8 --epochs 3000 --lr 1e9 --warmup 100000000"
-    " -q";
+    "train --data moons -n 64 --batch-size 64 --hidden 8 --epochs 3000 --lr 3000 --warmup 300"
+    " --lr-schedule constant -q";
 
 TEST(Divergence, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
   TempDir dir;
