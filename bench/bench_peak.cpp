@@ -1,0 +1,64 @@
+// The FMA-peak kernel: independent fused multiply-add chains on Eigen packets (the widest SIMD
+// registers this build targets), so every other figure can be read as a share of this machine's
+// peak.
+#include <Eigen/Core>
+#include <algorithm>
+
+#include "bench_util.h"
+
+namespace diffuse::bench {
+namespace {
+
+using Packet = Eigen::internal::packet_traits<float>::type;
+constexpr int kLanes = Eigen::internal::packet_traits<float>::size;
+// Enough independent chains to cover FMA latency x FMA pipes (4 x 2 on Zen 4/5, 4 x 2 on Intel).
+constexpr int kChains = 16;
+
+}  // namespace
+
+// noinline so the compiler cannot fold the chains across calls.
+__attribute__((noinline)) double fma_flops(int64_t iters) {
+  using Eigen::internal::pmadd;
+  using Eigen::internal::pset1;
+  Packet acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = pset1<Packet>(1.0f + 1e-3f * c);
+  // acc = acc * a + b with a just below 1 and b small stays bounded: no overflow, no denormals.
+  Packet a = pset1<Packet>(0.9999999f);
+  Packet b = pset1<Packet>(1e-7f);
+  const double t0 = cpu_s();
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kChains; ++c) acc[c] = pmadd(acc[c], a, b);
+    // Keep a and b opaque so the loop cannot be reduced to a closed form.
+    asm volatile("" : "+x"(a), "+x"(b));
+  }
+  const double seconds = cpu_s() - t0;
+  Packet sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = Eigen::internal::padd(sum, acc[c]);
+  benchmark::DoNotOptimize(Eigen::internal::predux(sum));
+  return 2.0 * kLanes * kChains * static_cast<double>(iters) / seconds;
+}
+
+double fma_peak_flops() {
+  static const double peak = [] {
+    fma_flops(1 << 20);  // warm up (clock ramp, AVX-512 licence)
+    double best = 0;
+    for (int r = 0; r < 5; ++r) best = std::max(best, fma_flops(1 << 21));
+    return best;
+  }();
+  return peak;
+}
+
+namespace {
+
+void BM_FmaPeak(benchmark::State& state) {
+  const int64_t iters = 1 << 16;
+  const double t0 = cpu_s();
+  for (auto _ : state) benchmark::DoNotOptimize(fma_flops(iters));
+  report_flops(state, 2.0 * kLanes * kChains * static_cast<double>(iters), cpu_s() - t0);
+  state.counters["lanes"] = kLanes;
+}
+BENCHMARK(BM_FmaPeak);
+
+}  // namespace
+}  // namespace diffuse::bench
