@@ -41,7 +41,7 @@ void add_demo_command(CLI::App& app) {
 
     // The training data, as the model will see it.
     const Dataset data = load_data(t.data, t.n, t.noise, t.train.seed + 1);
-    write_csv((dir / "data.csv").string(), data.x, {"x", "y"});
+    write_csv((dir / "data.csv").string(), data.x, data.columns);
 
     const Checkpoint ckpt = run_training(t);
     SampleConfig sc;

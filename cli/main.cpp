@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
   diffuse::cli::add_sample_command(app);
   diffuse::cli::add_eval_command(app);
   diffuse::cli::add_demo_command(app);
-  // PLOT diffuse::cli::add_plot_command(app);
-  // PLOT diffuse::cli::add_animate_command(app);
+  diffuse::cli::add_plot_command(app);
+  diffuse::cli::add_animate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -17,8 +17,9 @@ void Adam::step(float* params, const float* grads, double lr) {
   const auto step_size = static_cast<float>(lr / bias_correction1);
   const auto bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
   const auto eps = static_cast<float>(config.eps);
-  const float one_minus_b1 = 1.0f - b1;
-  const float one_minus_b2 = 1.0f - b2;
+  // As torch: 1 - beta is formed in double, then rounded (1.0f - 0.999f is 1.3e-5 off 0.001).
+  const auto one_minus_b1 = static_cast<float>(1.0 - config.beta1);
+  const auto one_minus_b2 = static_cast<float>(1.0 - config.beta2);
   const size_t n = m.size();
   float* __restrict mp = m.data();
   float* __restrict vp = v.data();

@@ -171,6 +171,7 @@ TEST(EndToEnd, LoadedModelSamplesLikeTheInMemoryModel) {
 }
 
 // Issue 2's quality test: a short training reaches a swd_ratio bound the untrained model fails.
+constexpr double kBound = 4.0;
 TEST(EndToEnd, ShortTrainingBeatsTheUntrainedModel) {
   const Points data = make_shape(Shape::kSwissRoll, 10000, 0.1, 1);
   const Schedule sched = make_schedule({});

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diffuse/dataset.h"
@@ -40,7 +41,14 @@ struct Checkpoint {
 };
 
 // Writes atomically. Tensor names: the state_dict keys of param_layout(); train state, when
-// present, as extra tensors "train.adam.m", "train.adam.v", "train.raw" and metadata keys.
+// present, as extra 1-D tensors "train.adam.m", "train.adam.v", "train.raw" (omitted when
+// raw_params is empty) and metadata keys. Metadata (all values strings): "format" = "diffuse",
+// "format_version", "dim", "hidden", "T", "schedule", "beta_start", "beta_end", "cosine_s"
+// (%.17g, exact round trip), optional "normalization" {"mean": [..], "std": [..]} and "columns"
+// [..] as JSON text, "info.KEY" per info entry; with train state "train.epoch", "train.adam.step",
+// "train.adam.lr", "train.adam.beta1", "train.adam.beta2", "train.adam.eps", "train.rng" (JSON
+// array of 4 decimal strings) and "train.config". Throws Error naming path when ckpt is
+// inconsistent (sizes, non-finite weights) instead of writing a file load_checkpoint rejects.
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // Validates everything (header, JSON, names, shapes, dtype, offsets, version, metadata against
 // tensors) and throws Error "PATH: what is wrong" on the first problem.
@@ -56,7 +64,11 @@ struct SafeTensors {
   std::map<std::string, RawTensor> tensors;
   std::map<std::string, std::string> metadata;
 };
+// Reads and checks a whole file (header, JSON, entry fields, offsets contiguous and covering the
+// data, shape against byte count); throws Error "PATH: what is wrong".
 SafeTensors read_safetensors(const std::string& path);
+// The same from bytes in memory; `source` (usually the path) starts every error message.
+SafeTensors parse_safetensors(std::string_view bytes, const std::string& source);
 std::string serialize_safetensors(const SafeTensors& st);  // deterministic bytes (sorted names)
 
 }  // namespace diffuse

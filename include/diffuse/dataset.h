@@ -2,6 +2,7 @@
 // standardization. Not a data-loading framework: everything is an in-memory (N, D) matrix.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,10 +28,22 @@ std::string to_string(Shape s);  // "swiss_roll", "s_curve", "moons", "circles",
                                  // "8gaussians", "25gaussians", "spiral"
 std::optional<Shape> shape_from_string(std::string_view name);
 std::vector<Shape> all_shapes();
-std::string describe(Shape s);  // one line for `diffuse data --list`
+// One line for `diffuse data --list`: the definition, without the name (print to_string first).
+std::string describe(Shape s);
 
 // n points of a built-in shape, (n, 2). noise is the std of the Gaussian added to each point
-// (the tutorial's default 0.1). Same seed, same points.
+// (the tutorial's default 0.1; swiss_roll and s_curve add it before their /10, as sklearn + the
+// tutorial do). Same seed, same points. Throws UsageError for n < 1 ("-n") or a negative or
+// non-finite noise ("--noise"). The definitions (see describe() and src/dataset.cpp):
+//   swiss_roll   sklearn make_swiss_roll columns (0, 2) / 10: t (cos t, sin t), t ~ U[1.5pi, 4.5pi]
+//   s_curve      sklearn make_s_curve columns (0, 2) / 10: (sin t, sign(t)(cos t - 1)),
+//                t ~ U[-1.5pi, 1.5pi]
+//   moons        sklearn make_moons: two evenly sampled half circles of radius 1, shuffled
+//   circles      radius 1 (n/2 points) and radius 0.5 (the rest), angles ~ U[0, 2pi), shuffled
+//   checkerboard uniform on the 8 dark 2x2 squares of a 4x4 board covering [-4, 4]^2
+//   8gaussians   8 equal modes on the circle of radius 2, each N(centre, noise^2 I)
+//   25gaussians  25 equal modes on the grid {-2,-1,0,1,2}^2, each N(centre, noise^2 I)
+//   spiral       Archimedean r = theta / pi, theta = 4pi sqrt(u) (uniform along the arc), r <= 4
 Points make_shape(Shape s, int n, double noise, uint64_t seed);
 
 // For mixture shapes (8gaussians, 25gaussians): the mode centres (K, 2) and the std of each mode
@@ -47,15 +60,25 @@ struct Dataset {
   std::vector<std::string> columns;  // empty when the file had no header
 };
 
+// Lines longer than this are rejected by read_csv (a CSV of numbers never has them; a binary or
+// one-line file would otherwise be read whole into memory).
+inline constexpr std::size_t kCsvMaxLineBytes = std::size_t{1} << 20;
+
 // Reads a CSV of numbers: optional header, comma-separated, blank lines and '#' comments allowed.
 // Throws Error "FILE:LINE: what is wrong" on ragged rows, non-numbers, NaN/Inf/overflow, empty
-// files.
+// files. The first non-blank, non-comment line is a header when its fields are not all numbers.
+// Spaces around fields, CRLF endings and a UTF-8 BOM are accepted. Streams the file in fixed-size
+// chunks.
 Dataset read_csv(const std::string& path);
 // Writes atomically (temporary file in the same folder, then rename). Header when columns given.
+// Numbers as %.9g, which round-trips every float. Throws Error (nothing written) on NaN/Inf or a
+// column count that does not match the names.
 void write_csv(const std::string& path, const Points& x, const std::vector<std::string>& columns);
 
-// "NAME" of a built-in shape (n points, noise, seed) or a path ending in .csv (read whole).
-// Throws UsageError for an unknown name.
+// "NAME" of a built-in shape (n points, noise, seed; columns "x", "y") or a path (contains '/',
+// ends in .csv, or names an existing file; read whole, n/noise/seed unused). A shape name wins
+// over a file of the same name in the current folder (write ./NAME for the file).
+// Throws UsageError for an unknown name, listing the valid ones.
 Dataset load_data(const std::string& name_or_path, int n, double noise, uint64_t seed);
 bool is_shape_name(std::string_view name_or_path);
 

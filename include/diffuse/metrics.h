@@ -3,6 +3,7 @@
 // floor measured between fresh draws themselves. Not a plotting or statistics library.
 #pragma once
 
+#include <Eigen/Core>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -13,14 +14,29 @@
 
 namespace diffuse {
 
-// Sliced Wasserstein-1: `directions` random unit directions (normal, normalized); for each, the
-// exact W1 distance between the two projected empirical distributions (for equal sizes, the mean
-// of |sorted(a.theta) - sorted(b.theta)|); the mean over directions. Computed in double.
+// Sliced Wasserstein-1 (Rabin et al. 2011; Bonneel et al. 2015): `directions` random unit
+// directions theta (D, K) (normals from rng, each column normalized); for each, the exact W1
+// distance between the two projected empirical distributions (for equal sizes, the mean of
+// |sorted(a.theta) - sorted(b.theta)|); the mean over directions. Computed in double.
+// a is (N, D), b is (M, D); any D >= 1, N and M may differ. Throws Error when the D differ.
 double swd(const Points& a, const Points& b, Rng& rng, int directions = 512);
 
-// Unbiased MMD^2 with a Gaussian kernel averaged over bandwidths {1/4, 1/2, 1, 2, 4} times the
-// median pairwise distance of ref's first 1,000 points; a and b use at most max_points rows each.
+// The same with given directions: theta is (D, K), one direction per column, used as given (not
+// normalized here), so results can be compared with another implementation's directions.
+double swd_with_directions(const Points& a, const Points& b, const Eigen::MatrixXd& theta);
+
+// Exact 1-D Wasserstein-1 between two empirical distributions with equal weights per point:
+// the integral over u in (0, 1) of |F_a^-1(u) - F_b^-1(u)|. Both inputs must be sorted ascending.
+double wasserstein1_sorted(const double* a, int64_t n, const double* b, int64_t m);
+
+// Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with a Gaussian kernel averaged over bandwidths
+// h in {1/4, 1/2, 1, 2, 4} times the median pairwise distance of ref's first 1,000 points;
+// a and b use at most max_points rows each. a is (N, D), b is (M, D), ref is (R, D).
 double mmd(const Points& a, const Points& b, const Points& ref, int max_points = 5000);
+
+// The median of the pairwise Euclidean distances (i < j) of x's first max_points rows (x is
+// (N, D)); for an even count the lower of the two middle values, as torch.median returns.
+double median_pairwise_distance(const Points& x, int max_points = 1000);
 
 // Mode coverage for mixture data: share of modes with at least one sample within 3 std, and share
 // of samples within 3 std of some mode.
@@ -30,6 +46,7 @@ struct Coverage {
   double mode_share = 0.0;    // modes_hit / modes
   double sample_share = 0.0;  // samples within 3 std of a mode / n
 };
+// samples is (N, D), modes.centres is (K, D); distances are Euclidean.
 Coverage mode_coverage(const Points& samples, const Modes& modes);
 
 struct EvalResult {
@@ -43,12 +60,17 @@ struct EvalResult {
 // data file (each call a new random half).
 using DrawFn = std::function<Points(Rng& rng)>;
 
-// Each metric is the mean over 5 fresh draws; each floor the mean over 5 pairs of fresh draws.
-// Deterministic for a seed. Coverage is filled when modes is given and not empty.
+// As the reference's main(): with Rng ev(seed), ten fresh draws f[0..9] = fresh(ev); then
+// swd = mean over i < 5 of swd(samples, f[i], ev), swd_floor = mean of swd(f[i], f[i + 5], ev),
+// mmd = mean of mmd(samples, f[i], f[0]), mmd_floor = mean of mmd(f[i], f[i + 5], f[0]),
+// swd_ratio = swd / swd_floor. Deterministic for a seed. Coverage is filled when modes is given
+// and not empty. samples is (N, D).
 EvalResult evaluate(const Points& samples, const DrawFn& fresh, uint64_t seed,
                     const Modes* modes = nullptr);
 
-// Fresh draws for a reference: a shape (n points each) or a file's points (random halves).
+// Fresh draws for a reference: a shape (n points each, seed drawn from the rng) or a file's points
+// (each call an independent random half, floor(N / 2) rows: two draws may share rows, which makes
+// a floor between them a little lower than between disjoint halves).
 DrawFn shape_draws(Shape s, int n, double noise);
 DrawFn halves_draws(const Points& data);
 

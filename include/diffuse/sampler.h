@@ -32,14 +32,16 @@ struct SampleConfig {
   SamplerKind sampler = SamplerKind::kDdpm;
   int nfe = 0;       // network evaluations; 0 means T (required to be T for DDPM)
   double eta = 0.0;  // DDIM: 0 deterministic, 1 ancestral-like
-  VarianceKind variance =
-      VarianceKind::kPosterior;  // DDPM noise std: sqrt(posterior var) or sqrt(beta)
+  // DDPM noise std: sqrt(posterior variance) (Ho et al.'s lower bound) or sqrt(beta) (upper).
+  VarianceKind variance = VarianceKind::kPosterior;
   uint64_t seed = 0;
   int record_every = 0;  // > 0: record x after every k-th step (and x_T), for figures
 };
 
 // Recorded states: x[i] is the state at timestep label t[i] (T for the initial noise; after the
 // step that evaluates the model at t, the state is labelled t; the final sample has label 0).
+// With record_every = k > 0: when all T timesteps are evaluated (DDPM, or nfe = T), x_T and the
+// states after the steps with t % k == 0; with nfe < T, x_T and the state after every step.
 struct Trajectory {
   std::vector<int> t;
   std::vector<Points> x;
@@ -48,15 +50,26 @@ struct Trajectory {
 // Throws UsageError naming --nfe / --eta / --sampler when the configuration is invalid.
 void validate(const SampleConfig& c, int T);
 
-// The decreasing timesteps the sampler evaluates, ending at 0 ("trailing" spacing for nfe < T).
+// The K = nfe (0 means T) strictly decreasing timesteps a sampler evaluates, "trailing" spacing
+// (Lin et al. 2024): t_i = round(T - i T/K) - 1. Starts at T-1; ends at round(T/K) - 1, which is 0
+// only for K > 2T/3, and every sampler's last step goes from there to alpha_bar = 1 (clean data).
+// Throws UsageError naming --nfe unless 0 <= nfe <= T.
 std::vector<int> sampling_timesteps(int T, int nfe);
 
-// n samples of dimension D, (n, D).
+// n samples of dimension D, (n, D). Seeded with c.seed: x_T is the first n*D normals of
+// Rng(c.seed).fill_normal, then each noisy step draws n*D more (DDPM: every step but t = 0; DDIM
+// with eta > 0: every step but the last; DDIM eta = 0 and DPM-Solver++ draw nothing more). The last
+// step of every sampler goes to alpha_bar = 1 and so returns the x0 prediction at its timestep.
+// Throws UsageError on an invalid configuration, Error on a non-finite result. Clears
+// *trajectory and fills it when c.record_every > 0.
 Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const SampleConfig& c,
               Trajectory* trajectory = nullptr);
 
-// An EpsFn over a model's parameters, chunked and spread over `threads` OpenMP threads.
-// params must outlive the returned function.
+// An EpsFn over a model's parameters: blocks of 256 columns spread statically over `threads`
+// OpenMP threads, each with its own Workspace allocated here, so a call allocates nothing and
+// gives the same bits for any thread count. params must outlive the returned function, which must
+// not be called from two threads at once. Throws Error when params does not fit c (or, when
+// called, for t outside 0..c.T-1), UsageError when threads < 1.
 EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int threads);
 
 }  // namespace diffuse

@@ -1,0 +1,335 @@
+// `diffuse plot data|schedule|forward|reverse|loss` (PNG or SVG) and `diffuse animate` (GIF): load
+// or compute the points, then call the plot library. No drawing code lives here.
+#include "plot_command.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "commands.h"
+#include "diffuse/checkpoint.h"
+#include "diffuse/dataset.h"
+#include "diffuse/error.h"
+#include "diffuse/io.h"
+#include "diffuse/plot.h"
+#include "diffuse/sampler.h"
+#include "diffuse/schedule.h"
+
+namespace diffuse::cli {
+
+namespace {
+
+// "10000" -> "10,000" for titles.
+std::string with_commas(int64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > (s[0] == '-' ? 1 : 0); i -= 3) s.insert(i, ",");
+  return s;
+}
+
+std::string file_name(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+// -o for a figure: the extension picks PNG or SVG; fail before any work.
+void add_figure_output(CLI::App* cmd, std::string& out) {
+  cmd->add_option("-o,--output", out, "output image (.png or .svg)")->required();
+}
+void check_figure_output(const std::string& out) {
+  try {
+    image_format_for(out);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("-o ") + e.what());
+  }
+  check_writable(out, "-o");
+}
+
+// The schedule from --model's checkpoint, or from --schedule/--steps/--beta-start/--beta-end.
+struct ScheduleOpts {
+  std::string model, kind = "sigmoid";
+  ScheduleConfig config;
+};
+void add_schedule_options(CLI::App* cmd, ScheduleOpts& o) {
+  cmd->add_option("--model", o.model, "take the schedule from this checkpoint instead");
+  cmd->add_option("--schedule", o.kind, "beta schedule: linear, sigmoid, quadratic, cosine")
+      ->capture_default_str();
+  cmd->add_option("--steps", o.config.T, "T, the number of diffusion steps")->capture_default_str();
+  cmd->add_option("--beta-start", o.config.beta_start, "first beta")->capture_default_str();
+  cmd->add_option("--beta-end", o.config.beta_end, "last beta")->capture_default_str();
+}
+Schedule schedule_from(const ScheduleOpts& o) {
+  if (!o.model.empty()) return make_schedule(load_checkpoint(o.model).schedule);
+  ScheduleConfig c = o.config;
+  c.kind = parse_schedule(o.kind);
+  return make_schedule(c);
+}
+std::string schedule_title(const Schedule& s) {
+  return to_string(s.config.kind) + " schedule, T=" + std::to_string(s.T());
+}
+
+// Sampler options shared by `plot reverse` and `animate`.
+struct SamplerOpts {
+  std::string sampler = "ddpm", variance = "posterior";
+  int nfe = 0, threads = 1;
+  double eta = 0.0;
+  uint64_t seed = 0;
+};
+void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
+  cmd->add_option("--seed", o.seed, "random seed")->capture_default_str();
+  cmd->add_option("--sampler", o.sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
+  cmd->add_option("--nfe", o.nfe, "network evaluations (0: T)")->capture_default_str();
+  cmd->add_option("--eta", o.eta, "DDIM noise: 0 deterministic, 1 ancestral")
+      ->capture_default_str();
+  cmd->add_option("--variance", o.variance, "DDPM noise std: posterior or beta")
+      ->capture_default_str();
+  cmd->add_option("--threads", o.threads, "threads")->capture_default_str();
+}
+SampleConfig sample_config(const SamplerOpts& o, int record_every) {
+  if (o.threads < 1)
+    throw UsageError("--threads: expected at least 1, got " + std::to_string(o.threads));
+  SampleConfig sc;
+  sc.sampler = parse_sampler(o.sampler);
+  sc.variance = parse_variance(o.variance);
+  sc.nfe = o.nfe;
+  sc.eta = o.eta;
+  sc.seed = o.seed;
+  sc.record_every = record_every;
+  return sc;
+}
+
+// Records about 100 states whatever T is (every state when T <= 100).
+int auto_every(int T) { return std::max(1, T / 100); }
+
+// The reverse strip: `panels` states spread over the trajectory, first (x_T) and last (x_0) kept.
+void reverse_strip(const std::string& out, const Trajectory& tr, int panels,
+                   const std::string& figure_title) {
+  std::vector<Points> xs;
+  std::vector<std::string> titles;
+  for (int i : spread_indices(static_cast<int>(tr.x.size()), panels)) {
+    xs.push_back(tr.x[i]);
+    titles.push_back("t=" + std::to_string(tr.t[i]));
+  }
+  plot_strip(out, xs, titles, {}, figure_title);
+}
+
+void check_panels(int panels) {
+  if (panels < 1 || panels > 50) {
+    throw UsageError("--panels: expected 1 to 50, got " + std::to_string(panels));
+  }
+}
+
+void add_plot_data(CLI::App* plot) {
+  struct Opts {
+    std::string data, out;
+    int n = 10000;
+    double noise = 0.1;
+    uint64_t seed = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = plot->add_subcommand("data", "Scatter plot of a built-in shape or a CSV file");
+  cmd->add_option("data", o->data, "built-in shape (see `diffuse data --list`) or a CSV file")
+      ->required();
+  cmd->add_option("-n,--points", o->n, "points to generate for a built-in shape")
+      ->capture_default_str();
+  cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of a built-in shape")->capture_default_str();
+  add_figure_output(cmd, o->out);
+  cmd->callback([o] {
+    check_figure_output(o->out);
+    const Dataset d = load_data(o->data, o->n, o->noise, o->seed);
+    const std::string name = is_shape_name(o->data) ? o->data : file_name(o->data);
+    plot_points(o->out, d.x, name + " (" + with_commas(d.x.rows()) + " points)");
+  });
+}
+
+void add_plot_schedule(CLI::App* plot) {
+  struct Opts {
+    ScheduleOpts schedule;
+    std::string out;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd =
+      plot->add_subcommand("schedule", "beta_t and sqrt(alpha_bar_t) of a noise schedule");
+  add_schedule_options(cmd, o->schedule);
+  add_figure_output(cmd, o->out);
+  cmd->callback([o] {
+    check_figure_output(o->out);
+    const Schedule s = schedule_from(o->schedule);
+    plot_schedule(o->out, s, schedule_title(s));
+  });
+}
+
+void add_plot_forward(CLI::App* plot) {
+  struct Opts {
+    std::string data = "swiss_roll", out;
+    ScheduleOpts schedule;
+    int n = 10000, panels = 10;
+    double noise = 0.1;
+    uint64_t seed = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = plot->add_subcommand(
+      "forward", "The forward process q(x_t | x_0) at evenly spaced t, on shared axes");
+  cmd->add_option("data", o->data, "built-in shape or CSV file")->capture_default_str();
+  cmd->add_option("-n,--points", o->n, "points to generate for a built-in shape")
+      ->capture_default_str();
+  cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of the data and of the forward noise")
+      ->capture_default_str();
+  cmd->add_option("--panels", o->panels, "number of panels (t = i T / panels)")
+      ->capture_default_str();
+  add_schedule_options(cmd, o->schedule);
+  add_figure_output(cmd, o->out);
+  cmd->callback([o] {
+    check_panels(o->panels);
+    check_figure_output(o->out);
+    const Schedule s = schedule_from(o->schedule);
+    Dataset d = load_data(o->data, o->n, o->noise, o->seed);
+    std::string what = is_shape_name(o->data) ? o->data : file_name(o->data);
+    if (!is_shape_name(o->data)) {  // as training sees CSV data: standardized columns
+      fit_normalization(d.x).apply(d.x);
+      what += ", standardized";
+    }
+    const std::vector<int> steps = strip_steps(s.T(), std::min(o->panels, s.T()));
+    std::vector<std::string> titles;
+    for (int t : steps) titles.push_back("t=" + std::to_string(t));
+    plot_strip(o->out, forward_samples(d.x, s, steps, o->seed + 1), titles, {},
+               "forward process q(x\u209c | x\u2080): " + what + ", " + schedule_title(s));
+  });
+}
+
+void add_plot_reverse(CLI::App* plot) {
+  struct Opts {
+    std::string model, out;
+    SamplerOpts sampler;
+    int n = 10000, panels = 10;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = plot->add_subcommand(
+      "reverse", "A trained model's sampling trajectory from x_T to x_0, on shared axes");
+  cmd->add_option("model", o->model, "checkpoint (.safetensors)")->required();
+  cmd->add_option("-n,--points", o->n, "number of samples")->capture_default_str();
+  cmd->add_option("--panels", o->panels, "number of panels")->capture_default_str();
+  add_sampler_options(cmd, o->sampler);
+  add_figure_output(cmd, o->out);
+  cmd->callback([o] {
+    check_panels(o->panels);
+    check_figure_output(o->out);
+    const Checkpoint ckpt = load_checkpoint(o->model);
+    const SampleConfig sc = sample_config(o->sampler, auto_every(ckpt.schedule.T));
+    Trajectory tr;
+    sample_checkpoint(ckpt, sc, o->n, o->sampler.threads, &tr);
+    reverse_strip(o->out, tr, o->panels,
+                  "reverse process: " + file_name(o->model) + ", " + to_string(sc.sampler));
+  });
+}
+
+void add_plot_loss(CLI::App* plot) {
+  struct Opts {
+    std::string log, out;
+    bool log_y = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = plot->add_subcommand("loss", "Per-epoch mean loss from a training log CSV");
+  cmd->add_option("log", o->log, "training log (epoch,mean_loss,... as `diffuse train` writes)")
+      ->required();
+  cmd->add_flag("--log-y", o->log_y, "logarithmic loss axis");
+  add_figure_output(cmd, o->out);
+  cmd->callback([o] {
+    check_figure_output(o->out);
+    const LossCurve c = read_loss_log(o->log);
+    plot_loss(o->out, c.epochs, c.mean_loss, o->log_y, "training loss: " + file_name(o->log));
+  });
+}
+
+}  // namespace
+
+void add_plot_command(CLI::App& app) {
+  CLI::App* plot = app.add_subcommand("plot", "Draw figures (.png or .svg)");
+  plot->require_subcommand(1);
+  add_plot_data(plot);
+  add_plot_schedule(plot);
+  add_plot_forward(plot);
+  add_plot_reverse(plot);
+  add_plot_loss(plot);
+}
+
+void add_animate_command(CLI::App& app) {
+  struct Opts {
+    std::string model, out;
+    SamplerOpts sampler;
+    int n = 2000, every = 0, size = 360, frame_ms = 40, hold_ms = 1500;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd =
+      app.add_subcommand("animate", "The reverse process as a looping GIF, from noise to data");
+  cmd->add_option("model", o->model, "checkpoint (.safetensors)")->required();
+  cmd->add_option("-o,--output", o->out, "output GIF")->required();
+  cmd->add_option("-n,--points", o->n, "number of samples")->capture_default_str();
+  cmd->add_option("--every", o->every, "one frame per k steps (0: about 100 frames)")
+      ->capture_default_str();
+  cmd->add_option("--size", o->size, "image side in pixels")->capture_default_str();
+  cmd->add_option("--frame-ms", o->frame_ms, "delay between frames")->capture_default_str();
+  cmd->add_option("--hold-ms", o->hold_ms, "how long the last frame stays")->capture_default_str();
+  add_sampler_options(cmd, o->sampler);
+  cmd->callback([o] {
+    if (o->every < 0) throw UsageError("--every: expected >= 0, got " + std::to_string(o->every));
+    if (o->size < 120 || o->size > 2048) {
+      throw UsageError("--size: expected 120 to 2048 pixels, got " + std::to_string(o->size));
+    }
+    if (o->frame_ms < 20) {
+      throw UsageError("--frame-ms: expected at least 20, got " + std::to_string(o->frame_ms));
+    }
+    if (o->hold_ms < 0) {
+      throw UsageError("--hold-ms: expected >= 0, got " + std::to_string(o->hold_ms));
+    }
+    std::string ext = std::filesystem::path(o->out).extension().string();
+    for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (ext != ".gif") throw UsageError("-o " + o->out + ": expected a .gif file");
+    check_writable(o->out, "-o");
+    const Checkpoint ckpt = load_checkpoint(o->model);
+    const int every = o->every > 0 ? o->every : auto_every(ckpt.schedule.T);
+    const SampleConfig sc = sample_config(o->sampler, every);
+    Trajectory tr;
+    sample_checkpoint(ckpt, sc, o->n, o->sampler.threads, &tr);
+    std::vector<std::string> labels;
+    for (int t : tr.t) labels.push_back("t=" + std::to_string(t));
+    GifOptions g;
+    g.size_px = o->size;
+    g.frame_ms = o->frame_ms;
+    g.hold_last_ms = o->hold_ms;
+    animate_gif(o->out, tr.x, labels, g);
+  });
+}
+
+ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, uint64_t seed,
+                                     int threads) {
+  if (every < 1) {
+    throw UsageError("--snapshot-every: expected at least 1, got " + std::to_string(every));
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw UsageError("--snapshot-dir " + dir + ": no such folder");
+  }
+  check_writable((std::filesystem::path(dir) / "reverse_epoch_0.png").string(), "--snapshot-dir");
+  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
+  if (threads < 1)
+    throw UsageError("--threads: expected at least 1, got " + std::to_string(threads));
+  return [=](const EpochStats& s, const Trainer& trainer, const Schedule& schedule,
+             const Normalization& norm) {
+    if (s.epoch % every != 0 && s.epoch != s.epochs) return;
+    SampleConfig sc;
+    sc.seed = seed;
+    sc.record_every = auto_every(schedule.T());
+    const Model& m = trainer.model();
+    Trajectory tr;
+    sample(model_eps_fn(m.config, trainer.sampling_params(), threads), schedule, n, m.config.dim,
+           sc, &tr);
+    for (Points& x : tr.x) norm.undo(x);
+    char name[64];
+    std::snprintf(name, sizeof name, "reverse_epoch_%04d.png", s.epoch);
+    reverse_strip((std::filesystem::path(dir) / name).string(), tr, 10,
+                  "reverse process after epoch " + std::to_string(s.epoch));
+  };
+}
+
+}  // namespace diffuse::cli

@@ -1,0 +1,413 @@
+// CSV of numbers: a streaming reader (fixed-size chunks, std::from_chars) that names the file and
+// line of every defect, and an atomic %.9g writer. Not a general CSV parser: no quoted fields.
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "diffuse/dataset.h"
+#include "diffuse/error.h"
+#include "diffuse/io.h"
+
+namespace diffuse {
+namespace {
+
+constexpr size_t kChunkBytes = size_t{4} << 20;
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Splits a file into lines of text, reading kChunkBytes at a time: memory stays bounded by the
+// chunk plus the longest allowed line, whatever the file size.
+class LineReader {
+ public:
+  explicit LineReader(const std::string& path) : path_(path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw Error(path + ": no such file");
+    if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a folder, not a file");
+    f_.reset(std::fopen(path.c_str(), "rb"));
+    if (!f_) throw Error(path + ": cannot open: " + std::strerror(errno));
+    std::setvbuf(f_.get(), nullptr, _IONBF, 0);  // we buffer ourselves; avoid a second copy
+    buf_.resize(kChunkBytes + kCsvMaxLineBytes + 1);
+  }
+
+  // The next line without its "\n" or "\r\n"; false at the end of the file.
+  bool next(std::string_view& line) {
+    for (;;) {
+      const char* start = buf_.data() + begin_;
+      const size_t avail = end_ - begin_;
+      const auto* nl =
+          static_cast<const char*>(std::memchr(start + scanned_, '\n', avail - scanned_));
+      if (nl != nullptr || (eof_ && avail > 0)) {
+        const size_t len = nl != nullptr ? static_cast<size_t>(nl - start) : avail;
+        ++line_no_;
+        if (len > kCsvMaxLineBytes) too_long();
+        line = std::string_view(start, len);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        begin_ += nl != nullptr ? len + 1 : len;
+        scanned_ = 0;
+        return true;
+      }
+      if (eof_) return false;
+      if (avail > kCsvMaxLineBytes) {
+        ++line_no_;
+        too_long();
+      }
+      scanned_ = avail;
+      // Move the partial line to the front and refill behind it; avail <= kCsvMaxLineBytes, so at
+      // least kChunkBytes are read.
+      std::memmove(buf_.data(), start, avail);
+      begin_ = 0;
+      end_ = avail;
+      const size_t got = std::fread(buf_.data() + end_, 1, buf_.size() - end_, f_.get());
+      if (got == 0) {
+        if (std::ferror(f_.get())) {
+          throw Error(path_ + ":" + std::to_string(line_no_ + 1) +
+                      ": read failed: " + std::strerror(errno));
+        }
+        eof_ = true;
+      }
+      end_ += got;
+    }
+  }
+
+  int64_t line_no() const { return line_no_; }
+
+ private:
+  [[noreturn]] void too_long() const {
+    throw Error(path_ + ":" + std::to_string(line_no_) + ": line longer than " +
+                std::to_string(kCsvMaxLineBytes >> 20) +
+                " MiB; not a CSV of numbers (binary or one-line file?)");
+  }
+
+  struct Closer {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::string path_;
+  std::unique_ptr<std::FILE, Closer> f_;
+  std::vector<char> buf_;
+  size_t begin_ = 0, end_ = 0,
+         scanned_ = 0;  // [begin_, end_) unread; [begin_, +scanned_) has no \n
+  bool eof_ = false;
+  int64_t line_no_ = 0;
+};
+
+enum class Parsed { kOk, kNotNumber, kOverflow };
+
+// Parses a whole trimmed field as a float. NaN and Inf parse (the caller rejects them by name);
+// values too small for float become 0 or a subnormal, as any float rounding does.
+Parsed parse_number(std::string_view s, float& v) {
+  const char* b = s.data();
+  const char* e = b + s.size();
+  if (b != e && *b == '+' && e - b > 1 && b[1] != '-' && b[1] != '+') ++b;  // from_chars lacks '+'
+  auto r = std::from_chars(b, e, v);
+  if (r.ec == std::errc() && r.ptr == e) return Parsed::kOk;
+  if (r.ec != std::errc::result_out_of_range || r.ptr != e) return Parsed::kNotNumber;
+  // Out of float range: too large (an error) or too small (rounds to 0). Decide in double, and
+  // with strtod when double overflows or underflows too.
+  double d = 0;
+  auto rd = std::from_chars(b, e, d);
+  if (rd.ec == std::errc::result_out_of_range) {
+    const std::string copy(b, e);
+    d = std::strtod(copy.c_str(), nullptr);
+  }
+  if (std::fabs(d) > std::numeric_limits<float>::max()) return Parsed::kOverflow;
+  v = static_cast<float>(d);
+  return Parsed::kOk;
+}
+
+// Field text for an error message: at most ~20 characters.
+std::string quoted(std::string_view f) {
+  constexpr size_t kMax = 20;
+  if (f.size() <= kMax) return "'" + std::string(f) + "'";
+  return "'" + std::string(f.substr(0, kMax)) + "...'";
+}
+
+// Length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8.
+size_t utf8_length(std::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2, cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3, cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    const auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+    return 0;  // overlong encoding or surrogate
+  }
+  return n;
+}
+
+class CsvParser {
+ public:
+  explicit CsvParser(std::string path) : path_(std::move(path)) {}
+
+  Dataset read() {
+    LineReader in(path_);
+    std::string_view line;
+    bool first = true;
+    int64_t last_line = 0;
+    while (in.next(line)) {
+      line_ = in.line_no();
+      last_line = line_;
+      if (first && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);  // UTF-8 BOM
+      first = false;
+      const std::string_view t = trim(line);
+      if (t.empty()) continue;
+      if (t.front() == '#') {
+        check_text(line);  // a binary file's first bytes may happen to be '#'
+        continue;
+      }
+      if (width_ == 0) {
+        first_row(line);
+      } else {
+        row(line);
+      }
+    }
+    if (rows_ == 0) {
+      const int64_t at = std::max<int64_t>(last_line, 1);
+      if (width_ > 0)
+        fail(at, "no data rows, only a header (line " + std::to_string(width_line_) + ")");
+      if (last_line == 0) fail(at, "no data rows: the file is empty");
+      fail(at, "no data rows: only blank lines and comments");
+    }
+    Dataset out;
+    out.x.resize(rows_, width_);
+    std::memcpy(out.x.data(), values_.data(), values_.size() * sizeof(float));
+    out.columns = std::move(columns_);
+    return out;
+  }
+
+ private:
+  [[noreturn]] void fail(int64_t line, const std::string& what) const {
+    throw Error(path_ + ":" + std::to_string(line) + ": " + what);
+  }
+
+  // Rejects bytes no text CSV has: control characters (NUL above all) and invalid UTF-8.
+  void check_text(std::string_view line) const {
+    for (size_t i = 0; i < line.size(); ++i) {
+      const auto c = static_cast<unsigned char>(line[i]);
+      if (c == '\r') {
+        fail(line_, "carriage return inside a line at column " + std::to_string(i + 1) +
+                        "; expected \\n or \\r\\n line endings");
+      }
+      if ((c < 0x20 && c != '\t') || c == 0x7F) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02X", c);
+        fail(line_, std::string("not a text CSV file (binary byte ") + hex + " at column " +
+                        std::to_string(i + 1) + ")");
+      }
+      if (c >= 0x80) {
+        const size_t n = utf8_length(line, i);
+        if (n == 0) {
+          fail(line_,
+               "not a text CSV file (invalid UTF-8 at column " + std::to_string(i + 1) + ")");
+        }
+        i += n - 1;
+      }
+    }
+  }
+
+  static std::vector<std::string_view> split(std::string_view line) {
+    std::vector<std::string_view> fields;
+    size_t pos = 0;
+    for (;;) {
+      const size_t comma = line.find(',', pos);
+      fields.push_back(
+          trim(line.substr(pos, comma == std::string_view::npos ? comma : comma - pos)));
+      if (comma == std::string_view::npos) return fields;
+      pos = comma + 1;
+    }
+  }
+
+  // The first non-blank, non-comment line: a header unless every field is a number.
+  void first_row(std::string_view line) {
+    check_text(line);
+    const auto fields = split(line);
+    bool all_numbers = true;
+    for (auto f : fields) {
+      float v;
+      if (parse_number(f, v) == Parsed::kNotNumber) all_numbers = false;
+    }
+    width_ = static_cast<int64_t>(fields.size());
+    width_line_ = line_;
+    if (all_numbers) {
+      row(line);
+      return;
+    }
+    header_ = true;
+    for (size_t k = 0; k < fields.size(); ++k) {
+      std::string_view name = fields[k];
+      if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+        name = trim(name.substr(1, name.size() - 2));
+      }
+      if (name.empty()) fail(line_, "header field " + std::to_string(k + 1) + " is empty");
+      columns_.emplace_back(name);
+    }
+  }
+
+  // A data row: the fast path parses width_ numbers in one pass; anything unusual is diagnosed
+  // by the slow path, which always throws.
+  void row(std::string_view line) {
+    const size_t start = values_.size();
+    const char* p = line.data();
+    const char* e = p + line.size();
+    for (int64_t k = 0; k < width_; ++k) {
+      while (p != e && is_blank(*p)) ++p;
+      if (p != e && *p == '+' && e - p > 1 && p[1] != '-' && p[1] != '+') ++p;
+      float v;
+      const auto r = std::from_chars(p, e, v);
+      if (r.ec == std::errc::result_out_of_range) {
+        // Rare: too large (an error) or too small for float; parse_number decides.
+        const char* fe = static_cast<const char*>(std::memchr(p, ',', e - p));
+        const std::string_view f = trim(std::string_view(p, fe != nullptr ? fe : e));
+        if (parse_number(f, v) != Parsed::kOk) return diagnose(line, start);
+        p = f.data() + f.size();
+      } else if (r.ec != std::errc()) {
+        return diagnose(line, start);
+      } else {
+        p = r.ptr;
+      }
+      if (!std::isfinite(v)) return diagnose(line, start);
+      while (p != e && is_blank(*p)) ++p;
+      if (k + 1 < width_) {
+        if (p == e || *p != ',') return diagnose(line, start);
+        ++p;
+      } else if (p != e) {
+        return diagnose(line, start);
+      }
+      values_.push_back(v);
+    }
+    ++rows_;
+  }
+
+  [[noreturn]] void diagnose(std::string_view line, size_t start) {
+    values_.resize(start);
+    check_text(line);
+    const auto fields = split(line);
+    if (static_cast<int64_t>(fields.size()) != width_) {
+      fail(line_, "expected " + std::to_string(width_) + " fields, found " +
+                      std::to_string(fields.size()) + " (" +
+                      (header_ ? "the header" : "the first row") + " on line " +
+                      std::to_string(width_line_) + " has " + std::to_string(width_) + ")");
+    }
+    for (size_t k = 0; k < fields.size(); ++k) {
+      const std::string field = "field " + std::to_string(k + 1);
+      const std::string_view f = fields[k];
+      if (f.empty()) fail(line_, field + " is empty, expected a number");
+      float v = 0;
+      switch (parse_number(f, v)) {
+        case Parsed::kNotNumber:
+          fail(line_, field + " " + quoted(f) + " is not a number");
+        case Parsed::kOverflow:
+          fail(line_, field + " " + quoted(f) + " is too large for a float (max 3.4e38)");
+        case Parsed::kOk:
+          break;
+      }
+      if (std::isnan(v)) fail(line_, field + " " + quoted(f) + " is NaN, expected a finite number");
+      if (std::isinf(v)) {
+        fail(line_, field + " " + quoted(f) + " is infinite, expected a finite number");
+      }
+    }
+    fail(line_, "cannot parse this row");  // unreachable if the fast path and this one agree
+  }
+
+  std::string path_;
+  int64_t line_ = 0;        // current line, 1-based
+  int64_t width_ = 0;       // D; 0 until the first row or header
+  int64_t width_line_ = 0;  // the line that fixed D
+  bool header_ = false;
+  int64_t rows_ = 0;
+  std::vector<float> values_;  // (rows_, width_) row-major
+  std::vector<std::string> columns_;
+};
+
+}  // namespace
+
+Dataset read_csv(const std::string& path) { return CsvParser(path).read(); }
+
+void write_csv(const std::string& path, const Points& x, const std::vector<std::string>& columns) {
+  if (x.cols() < 1) throw Error(path + ": cannot write points with no columns");
+  if (!columns.empty()) {
+    if (static_cast<Eigen::Index>(columns.size()) != x.cols()) {
+      throw Error(path + ": " + std::to_string(columns.size()) + " column names for " +
+                  std::to_string(x.cols()) + " columns");
+    }
+    bool all_numbers = true;
+    for (size_t k = 0; k < columns.size(); ++k) {
+      const std::string& c = columns[k];
+      float v;
+      if (c.empty() || trim(c) != c || c.find_first_of(",\"\r\n") != std::string::npos ||
+          (k == 0 && c.front() == '#')) {
+        throw Error(path + ": column name '" + c +
+                    "' cannot be written to a CSV header (empty, has spaces at an end, a comma, "
+                    "a quote or a newline, or starts with '#')");
+      }
+      if (parse_number(c, v) == Parsed::kNotNumber) all_numbers = false;
+    }
+    if (all_numbers) {
+      throw Error(path + ": column names that are all numbers would read back as a data row");
+    }
+  }
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      if (!std::isfinite(x(i, j))) {
+        throw Error(path + ": not written: row " + std::to_string(i + 1) + ", column " +
+                    std::to_string(j + 1) + " is " + (std::isnan(x(i, j)) ? "NaN" : "infinite"));
+      }
+    }
+  }
+
+  AtomicFile f(path);
+  std::string out;
+  out.reserve(size_t{1} << 20);
+  for (size_t k = 0; k < columns.size(); ++k) {
+    if (k > 0) out += ',';
+    out += columns[k];
+  }
+  if (!columns.empty()) out += '\n';
+  char num[32];
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      if (j > 0) out += ',';
+      // Same text as printf("%.9g"): 9 significant digits identify every float.
+      const auto r = std::to_chars(num, num + sizeof num, x(i, j), std::chars_format::general, 9);
+      out.append(num, r.ptr);
+    }
+    out += '\n';
+    if (out.size() >= (size_t{1} << 20)) {
+      f.write(out);
+      out.clear();
+    }
+  }
+  f.write(out);
+  f.commit();
+}
+
+}  // namespace diffuse

@@ -1,0 +1,364 @@
+// Samplers over an abstract noise predictor: DDPM (Ho et al. 2020), DDIM (Song et al. 2021) and
+// DPM-Solver++(2M) (Lu et al. 2022), plus model_eps_fn, the adapter from a network to an EpsFn.
+#include "diffuse/sampler.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "diffuse/error.h"
+#include "diffuse/rng.h"
+
+namespace diffuse {
+namespace {
+
+constexpr int kEpsBlock = 256;  // columns per model call in model_eps_fn (workspace max_batch)
+
+// One step of the generalized DDPM/DDIM update  x <- a x + b eps_theta(x, t) + sigma z.
+// Both samplers are this affine map with different coefficients, so they share one loop.
+struct LinearStep {
+  int t = 0;
+  double a = 0, b = 0, sigma = 0;
+  bool noise = false;  // draw z for this step (the draw order is part of the seed's contract)
+};
+
+// DDPM ancestral sampling (Ho et al. 2020, Alg. 2), every t = T-1 .. 0:
+//   x <- (x - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sigma_t z,  no z at t = 0.
+std::vector<LinearStep> ddpm_steps(const Schedule& s, VarianceKind variance) {
+  std::vector<LinearStep> steps;
+  for (int t = s.T() - 1; t >= 0; --t) {
+    LinearStep st;
+    st.t = t;
+    st.a = 1.0 / std::sqrt(s.alpha[t]);
+    st.b = -s.beta[t] / (s.sqrt_one_minus_alpha_bar[t] * std::sqrt(s.alpha[t]));
+    st.noise = t > 0;
+    if (st.noise) {
+      st.sigma =
+          std::sqrt(variance == VarianceKind::kPosterior ? s.posterior_variance[t] : s.beta[t]);
+    }
+    steps.push_back(st);
+  }
+  return steps;
+}
+
+// DDIM (Song et al. 2021, Eq. 12) from alpha_bar_t to alpha_bar_prev (the next timestep of the
+// subsequence, or 1 after the last one):
+//   x0_hat = (x - sqrt(1 - ab) eps) / sqrt(ab)
+//   x     <- sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma^2) eps + sigma z
+//   sigma  = eta sqrt((1 - ab_prev) / (1 - ab) (1 - ab / ab_prev))
+// which is a x + b eps + sigma z with the a and b below. With eta = 1 and every timestep, sigma^2
+// is the posterior variance and the map is DDPM's posterior-variance step.
+std::vector<LinearStep> ddim_steps(const Schedule& s, const std::vector<int>& ts, double eta) {
+  std::vector<LinearStep> steps;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const int t = ts[i];
+    const double ab = s.alpha_bar[t];
+    const double ab_prev = i + 1 < ts.size() ? s.alpha_bar[ts[i + 1]] : 1.0;
+    LinearStep st;
+    st.t = t;
+    st.sigma = eta * std::sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev));
+    // 1 - ab_prev - sigma^2 >= 0 in exact arithmetic (ab <= ab_prev <= 1); clamp the rounding.
+    const double c_eps = std::sqrt(std::max(0.0, 1 - ab_prev - st.sigma * st.sigma));
+    st.a = std::sqrt(ab_prev / ab);
+    st.b = c_eps - std::sqrt(ab_prev) * std::sqrt(1 - ab) / std::sqrt(ab);
+    st.noise = eta > 0 && i + 1 < ts.size();
+    steps.push_back(st);
+  }
+  return steps;
+}
+
+// One DPM-Solver++(2M) step as a combination of the state and two data predictions:
+//   x <- cx x + c_cur x0_theta(x, t) + c_prev x0_theta(previous state, previous t)
+// where x0_theta = (x - sqrt(1 - ab) eps) / sqrt(ab) = x0_x x + x0_eps eps. The update folds
+// x0_theta(x, t) into the x and eps coefficients in double (a x + b eps + c_prev x0_prev): near
+// t = T-1, 1/sqrt(ab) is ~2000 and a float x0 would lose that much precision.
+struct DpmStep {
+  int t = 0;
+  double x0_x = 0, x0_eps = 0;
+  double cx = 0, c_cur = 0, c_prev = 0;
+  double a() const { return cx + c_cur * x0_x; }
+  double b() const { return c_cur * x0_eps; }
+};
+
+// DPM-Solver++(2M) (Lu et al. 2022, Alg. 2, data prediction, multistep second order) on the
+// timesteps ts, with alpha = sqrt(ab), sigma = sqrt(1 - ab), lambda = log(alpha / sigma),
+// h_i = lambda_{t_i} - lambda_{t_{i-1}}:
+//   first step (first order):  x <- (sigma_next / sigma) x - alpha_next (e^-h - 1) x0
+//   then, r = h_prev / h:      D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev,  x <- ... same with D.
+// The last evaluated timestep steps to alpha_bar = 1 (clean data), where lambda = +inf: the
+// first-order step there is exactly x <- x0_theta(x, t_last) (the usual "denoise to zero" final
+// step; a second-order step is undefined since r = 0).
+std::vector<DpmStep> dpm_steps(const Schedule& s, const std::vector<int>& ts) {
+  auto lambda = [&](int t) {
+    const double ab = s.alpha_bar[t];
+    return 0.5 * (std::log(ab) - std::log1p(-ab));
+  };
+  std::vector<DpmStep> steps;
+  double h_prev = 0;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const int t = ts[i];
+    DpmStep st;
+    st.t = t;
+    st.x0_x = 1.0 / s.sqrt_alpha_bar[t];
+    st.x0_eps = -s.sqrt_one_minus_alpha_bar[t] / s.sqrt_alpha_bar[t];
+    if (i + 1 == ts.size()) {
+      st.c_cur = 1.0;  // x <- x0_theta
+    } else {
+      const int tn = ts[i + 1];
+      const double h = lambda(tn) - lambda(t);
+      st.cx = s.sqrt_one_minus_alpha_bar[tn] / s.sqrt_one_minus_alpha_bar[t];
+      const double c_d = -s.sqrt_alpha_bar[tn] * std::expm1(-h);
+      if (i == 0) {
+        st.c_cur = c_d;
+      } else {
+        const double r = h_prev / h;
+        st.c_cur = c_d * (1 + 1 / (2 * r));
+        st.c_prev = -c_d / (2 * r);
+      }
+      h_prev = h;
+    }
+    steps.push_back(st);
+  }
+  return steps;
+}
+
+// Records sampler states into an optional Trajectory.
+class Recorder {
+ public:
+  // full: the sampler evaluates every timestep, so only t % every == 0 is kept.
+  Recorder(Trajectory* tr, int every, bool full)
+      : tr_(every > 0 ? tr : nullptr), every_(every), full_(full) {
+    if (tr != nullptr) {
+      tr->t.clear();
+      tr->x.clear();
+    }
+  }
+  void initial(int T, const Points& x) { add(T, x); }
+  void after_step(int t, bool last, const Points& x) {
+    if (tr_ == nullptr) return;
+    if (last) {
+      add(0, x);
+    } else if (!full_ || t % every_ == 0) {
+      add(t, x);
+    }
+  }
+
+ private:
+  void add(int t, const Points& x) {
+    if (tr_ == nullptr) return;
+    tr_->t.push_back(t);
+    tr_->x.push_back(x);
+  }
+  Trajectory* tr_;
+  int every_;
+  bool full_;
+};
+
+void check_schedule(const Schedule& s) {
+  const size_t T = s.beta.size();
+  if (T < 1 || s.alpha.size() != T || s.alpha_bar.size() != T || s.alpha_bar_prev.size() != T ||
+      s.sqrt_alpha_bar.size() != T || s.sqrt_one_minus_alpha_bar.size() != T ||
+      s.posterior_variance.size() != T) {
+    throw Error("sample: the schedule's arrays are empty or of different lengths");
+  }
+}
+
+}  // namespace
+
+std::string to_string(SamplerKind k) {
+  switch (k) {
+    case SamplerKind::kDdpm:
+      return "ddpm";
+    case SamplerKind::kDdim:
+      return "ddim";
+    case SamplerKind::kDpmpp2m:
+      return "dpmpp2m";
+  }
+  return "unknown";
+}
+
+std::optional<SamplerKind> sampler_from_string(std::string_view name) {
+  for (SamplerKind k : {SamplerKind::kDdpm, SamplerKind::kDdim, SamplerKind::kDpmpp2m}) {
+    if (name == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+std::string to_string(VarianceKind k) {
+  switch (k) {
+    case VarianceKind::kPosterior:
+      return "posterior";
+    case VarianceKind::kBeta:
+      return "beta";
+  }
+  return "unknown";
+}
+
+std::optional<VarianceKind> variance_from_string(std::string_view name) {
+  for (VarianceKind k : {VarianceKind::kPosterior, VarianceKind::kBeta}) {
+    if (name == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+void validate(const SampleConfig& c, int T) {
+  const std::string Ts = std::to_string(T);
+  if (c.nfe < 0 || c.nfe > T) {
+    throw UsageError("--nfe: expected 1.." + Ts + " (or 0 for all " + Ts + " steps), got " +
+                     std::to_string(c.nfe));
+  }
+  if (c.sampler == SamplerKind::kDdpm && c.nfe != 0 && c.nfe != T) {
+    throw UsageError("--nfe: --sampler ddpm evaluates every one of the " + Ts +
+                     " steps, so expected " + Ts + " (or 0), got " + std::to_string(c.nfe) +
+                     "; use --sampler ddim or dpmpp2m for fewer");
+  }
+  if (!(c.eta >= 0.0 && c.eta <= 1.0)) {  // also rejects NaN
+    throw UsageError("--eta: expected a value in [0, 1], got " + std::to_string(c.eta));
+  }
+  if (c.eta != 0.0 && c.sampler != SamplerKind::kDdim) {
+    throw UsageError("--eta: only --sampler ddim uses eta, got " + std::to_string(c.eta) +
+                     " with --sampler " + to_string(c.sampler));
+  }
+}
+
+std::vector<int> sampling_timesteps(int T, int nfe) {
+  if (T < 1) throw UsageError("T: expected at least 1 diffusion step, got " + std::to_string(T));
+  const int K = nfe == 0 ? T : nfe;
+  if (K < 1 || K > T) {
+    throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
+  }
+  // "Trailing" spacing (Lin et al. 2024, Table 2): t_i = round(T - i T/K) - 1, i = 0..K-1. It
+  // starts at T-1, so the first call sees the noise level x_T really has, and ends at
+  // round(T/K) - 1 (0 only when K > 2T/3): the samplers then step from there to alpha_bar = 1.
+  // Rounding is half-to-even like the paper's np.round; spacing T/K >= 1 keeps ts strictly
+  // decreasing, and K = T gives every timestep T-1..0.
+  std::vector<int> ts(K);
+  for (int i = 0; i < K; ++i) {
+    ts[i] = static_cast<int>(std::nearbyint(T - static_cast<double>(i) * T / K)) - 1;
+  }
+  return ts;
+}
+
+Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const SampleConfig& c,
+              Trajectory* trajectory) {
+  check_schedule(schedule);
+  const int T = schedule.T();
+  validate(c, T);
+  if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
+  if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
+  const std::vector<int> ts = sampling_timesteps(T, c.nfe);
+  const int K = static_cast<int>(ts.size());
+  const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
+
+  Rng rng(c.seed);
+  Points x(n, D);  // (n, D) row-major == (D, n) column-major, the EpsFn's layout
+  rng.fill_normal(x.data(), size);
+  Recorder rec(trajectory, c.record_every, K == T);
+  rec.initial(T, x);
+
+  // Everything the loop touches is allocated here; Map wraps raw buffers without allocating.
+  using Vec = Eigen::Map<Eigen::ArrayXf>;
+  std::vector<float> eps_buf(size);  // (D, n)
+  Vec xv(x.data(), static_cast<Eigen::Index>(size));
+  Vec eps(eps_buf.data(), static_cast<Eigen::Index>(size));
+
+  if (c.sampler == SamplerKind::kDpmpp2m) {
+    const std::vector<DpmStep> steps = dpm_steps(schedule, ts);
+    std::vector<float> x0_a(size), x0_b(size);  // this step's and the previous step's x0, (D, n)
+    float* x0_cur = x0_a.data();
+    float* x0_prev = x0_b.data();
+    for (int i = 0; i < K; ++i) {
+      const DpmStep& st = steps[i];
+      eps_fn(x.data(), st.t, n, eps_buf.data());
+      Vec cur(x0_cur, static_cast<Eigen::Index>(size));
+      Vec prev(x0_prev, static_cast<Eigen::Index>(size));
+      // Kept for the next step's second-order term (not needed after the last step).
+      if (i + 1 < K) cur = static_cast<float>(st.x0_x) * xv + static_cast<float>(st.x0_eps) * eps;
+      if (st.c_prev != 0) {
+        xv = static_cast<float>(st.a()) * xv + static_cast<float>(st.b()) * eps +
+             static_cast<float>(st.c_prev) * prev;
+      } else {
+        xv = static_cast<float>(st.a()) * xv + static_cast<float>(st.b()) * eps;
+      }
+      std::swap(x0_cur, x0_prev);
+      rec.after_step(st.t, i + 1 == K, x);
+    }
+  } else {
+    const std::vector<LinearStep> steps = c.sampler == SamplerKind::kDdpm
+                                              ? ddpm_steps(schedule, c.variance)
+                                              : ddim_steps(schedule, ts, c.eta);
+    const bool stochastic =
+        std::any_of(steps.begin(), steps.end(), [](const LinearStep& s) { return s.noise; });
+    std::vector<float> z_buf(stochastic ? size : 0);  // (D, n)
+    Vec z(z_buf.data(), static_cast<Eigen::Index>(z_buf.size()));
+    for (int i = 0; i < K; ++i) {
+      const LinearStep& st = steps[i];
+      eps_fn(x.data(), st.t, n, eps_buf.data());
+      if (st.noise) {
+        rng.fill_normal(z_buf.data(), size);
+        xv = static_cast<float>(st.a) * xv + static_cast<float>(st.b) * eps +
+             static_cast<float>(st.sigma) * z;
+      } else {
+        xv = static_cast<float>(st.a) * xv + static_cast<float>(st.b) * eps;
+      }
+      rec.after_step(st.t, i + 1 == K, x);
+    }
+  }
+  if (!xv.isFinite().all()) {
+    throw Error("sample: the samples contain NaN or infinity (the model or schedule diverged)");
+  }
+  return x;
+}
+
+EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int threads) {
+  validate(c);
+  if (params.size() != param_count(c)) {
+    throw Error("model: expected " + std::to_string(param_count(c)) + " parameters for dim " +
+                std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden) + ", T " +
+                std::to_string(c.T) + ", got " + std::to_string(params.size()));
+  }
+  if (threads < 1) {
+    throw UsageError("--threads: expected at least 1, got " + std::to_string(threads));
+  }
+  // One workspace per thread, allocated here once; the call itself allocates nothing. The
+  // returned function therefore must not be called from two threads at once.
+  auto workspaces = std::make_shared<std::vector<Workspace>>();
+  workspaces->reserve(threads);
+  for (int i = 0; i < threads; ++i) workspaces->emplace_back(c, kEpsBlock);
+  const float* p = params.data();
+  return [c, p, threads, workspaces](const float* x, int t, int n, float* eps) {
+    if (t < 0 || t >= c.T) {
+      throw Error("model: timestep " + std::to_string(t) + " is outside the model's 0.." +
+                  std::to_string(c.T - 1) + " (the schedule's T differs from the model's)");
+    }
+    // Fixed blocks of kEpsBlock columns, dealt out statically. A column's prediction depends
+    // only on its block (the same blocks model_predict makes on one thread), so the result is
+    // bit-for-bit the same for any thread count and any scheduling.
+    const int blocks = (n + kEpsBlock - 1) / kEpsBlock;
+    std::exception_ptr failure;  // an exception must not escape an OpenMP region
+#pragma omp parallel num_threads(threads)
+    {
+      Workspace& ws = (*workspaces)[omp_get_thread_num()];
+#pragma omp for schedule(static)
+      for (int b = 0; b < blocks; ++b) {
+        const int begin = b * kEpsBlock;
+        const int cols = std::min(n - begin, kEpsBlock);
+        const size_t off = static_cast<size_t>(begin) * c.dim;
+        try {
+          model_predict(c, p, x + off, t, cols, ws, eps + off);
+        } catch (...) {
+#pragma omp critical(diffuse_model_eps_fn)
+          if (!failure) failure = std::current_exception();
+        }
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+  };
+}
+
+}  // namespace diffuse

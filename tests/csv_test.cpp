@@ -1,0 +1,268 @@
+// Tests of read_csv / write_csv: accepted layouts, exact float round trips, streaming across chunk
+// boundaries, and every malformed input rejected with "FILE:LINE: what". Not the shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "diffuse/dataset.h"
+#include "diffuse/error.h"
+#include "diffuse/rng.h"
+#include "test_util.h"
+
+namespace diffuse {
+namespace {
+
+void put(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(f.good());
+}
+
+// The message read_csv throws for a file with these bytes ("" when it does not throw).
+class CsvErrors : public ::testing::Test {
+ protected:
+  std::string error_for(const std::string& bytes) {
+    const std::string path = dir_.file("bad.csv");
+    put(path, bytes);
+    return error_at(path);
+  }
+  static std::string error_at(const std::string& path) {
+    try {
+      read_csv(path);
+    } catch (const UsageError& e) {
+      return std::string("UsageError instead of Error: ") + e.what();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+  std::string at(int line) const {
+    return dir_.file("bad.csv") + ":" + std::to_string(line) + ": ";
+  }
+  test::TempDir dir_;
+};
+
+TEST(ReadCsv, HeaderCommentsBlankLinesAndSpaces) {
+  test::TempDir dir;
+  const std::string path = dir.file("a.csv");
+  put(path,
+      "# produced by hand\n"
+      "\n"
+      "  x , y,z\n"
+      "1,2,3\n"
+      "   # an indented comment\n"
+      "  \t\n"
+      " -4.5 ,\t+5e-1 , .25\n"
+      "1e3,-0,7.\n");  // no trailing newline issue: this one has one
+  const Dataset d = read_csv(path);
+  EXPECT_EQ(d.columns, (std::vector<std::string>{"x", "y", "z"}));
+  ASSERT_EQ(d.x.rows(), 3);
+  ASSERT_EQ(d.x.cols(), 3);
+  Points want(3, 3);
+  want << 1, 2, 3, -4.5f, 0.5f, 0.25f, 1000, 0, 7;
+  EXPECT_TRUE(d.x == want) << d.x;
+}
+
+TEST(ReadCsv, NoHeaderCrlfBomAndMissingFinalNewline) {
+  test::TempDir dir;
+  const std::string path = dir.file("b.csv");
+  put(path,
+      "\xEF\xBB\xBF"
+      "0.5,1\r\n2,3.25\r\n\r\n-1,1e-3");
+  const Dataset d = read_csv(path);
+  EXPECT_TRUE(d.columns.empty());
+  Points want(3, 2);
+  want << 0.5f, 1, 2, 3.25f, -1, 1e-3f;
+  EXPECT_TRUE(d.x == want) << d.x;
+}
+
+TEST(ReadCsv, QuotedHeaderNamesSingleColumnAndTinyValues) {
+  test::TempDir dir;
+  put(dir.file("q.csv"), "\"a\",\"b c\"\n1,2\n");
+  EXPECT_EQ(read_csv(dir.file("q.csv")).columns, (std::vector<std::string>{"a", "b c"}));
+  // A header field may be a number as long as not all are; values below float range round to 0.
+  put(dir.file("one.csv"), "value\n1e-50\n-2\n1.4e-45\n");
+  const Dataset d = read_csv(dir.file("one.csv"));
+  EXPECT_EQ(d.columns, std::vector<std::string>{"value"});
+  ASSERT_EQ(d.x.rows(), 3);
+  EXPECT_EQ(d.x(0, 0), 0.0f);
+  EXPECT_EQ(d.x(1, 0), -2.0f);
+  EXPECT_EQ(d.x(2, 0), std::numeric_limits<float>::denorm_min());
+  put(dir.file("mixed.csv"), "t,1\n5,6\n");
+  EXPECT_EQ(read_csv(dir.file("mixed.csv")).columns, (std::vector<std::string>{"t", "1"}));
+}
+
+// Floats of every magnitude, including subnormals, -0 and the largest float.
+Points awkward_points(int n, int d, uint64_t seed) {
+  Rng rng(seed);
+  Points x(n, d);
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < d; ++j) {
+      const double mag = std::pow(10.0, -40.0 + 78.0 * rng.uniform());
+      x(i, j) = static_cast<float>((rng.uniform() < 0.5 ? -1 : 1) * mag);
+    }
+  }
+  x(0, 0) = std::numeric_limits<float>::max();
+  x(n - 1, d - 1) = -0.0f;
+  x(n / 2, 0) = std::numeric_limits<float>::denorm_min();
+  x(1, d - 1) = 0.1f;
+  return x;
+}
+
+bool bitwise_equal(const Points& a, const Points& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+TEST(WriteCsv, RoundTripsFloatsExactlyForD1AndD16) {
+  test::TempDir dir;
+  for (int d : {1, 16}) {
+    const Points x = awkward_points(2000, d, 100 + d);
+    std::vector<std::string> names;
+    for (int j = 0; j < d; ++j) names.push_back(std::string("c").append(std::to_string(j)));
+    write_csv(dir.file("h.csv"), x, names);
+    const Dataset with = read_csv(dir.file("h.csv"));
+    EXPECT_TRUE(bitwise_equal(with.x, x)) << "D=" << d;
+    EXPECT_EQ(with.columns, names);
+
+    write_csv(dir.file("n.csv"), x, {});
+    const Dataset without = read_csv(dir.file("n.csv"));
+    EXPECT_TRUE(bitwise_equal(without.x, x)) << "D=" << d;
+    EXPECT_TRUE(without.columns.empty());
+  }
+}
+
+TEST(WriteCsv, WritesNineSignificantDigitsAndAHeader) {
+  test::TempDir dir;
+  Points x(2, 2);
+  x << 0.1f, -3, 1e-20f, 123456789.0f;
+  write_csv(dir.file("t.csv"), x, {"x", "y"});
+  EXPECT_EQ(test::slurp(dir.file("t.csv")), "x,y\n0.100000001,-3\n9.99999968e-21,123456792\n");
+}
+
+TEST(WriteCsv, RefusesWhatCannotBeReadBackAndLeavesNoFile) {
+  test::TempDir dir;
+  Points x(2, 2);
+  x << 1, 2, 3, std::nanf("");
+  try {
+    write_csv(dir.file("nan.csv"), x, {});
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), dir.file("nan.csv") + ": not written: row 2, column 2 is NaN");
+  }
+  x(1, 1) = 4;
+  EXPECT_THROW(write_csv(dir.file("w.csv"), x, {"only_one"}), Error);
+  EXPECT_THROW(write_csv(dir.file("w.csv"), x, {"a,b", "c"}), Error);
+  EXPECT_THROW(write_csv(dir.file("w.csv"), x, {"1", "2"}), Error);   // would read back as data
+  EXPECT_THROW(write_csv(dir.file("w.csv"), x, {"#a", "b"}), Error);  // would read as a comment
+  EXPECT_THROW(write_csv(dir.file("missing/w.csv"), x, {}), Error);
+  // Nothing was left behind: no target, no temporary file.
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+
+  // An existing file is replaced whole.
+  put(dir.file("w.csv"), "old contents that are longer than the new ones\n");
+  write_csv(dir.file("w.csv"), x, {});
+  EXPECT_EQ(test::slurp(dir.file("w.csv")), "1,2\n3,4\n");
+}
+
+TEST(ReadCsv, StreamsLargeFilesAcrossChunkBoundaries) {
+  // ~11 MB: lines straddle several 4 MiB chunk boundaries.
+  test::TempDir dir;
+  const Points x = awkward_points(120000, 8, 7);
+  write_csv(dir.file("big.csv"), x, {"a", "b", "c", "d", "e", "f", "g", "h"});
+  ASSERT_GT(std::filesystem::file_size(dir.file("big.csv")), size_t{9} << 20);
+  const Dataset d = read_csv(dir.file("big.csv"));
+  EXPECT_TRUE(bitwise_equal(d.x, x));
+  EXPECT_EQ(d.columns.size(), 8u);
+}
+
+TEST_F(CsvErrors, MissingFileAndFolder) {
+  EXPECT_EQ(error_at(dir_.file("nope.csv")), dir_.file("nope.csv") + ": no such file");
+  EXPECT_EQ(error_at(dir_.path()), dir_.path() + ": is a folder, not a file");
+}
+
+TEST_F(CsvErrors, NoDataRows) {
+  EXPECT_EQ(error_for(""), at(1) + "no data rows: the file is empty");
+  EXPECT_EQ(error_for("# only\n\n  \n# comments\n"),
+            at(4) + "no data rows: only blank lines and comments");
+  EXPECT_EQ(error_for("# c\nx,y\n\n"), at(3) + "no data rows, only a header (line 2)");
+  EXPECT_EQ(error_for("x,y"), at(1) + "no data rows, only a header (line 1)");
+}
+
+TEST_F(CsvErrors, RaggedRows) {
+  EXPECT_EQ(error_for("a,b,c\n1,2,3\n# comment\n\n4,5\n"),
+            at(5) + "expected 3 fields, found 2 (the header on line 1 has 3)");
+  EXPECT_EQ(error_for("\n1,2\n3,4,5\n"),
+            at(3) + "expected 2 fields, found 3 (the first row on line 2 has 2)");
+  EXPECT_EQ(error_for("x,y\n1,\n"), at(2) + "field 2 is empty, expected a number");
+}
+
+TEST_F(CsvErrors, TextInANumberField) {
+  EXPECT_EQ(error_for("x,y\n1,2\n3,abc\n"), at(3) + "field 2 'abc' is not a number");
+  EXPECT_EQ(error_for("1,2\n3,4\n\n5,6\nx,y\n"), at(5) + "field 1 'x' is not a number");
+  EXPECT_EQ(error_for("1,2\n0x10,4\n"), at(2) + "field 1 '0x10' is not a number");
+  EXPECT_EQ(error_for("1,2\n1 2,4\n"), at(2) + "field 1 '1 2' is not a number");
+  EXPECT_EQ(error_for("1,2\n+-1,4\n"), at(2) + "field 1 '+-1' is not a number");
+  EXPECT_EQ(error_for("1,2\n3,4\n5,this field is far too long to print\n"),
+            at(3) + "field 2 'this field is far to...' is not a number");
+}
+
+TEST_F(CsvErrors, NanInfAndOverflow) {
+  EXPECT_EQ(error_for("x,y\n1,nan\n"), at(2) + "field 2 'nan' is NaN, expected a finite number");
+  EXPECT_EQ(error_for("NaN,1\n"), at(1) + "field 1 'NaN' is NaN, expected a finite number");
+  EXPECT_EQ(error_for("1,2\n-inf,1\n"),
+            at(2) + "field 1 '-inf' is infinite, expected a finite number");
+  EXPECT_EQ(error_for("1,2\n3,1e400\n"),
+            at(2) + "field 2 '1e400' is too large for a float (max 3.4e38)");
+  EXPECT_EQ(error_for("1,2\n3,-1e39\n"),
+            at(2) + "field 2 '-1e39' is too large for a float (max 3.4e38)");
+  EXPECT_EQ(error_for("1,2\n3,4e38\n"),
+            at(2) + "field 2 '4e38' is too large for a float (max 3.4e38)");
+}
+
+TEST_F(CsvErrors, BinaryFiles) {
+  EXPECT_EQ(error_for(std::string("1,2\n3,4\n5,\0\0\x01", 13)),
+            at(3) + "not a text CSV file (binary byte 0x00 at column 3)");
+  EXPECT_EQ(error_for(std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16)),
+            at(1) + "not a text CSV file (invalid UTF-8 at column 1)");
+  EXPECT_EQ(error_for(std::string("#\x01\x02\n1\n", 6)),
+            at(1) + "not a text CSV file (binary byte 0x01 at column 2)");
+  EXPECT_EQ(error_for("x,y\n1,2\n\xff\xfe,3\n"),
+            at(3) + "not a text CSV file (invalid UTF-8 at column 1)");
+  EXPECT_EQ(
+      error_for("1,2\r3,4\n"),
+      at(1) + "carriage return inside a line at column 4; expected \\n or \\r\\n line endings");
+  // UTF-8 header names are fine.
+  put(dir_.file("utf8.csv"),
+      "temp \xC2\xB0"
+      "C,\xE5\x80\xBC\n1,2\n");
+  EXPECT_EQ(read_csv(dir_.file("utf8.csv")).columns, (std::vector<std::string>{"temp \xC2\xB0"
+                                                                               "C",
+                                                                               "\xE5\x80\xBC"}));
+}
+
+TEST_F(CsvErrors, VeryLongLines) {
+  const std::string big(kCsvMaxLineBytes + 10, '7');
+  EXPECT_EQ(error_for("x\n1\n" + big + "\n2\n"),
+            at(3) + "line longer than 1 MiB; not a CSV of numbers (binary or one-line file?)");
+  // No newline at all: stops after the limit instead of reading the whole file.
+  EXPECT_EQ(error_for(std::string(3 * kCsvMaxLineBytes, '1')),
+            at(1) + "line longer than 1 MiB; not a CSV of numbers (binary or one-line file?)");
+  // A line just under the limit is accepted.
+  std::string ok = "1";
+  while (ok.size() + 2 < kCsvMaxLineBytes) ok += ",1";
+  put(dir_.file("wide.csv"), ok + "\n" + ok + "\n");
+  const Dataset d = read_csv(dir_.file("wide.csv"));
+  EXPECT_EQ(d.x.rows(), 2);
+  EXPECT_EQ(d.x.cols(), static_cast<Eigen::Index>((ok.size() + 1) / 2));
+}
+
+}  // namespace
+}  // namespace diffuse
