@@ -358,6 +358,16 @@ Scratch carve(const ModelConfig& c, float* p) {
   return s;
 }
 
+// Packs the layers' transposed weights into wt (as carved): W1^T (D, H), W2^T, W3^T (H, H) and,
+// when the output layer is a matrix product (D >= kLanes), W4^T (H, D).
+void pack_all(const ModelConfig& c, const float* params, float* const wt[4]) {
+  const auto p = tensors(c, params);
+  pack_transposed(wt[0], p.w[0], c.hidden, c.dim);
+  pack_transposed(wt[1], p.w[1], c.hidden, c.hidden);
+  pack_transposed(wt[2], p.w[2], c.hidden, c.hidden);
+  if (c.dim >= kLanes) pack_transposed(wt[3], p.w[3], c.dim, c.hidden);
+}
+
 // Scratch for the single-layer kernels, which have no Workspace: grows once per thread.
 float* layer_scratch(size_t n) {
   thread_local std::vector<float, Eigen::aligned_allocator<float>> buf;
@@ -368,9 +378,10 @@ float* layer_scratch(size_t n) {
 enum class Pass { kTrain, kPredict };
 
 // The whole forward. kTrain saves a, z, h and sigmoid(z) for the backward; kPredict keeps only h.
+// wt: the transposed weights as pack_all leaves them.
 template <Pass kPass>
-void forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t, int B,
-             Workspace& ws, float* y) {
+void forward(const ModelConfig& c, const float* params, const float* const wt[4], const float* x,
+             const int32_t* t, int B, Workspace& ws, float* y) {
   const int D = c.dim, H = c.hidden;
   const auto p = tensors(c, params);
   const Scratch s = carve(c, ws.scratch.data());
@@ -381,7 +392,6 @@ void forward(const ModelConfig& c, const float* params, const float* x, const in
   const float* in_act = x;
   for (int l = 0; l < 3; ++l) {
     const int in = l == 0 ? D : H;
-    pack_transposed(s.wt[l], p.w[l], H, in);
     const float* bias = p.b[l];
     const float* E = p.e[l];
     float* al = a[l]->data();
@@ -389,7 +399,7 @@ void forward(const ModelConfig& c, const float* params, const float* x, const in
     float* hl = h[l]->data();
     float* sl = sg[l]->data();
     // h = softplus((W x + b) * E[t]) column by column while the product is in L1.
-    const Gemm g{s.wt[l], static_cast<size_t>(H), in_act, 1, static_cast<size_t>(in), H, in};
+    const Gemm g{wt[l], static_cast<size_t>(H), in_act, 1, static_cast<size_t>(in), H, in};
     gemm(g, B, s.panel, [&](const float* pn, int ldp, int c0, int nc) {
       for (int cc = 0; cc < nc; ++cc) {
         const int j = c0 + cc;
@@ -416,8 +426,7 @@ void forward(const ModelConfig& c, const float* params, const float* x, const in
   if (D < kLanes) {
     dot_small(y, p.w[3], static_cast<size_t>(H), in_act, static_cast<size_t>(H), p.b[3], D, H, B);
   } else {
-    pack_transposed(s.wt[3], p.w[3], D, H);
-    const Gemm g{s.wt[3], static_cast<size_t>(D), in_act, 1, static_cast<size_t>(H), D, H};
+    const Gemm g{wt[3], static_cast<size_t>(D), in_act, 1, static_cast<size_t>(H), D, H};
     const float* bias = p.b[3];
     gemm(g, B, s.panel, [&](const float* pn, int ldp, int c0, int nc) {
       for (int cc = 0; cc < nc; ++cc) {
@@ -631,7 +640,9 @@ void mse_backward(float* dy, const float* y, const float* target, size_t n) {
 void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                    int B, Workspace& ws, float* y) {
   // x is (D, B); t is (B); y is (D, B)
-  forward<Pass::kTrain>(c, params, x, t, B, ws, y);
+  const Scratch s = carve(c, ws.scratch.data());
+  pack_all(c, params, s.wt);
+  forward<Pass::kTrain>(c, params, s.wt, x, t, B, ws, y);
 }
 
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
@@ -702,9 +713,11 @@ void model_predict(const ModelConfig& c, const float* params, const float* x, in
   // x, y are (D, n); one timestep t for every column
   std::fill(ws.t.begin(), ws.t.end(), t);
   const int D = c.dim;
+  const Scratch s = carve(c, ws.scratch.data());
+  pack_all(c, params, s.wt);
   for (int j = 0; j < n; j += ws.max_batch) {
     const int B = std::min(ws.max_batch, n - j);
-    forward<Pass::kPredict>(c, params, x + static_cast<size_t>(j) * D, ws.t.data(), B, ws,
+    forward<Pass::kPredict>(c, params, s.wt, x + static_cast<size_t>(j) * D, ws.t.data(), B, ws,
                             y + static_cast<size_t>(j) * D);
   }
 }

@@ -157,8 +157,7 @@ void Trainer::step(int64_t first, int B) {
   const int nt = std::min(config_.threads, B);
   const float scale = 2.0f / static_cast<float>(static_cast<size_t>(B) * D);  // d mean / d y
   const float* params = model_.params.data();
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-  for (int p = 0; p < nt; ++p) {
+  auto share = [&](int p) {
     const int lo = static_cast<int>(static_cast<int64_t>(B) * p / nt);
     const int hi = static_cast<int>(static_cast<int64_t>(B) * (p + 1) / nt);
     const int b = hi - lo;
@@ -176,41 +175,91 @@ void Trainer::step(int64_t first, int B) {
     s.sq[p] = sq;
     model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p],
                    s.grads[p].data());
-  }
-
-  double sq = 0.0;
-  for (int p = 0; p < nt; ++p) sq += s.sq[p];
-  last_loss_ = sq / (static_cast<double>(B) * D);
-  if (!std::isfinite(last_loss_)) {
-    throw Error("training diverged: the loss became " + num(last_loss_) + " at epoch " +
-                num(epoch_ + 1) + ", step " + num(static_cast<double>(adam_.step_count + 1)) +
-                " (try a smaller --lr); the weights from before this step are kept");
-  }
-
-  // Fixed-order reduction of the per-thread gradients into thread 0's buffer.
-  float* grads = s.grads[0].data();
+  };
+  auto loss_of = [&] {
+    double sq = 0.0;
+    for (int p = 0; p < nt; ++p) sq += s.sq[p];
+    return sq / (static_cast<double>(B) * D);
+  };
+  auto loss_error = [&] {
+    return Error("training diverged: the loss became " + num(last_loss_) + " at epoch " +
+                 num(epoch_ + 1) + ", step " + num(static_cast<double>(adam_.step_count + 1)) +
+                 " (try a smaller --lr); the weights from before this step are kept");
+  };
+  auto norm_error = [&](float norm) {
+    return Error("training diverged: the gradient norm became " + num(norm) + " at epoch " +
+                 num(epoch_ + 1) + " (try a smaller --lr); the weights from before are kept");
+  };
   const size_t n = model_.params.size();
-  for (int p = 1; p < nt; ++p) {
-    const float* gp = s.grads[p].data();
-    for (size_t i = 0; i < n; ++i) grads[i] += gp[i];
+  float* grads = s.grads[0].data();
+  float* w = model_.params.data();
+  // EMA decay with a warm-up (as in TensorFlow's ExponentialMovingAverage with num_updates) so the
+  // average is not dominated by the random initial weights in short runs; after the Adam step.
+  auto ema_decay = [&] {
+    const double k = static_cast<double>(adam_.step_count);
+    return static_cast<float>(std::min(config_.ema_decay, (1.0 + k) / (10.0 + k)));
+  };
+  auto ema = [&](float d, size_t lo, size_t hi) {
+    float* e = ema_.data();
+    for (size_t i = lo; i < hi; ++i) e[i] = d * e[i] + (1.0f - d) * w[i];
+  };
+
+  if (nt == 1) {  // no parallel region: OpenMP would allocate a team for it every step
+    share(0);
+    last_loss_ = loss_of();
+    if (!std::isfinite(last_loss_)) throw loss_error();
+    if (config_.grad_clip > 0.0) {
+      const float norm = clip_grad_norm(grads, s.layout, static_cast<float>(config_.grad_clip));
+      if (!std::isfinite(norm)) throw norm_error(norm);
+    }
+    adam_.step(w, grads, learning_rate(adam_.step_count));
+    if (config_.ema_decay > 0.0) ema(ema_decay(), 0, n);
+    return;
   }
-  if (config_.grad_clip > 0.0) {
-    const float norm = clip_grad_norm(grads, s.layout, static_cast<float>(config_.grad_clip));
-    if (!std::isfinite(norm)) {
-      throw Error("training diverged: the gradient norm became " + num(norm) + " at epoch " +
-                  num(epoch_ + 1) + " (try a smaller --lr); the weights from before are kept");
+
+  // Several threads, one parallel region: the shares, then each thread sums its slice of the
+  // gradients over the threads in a fixed order, one thread takes the norm, each thread clips and
+  // updates its slice. The arithmetic is that of the one-thread path, element by element.
+  bool bad_loss = false, bad_norm = false;
+  float norm = 0.0f, coef = 1.0f, decay = 0.0f;
+  Adam::StepScalars k{};
+#pragma omp parallel num_threads(nt)
+  {
+    const int p = omp_get_thread_num();
+    share(p);
+    // Slices in whole 64-byte lines, so no two threads write one line.
+    auto bound = [&](int q) { return q == nt ? n : n * q / nt / 16 * 16; };
+    const size_t lo = bound(p), hi = bound(p + 1);
+#pragma omp barrier
+    for (int q = 1; q < nt; ++q) {
+      const float* gq = s.grads[q].data();
+      for (size_t i = lo; i < hi; ++i) grads[i] += gq[i];
+    }
+#pragma omp barrier
+#pragma omp single
+    {
+      last_loss_ = loss_of();
+      bad_loss = !std::isfinite(last_loss_);
+      if (!bad_loss && config_.grad_clip > 0.0) {
+        norm = grad_norm(grads, s.layout);  // as clip_grad_norm: max_norm / (norm + 1e-6)
+        bad_norm = !std::isfinite(norm);
+        coef = static_cast<float>(config_.grad_clip) / (norm + 1e-6f);
+      }
+      if (!bad_loss && !bad_norm) {
+        k = adam_.begin_step(learning_rate(adam_.step_count));
+        decay = ema_decay();
+      }
+    }  // implicit barrier
+    if (!bad_loss && !bad_norm) {
+      if (coef < 1.0f) {
+        for (size_t i = lo; i < hi; ++i) grads[i] *= coef;
+      }
+      adam_.update(k, w, grads, lo, hi);
+      if (config_.ema_decay > 0.0) ema(decay, lo, hi);
     }
   }
-  adam_.step(model_.params.data(), grads, learning_rate(adam_.step_count));
-
-  if (config_.ema_decay > 0.0) {
-    // Warm-up of the decay (as in TensorFlow's ExponentialMovingAverage with num_updates) so the
-    // average is not dominated by the random initial weights in short runs.
-    const double k = static_cast<double>(adam_.step_count);
-    const auto d = static_cast<float>(std::min(config_.ema_decay, (1.0 + k) / (10.0 + k)));
-    const float* w = model_.params.data();
-    for (size_t i = 0; i < n; ++i) ema_[i] = d * ema_[i] + (1.0f - d) * w[i];
-  }
+  if (bad_loss) throw loss_error();
+  if (bad_norm) throw norm_error(norm);
 }
 
 EpochStats Trainer::run_epoch() {

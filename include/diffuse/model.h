@@ -61,10 +61,10 @@ struct Workspace {
   ColMatrix a1, a2, a3;  // pre-scale W x + b, (H, B)
   ColMatrix z1, z2, z3;  // after the embedding scale, (H, B)
   ColMatrix h1, h2, h3;  // after softplus, (H, B)
-  ColMatrix s1, s2,
-      s3;            // softplus'(z) = sigmoid(z), saved by model_forward for the backward, (H, B)
-  ColMatrix dh, dz;  // gradient scratch, (H, B)
-  ColMatrix dx;      // gradient wrt the input, (D, B)
+  // softplus'(z) = sigmoid(z), saved by model_forward for the backward, (H, B)
+  ColMatrix s1, s2, s3;
+  ColMatrix dh, dz;        // gradient scratch, (H, B)
+  ColMatrix dx;            // gradient wrt the input, (D, B)
   std::vector<int32_t> t;  // timestep scratch for model_predict, (B)
   // Transposed weights and a matrix-product panel for the kernels (src/model.cpp).
   std::vector<float, Eigen::aligned_allocator<float>> scratch;
