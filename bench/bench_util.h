@@ -21,8 +21,9 @@ inline double train_step_flops(int D, int H, int64_t B) { return 3.0 * forward_f
 // (Eigen's packet, e.g. 16 floats with AVX-512), measured once (best of a few short runs) and
 // cached.
 double fma_peak_flops();
-// FLOP/s of `chains` independent FMA chains over `iters` iterations, one thread.
-double fma_flops(int64_t iters);
+// FLOP/s of independent FMA chains over `iters` iterations on the calling thread, timed on its CPU
+// time or on the wall clock.
+double fma_flops(int64_t iters, bool wall = false);
 
 // CPU time of the calling thread. The machine is shared (other people compile on its 2 cores), so
 // single-thread figures are taken on the thread's own CPU time, as Google Benchmark's "CPU" column

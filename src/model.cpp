@@ -30,7 +30,7 @@ constexpr int kLanes = ei::packet_traits<float>::size;
 // Register tile: kRowPackets packets of rows x kCols columns of accumulators, + kRowPackets loaded
 // rows + 1 broadcast within the register file: 28 + 3 of AVX-512's 32 (measured at H=128: 2 x 14
 // runs at 90-94% of the FMA peak, 4 x 6 at 85%, 8 x 3 at 50-75%); 12 + 3 of SSE/AVX's 16.
-#if EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32
+#ifdef EIGEN_VECTORIZE_AVX512  // 32 vector registers
 constexpr int kRowPackets = 2;
 constexpr int kCols = 14;
 #else
