@@ -126,6 +126,7 @@ void BM_Softplus(benchmark::State& state) {
   for (auto& v : z) v *= 4.0f;
   rng.fill_normal(dh.data(), n);
   const bool backward = state.range(0) != 0;
+  const double t0 = cpu_s();
   for (auto _ : state) {
     if (backward) {
       softplus_backward(dz.data(), dh.data(), z.data(), n);
@@ -134,12 +135,21 @@ void BM_Softplus(benchmark::State& state) {
     }
     benchmark::ClobberMemory();
   }
-  // Inverted rate of n * 1e-9 per iteration: nanoseconds per element.
-  state.counters["ns/elem"] = benchmark::Counter(
-      static_cast<double>(n) * 1e-9,
-      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_elem"] =
+      1e9 * (cpu_s() - t0) / (static_cast<double>(n) * static_cast<double>(state.iterations()));
 }
 BENCHMARK(BM_Softplus)->ArgName("backward")->Arg(0)->Arg(1);
+
+// Transposing the weights for the forward (pack_weights), once per step or sampling call.
+void BM_PackWeights(benchmark::State& state) {
+  Setup s(2, 128, 1);
+  PackedWeights packed(s.c);
+  for (auto _ : state) {
+    pack_weights(s.c, s.model.params.data(), packed);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_PackWeights);
 
 // The whole network at the training batch: forward, and backward after a forward.
 void BM_ModelForward(benchmark::State& state) {

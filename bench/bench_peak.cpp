@@ -91,5 +91,35 @@ void BM_FmaPeakTwoThreads(benchmark::State& state) {
 }
 BENCHMARK(BM_FmaPeakTwoThreads)->UseRealTime();
 
+// Core-to-core latency: two threads pass a cache line back and forth; time per round trip. The
+// two-thread training step exchanges gradients and weights between the cores every step, so its
+// speed-up depends on this (the host places the two vCPUs, and the placement changes over time).
+void BM_CoreToCoreRoundTrip(benchmark::State& state) {
+  alignas(64) static std::atomic<int64_t> flag{0};
+  const int64_t trips = 20000;
+  double seconds = 0;
+  for (auto _ : state) {
+    flag.store(0);
+    std::thread t([&] {
+      for (int64_t i = 0; i < trips; ++i) {
+        while (flag.load(std::memory_order_acquire) != 2 * i + 1) {
+        }
+        flag.store(2 * i + 2, std::memory_order_release);
+      }
+    });
+    const double t0 = wall_s();
+    for (int64_t i = 0; i < trips; ++i) {
+      flag.store(2 * i + 1, std::memory_order_release);
+      while (flag.load(std::memory_order_acquire) != 2 * i + 2) {
+      }
+    }
+    seconds += wall_s() - t0;
+    t.join();
+  }
+  state.counters["ns_per_trip"] =
+      1e9 * seconds / (static_cast<double>(trips) * static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_CoreToCoreRoundTrip)->UseRealTime();
+
 }  // namespace
 }  // namespace diffuse::bench

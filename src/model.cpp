@@ -645,6 +645,19 @@ void model_forward(const ModelConfig& c, const float* params, const float* x, co
   forward<Pass::kTrain>(c, params, s.wt, x, t, B, ws, y);
 }
 
+PackedWeights::PackedWeights(const ModelConfig& c) : data(scratch_floats(c), 0.0f) {}
+
+void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed) {
+  const Scratch s = carve(c, packed.data.data());
+  pack_all(c, params, s.wt);
+}
+
+void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
+                   const float* x, const int32_t* t, int B, Workspace& ws, float* y) {
+  const Scratch s = carve(c, const_cast<float*>(packed.data.data()));  // only read
+  forward<Pass::kTrain>(c, params, s.wt, x, t, B, ws, y);
+}
+
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                     int B, const float* dy, Workspace& ws, float* grads) {
   // dy is (D, B); grads has the flat layout of params; ws.dx gets d loss / d x, (D, B)

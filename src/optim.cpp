@@ -3,6 +3,7 @@
 #include "diffuse/optim.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 
 namespace diffuse {
@@ -61,25 +62,58 @@ void Adam::step(float* params, const float* grads, double lr) {
   update(begin_step(lr), params, grads, 0, m.size());
 }
 
-float grad_norm(const float* grads, const std::vector<TensorInfo>& layout) {
+namespace {
+
+// Sum of squares of n floats in double: 32 partial sums in a fixed order (vectorizes, and is
+// deterministic).
+double sum_of_squares(const float* g, size_t n) {
+  constexpr size_t kParts = 32;
+  double part[kParts] = {};
+  size_t i = 0;
+  for (; i + kParts <= n; i += kParts) {
+    for (size_t k = 0; k < kParts; ++k) part[k] += static_cast<double>(g[i + k]) * g[i + k];
+  }
+  for (; i < n; ++i) part[0] += static_cast<double>(g[i]) * g[i];
+  double sq = 0.0;
+  for (double p : part) sq += p;
+  return sq;
+}
+
+}  // namespace
+
+void add_squares(const float* grads, const std::vector<TensorInfo>& layout, size_t lo, size_t hi,
+                 double* sq) {
+  for (size_t k = 0; k < layout.size(); ++k) {
+    const size_t a = std::max(lo, layout[k].offset);
+    const size_t b = std::min(hi, layout[k].offset + layout[k].size);
+    if (a < b) sq[k] += sum_of_squares(grads + a, b - a);
+  }
+}
+
+float norm_from_squares(const double* sq, size_t tensors) {
   // torch: total = ||(||g_1||, ..., ||g_k||)||, each tensor's norm rounded to float.
   double total_sq = 0.0;
-  for (const auto& ti : layout) {
-    // 32 partial sums in a fixed order: vectorizes, and is deterministic.
-    constexpr size_t kParts = 32;
-    double part[kParts] = {};
-    const float* g = grads + ti.offset;
-    size_t i = 0;
-    for (; i + kParts <= ti.size; i += kParts) {
-      for (size_t k = 0; k < kParts; ++k) part[k] += static_cast<double>(g[i + k]) * g[i + k];
-    }
-    for (; i < ti.size; ++i) part[0] += static_cast<double>(g[i]) * g[i];
-    double sq = 0.0;
-    for (double p : part) sq += p;
-    const auto norm = static_cast<float>(std::sqrt(sq));
+  for (size_t k = 0; k < tensors; ++k) {
+    const auto norm = static_cast<float>(std::sqrt(sq[k]));
     total_sq += static_cast<double>(norm) * norm;
   }
   return static_cast<float>(std::sqrt(total_sq));
+}
+
+float grad_norm(const float* grads, const std::vector<TensorInfo>& layout) {
+  double sq[64];  // one per tensor (the model has 11)
+  std::vector<double> heap;
+  double* s = sq;
+  if (layout.size() > 64) {
+    heap.assign(layout.size(), 0.0);
+    s = heap.data();
+  } else {
+    std::fill(sq, sq + layout.size(), 0.0);
+  }
+  for (size_t k = 0; k < layout.size(); ++k) {
+    s[k] = sum_of_squares(grads + layout[k].offset, layout[k].size);
+  }
+  return norm_from_squares(s, layout.size());
 }
 
 float clip_grad_norm(float* grads, const std::vector<TensorInfo>& layout, float max_norm) {

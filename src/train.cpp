@@ -63,6 +63,9 @@ struct Trainer::Scratch {
   std::vector<std::vector<float, Eigen::aligned_allocator<float>>> grads;  // per thread, flat
   std::vector<double> sq;  // per-thread sum of squared errors
   std::vector<TensorInfo> layout;
+  std::vector<std::vector<double>> grad_sq;  // per thread: squares of its gradient slice by tensor
+  std::vector<std::vector<double>> grad_sq_total;  // per thread: the sums over threads
+  PackedWeights packed;  // this step's transposed weights, shared by the threads
 };
 
 Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
@@ -100,6 +103,11 @@ Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
   }
   s.sq.resize(nt);
   s.layout = param_layout(model_.config);
+  if (nt > 1) {
+    s.grad_sq.assign(nt, std::vector<double>(s.layout.size()));
+    s.grad_sq_total = s.grad_sq;
+    s.packed = PackedWeights(model_.config);
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -145,13 +153,17 @@ void Trainer::step(int64_t first, int B) {
   const int T = c.T;
 
   // Draw the batch, its timesteps and its noise in one fixed order, whatever the thread count.
-  for (int j = 0; j < B; ++j) {
-    const float* src = data_.data() + static_cast<size_t>(perm_[first + j]) * D;
-    std::copy(src, src + D, s.x0.data() + static_cast<size_t>(j) * D);
-  }
-  for (int j = 0; j < B; ++j) s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(T)));
-  rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
-  q_sample(schedule_, s.x0.data(), s.eps.data(), s.t.data(), B, D, s.xt.data());
+  auto draw = [&] {
+    for (int j = 0; j < B; ++j) {
+      const float* src = data_.data() + static_cast<size_t>(perm_[first + j]) * D;
+      std::copy(src, src + D, s.x0.data() + static_cast<size_t>(j) * D);
+    }
+    for (int j = 0; j < B; ++j) {
+      s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(T)));
+    }
+    rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
+    q_sample(schedule_, s.x0.data(), s.eps.data(), s.t.data(), B, D, s.xt.data());
+  };
 
   // Each thread takes a contiguous share of the columns: forward, dL/dy, backward.
   const int nt = std::min(config_.threads, B);
@@ -165,7 +177,11 @@ void Trainer::step(int64_t first, int B) {
     float* y = s.y.data() + off;
     float* dy = s.dy.data() + off;
     const float* eps = s.eps.data() + off;
-    model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    if (nt == 1) {
+      model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    } else {
+      model_forward(c, params, s.packed, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    }
     double sq = 0.0;
     for (size_t i = 0; i < static_cast<size_t>(b) * D; ++i) {
       const float d = y[i] - eps[i];
@@ -205,6 +221,7 @@ void Trainer::step(int64_t first, int B) {
   };
 
   if (nt == 1) {  // no parallel region: OpenMP would allocate a team for it every step
+    draw();
     share(0);
     last_loss_ = loss_of();
     if (!std::isfinite(last_loss_)) throw loss_error();
@@ -217,15 +234,25 @@ void Trainer::step(int64_t first, int B) {
     return;
   }
 
-  // Several threads, one parallel region: the shares, then each thread sums its slice of the
-  // gradients over the threads in a fixed order, one thread takes the norm, each thread clips and
-  // updates its slice. The arithmetic is that of the one-thread path, element by element.
+  // Several threads, one parallel region, three barriers: one thread draws the batch while another
+  // packs the weights; each thread runs its share of the columns; each sums its slice of the
+  // gradients over the threads in a fixed order, with its squares; each takes the norm from all the
+  // squares (the same sums in the same order) and clips and updates its slice. Deterministic for a
+  // given thread count; at one thread the arithmetic is that of the path above.
   bool bad_loss = false, bad_norm = false;
-  float norm = 0.0f, coef = 1.0f, decay = 0.0f;
-  Adam::StepScalars k{};
+  float norm = 0.0f, decay = 0.0f;
+  Adam::StepScalars scalars{};
 #pragma omp parallel num_threads(nt)
   {
     const int p = omp_get_thread_num();
+    if (p == 0) draw();
+    if (p == nt - 1) {
+      pack_weights(c, params, s.packed);
+      // The step's Adam scalars, ahead of the gradients (undone below if the step fails).
+      scalars = adam_.begin_step(learning_rate(adam_.step_count));
+      decay = ema_decay();
+    }
+#pragma omp barrier
     share(p);
     // Slices in whole 64-byte lines, so no two threads write one line.
     auto bound = [&](int q) { return q == nt ? n : n * q / nt / 16 * 16; };
@@ -235,29 +262,41 @@ void Trainer::step(int64_t first, int B) {
       const float* gq = s.grads[q].data();
       for (size_t i = lo; i < hi; ++i) grads[i] += gq[i];
     }
+    std::fill(s.grad_sq[p].begin(), s.grad_sq[p].end(), 0.0);
+    if (config_.grad_clip > 0.0) add_squares(grads, s.layout, lo, hi, s.grad_sq[p].data());
 #pragma omp barrier
-#pragma omp single
-    {
-      last_loss_ = loss_of();
-      bad_loss = !std::isfinite(last_loss_);
-      if (!bad_loss && config_.grad_clip > 0.0) {
-        norm = grad_norm(grads, s.layout);  // as clip_grad_norm: max_norm / (norm + 1e-6)
-        bad_norm = !std::isfinite(norm);
-        coef = static_cast<float>(config_.grad_clip) / (norm + 1e-6f);
+    // Every thread takes the loss and the norm from the same partial sums in the same order (no
+    // single thread, no further barrier); the first thread keeps the loss.
+    const double loss = loss_of();
+    bool bad = !std::isfinite(loss);
+    float coef_p = 1.0f;
+    if (!bad && config_.grad_clip > 0.0) {
+      std::vector<double>& sq_total = s.grad_sq_total[p];
+      sq_total = s.grad_sq[0];  // no allocation: same size
+      for (int q = 1; q < nt; ++q) {
+        for (size_t k = 0; k < s.layout.size(); ++k) sq_total[k] += s.grad_sq[q][k];
       }
-      if (!bad_loss && !bad_norm) {
-        k = adam_.begin_step(learning_rate(adam_.step_count));
-        decay = ema_decay();
+      const float norm_p = norm_from_squares(sq_total.data(), s.layout.size());
+      bad = !std::isfinite(norm_p);
+      coef_p = static_cast<float>(config_.grad_clip) / (norm_p + 1e-6f);  // as clip_grad_norm
+      if (p == 0) {
+        norm = norm_p;
+        bad_norm = bad;
       }
-    }  // implicit barrier
-    if (!bad_loss && !bad_norm) {
-      if (coef < 1.0f) {
-        for (size_t i = lo; i < hi; ++i) grads[i] *= coef;
+    }
+    if (p == 0) {
+      last_loss_ = loss;
+      bad_loss = !std::isfinite(loss);
+    }
+    if (!bad) {
+      if (coef_p < 1.0f) {
+        for (size_t i = lo; i < hi; ++i) grads[i] *= coef_p;
       }
-      adam_.update(k, w, grads, lo, hi);
+      adam_.update(scalars, w, grads, lo, hi);
       if (config_.ema_decay > 0.0) ema(decay, lo, hi);
     }
   }
+  if (bad_loss || bad_norm) --adam_.step_count;  // begin_step ran ahead: nothing was updated
   if (bad_loss) throw loss_error();
   if (bad_norm) throw norm_error(norm);
 }

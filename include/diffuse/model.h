@@ -105,6 +105,20 @@ void mse_backward(float* dy, const float* y, const float* target, size_t n);
 // y = eps_theta(x, t). x is (D, B), t is (B), y is (D, B); B <= ws.max_batch. Saves activations.
 void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                    int B, Workspace& ws, float* y);
+// The transposed weights (W^T of each layer) that the forward multiplies by, which model_forward
+// and model_predict pack on every call. Packed once, one copy serves several forwards on the same
+// params (the trainer's threads share one per step).
+struct PackedWeights {
+  PackedWeights() = default;
+  explicit PackedWeights(const ModelConfig& c);  // sized for c
+  std::vector<float, Eigen::aligned_allocator<float>> data;
+};
+// Packs params into packed (sized for c: no allocation).
+void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed);
+// model_forward with weights that pack_weights packed from these params.
+void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
+                   const float* x, const int32_t* t, int B, Workspace& ws, float* y);
+
 // Given dy (D, B) after model_forward on the same batch, overwrites grads (param_count floats)
 // with d loss / d params, and ws.dx with d loss / d x.
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,

@@ -41,6 +41,12 @@ struct Adam {
 
 // The norm clip_grad_norm computes, without scaling anything.
 float grad_norm(const float* grads, const std::vector<TensorInfo>& layout);
+// grad_norm in parts, for threads that each hold a slice of the gradients: each adds the squares of
+// grads[lo, hi) to sq (a double per tensor of layout, in a fixed order); norm_from_squares then
+// gives the norm from the summed squares.
+void add_squares(const float* grads, const std::vector<TensorInfo>& layout, size_t lo, size_t hi,
+                 double* sq);
+float norm_from_squares(const double* sq, size_t tensors);
 
 // L2 norm of all gradients together (norm of the per-tensor norms, as PyTorch), then scales them by
 // max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
