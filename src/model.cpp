@@ -1,10 +1,14 @@
-// The ConditionalModel's layer kernels and whole-network forward/backward, on Eigen maps over
-// caller-owned buffers (no allocation per call). Not an autograd: each backward is derived by hand
-// and proven by central differences and PyTorch fixtures (tests/model_test.cpp).
+// The ConditionalModel's layer kernels and whole-network forward/backward: small register-blocked
+// matrix products on Eigen packets with fused epilogues (bias, embedding scale, softplus) over
+// caller-owned buffers. Not an autograd: each backward is derived by hand and proven by central
+// differences and PyTorch fixtures (tests/model_test.cpp); docs/PERFORMANCE.md has the
+// measurements.
 #include "diffuse/model.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "diffuse/error.h"
@@ -12,15 +16,322 @@
 namespace diffuse {
 namespace {
 
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstRowMap = Eigen::Map<const RowMatrix>;
-using RowMap = Eigen::Map<RowMatrix>;
-using ConstColMap = Eigen::Map<const ColMatrix>;
-using ColMap = Eigen::Map<ColMatrix>;
-using ConstVecMap = Eigen::Map<const Eigen::VectorXf>;
-using VecMap = Eigen::Map<Eigen::VectorXf>;
+// ---- SIMD building blocks (Eigen packets: 16 floats with AVX-512, 8 with AVX, 4 with SSE) ----
+//
+// Every product below is C(r, c) = sum_p A(r, p) B(p, c), vectorized over r (a packet of rows
+// loaded from A), broadcasting B(p, c), accumulating in registers over p in order. So each output
+// element is the same chain of fused multiply-adds whatever its position in the batch, the batch
+// size or the memory alignment: a column's result depends only on its own inputs (the samplers'
+// blocks and the trainer's thread split rely on that), and unaligned loads are used throughout.
+
+namespace ei = Eigen::internal;
+using Packet = ei::packet_traits<float>::type;
+constexpr int kLanes = ei::packet_traits<float>::size;
+// Register tile: kRowPackets packets of rows x kCols columns of accumulators, + kRowPackets loaded
+// rows + 1 broadcast within the register file: 28 + 3 of AVX-512's 32 (measured at H=128: 2 x 14
+// runs at 90-94% of the FMA peak, 4 x 6 at 85%, 8 x 3 at 50-75%); 12 + 3 of SSE/AVX's 16.
+#ifdef EIGEN_VECTORIZE_AVX512  // 32 vector registers
+constexpr int kRowPackets = 2;
+constexpr int kCols = 14;
+#else
+constexpr int kRowPackets = 2;
+constexpr int kCols = 6;
+#endif
 
 constexpr float kSoftplusThreshold = 20.0f;  // PyTorch's default: linear above it
+
+int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+// n in [1, kLanes] floats; lanes past n read as 0. Full packets take the plain unaligned load.
+inline Packet load_n(const float* p, int n) {
+  if (n == kLanes) return ei::ploadu<Packet>(p);
+  alignas(64) float t[kLanes] = {};
+  std::memcpy(t, p, sizeof(float) * n);
+  return ei::pload<Packet>(t);
+}
+
+inline void store_n(float* p, const Packet& v, int n) {
+  if (n == kLanes) {
+    ei::pstoreu(p, v);
+    return;
+  }
+  alignas(64) float t[kLanes];
+  ei::pstore(t, v);
+  std::memcpy(p, t, sizeof(float) * n);
+}
+
+// exp(x) for x <= 0. With AVX-512: x = n ln2 + r (n rounded, r by a two-part ln2), exp(r) by
+// Cephes' degree-6 polynomial (Eigen's), times 2^n by vscalefps, which also flushes to 0 below the
+// float range: 12 instructions where Eigen's general pexp takes 19. Elsewhere Eigen's pexp.
+inline Packet exp_nonpositive(const Packet& x) {
+#ifdef EIGEN_VECTORIZE_AVX512
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+#else
+  return ei::pexp(x);
+#endif
+}
+
+// softplus(z) = max(z, 0) + log1p(u), u = exp(-|z|) in (0, 1] (no overflow), and its derivative
+// sigmoid(z) = (z >= 0 ? 1 : u) / (1 + u); PyTorch's threshold: z > 20 gives z and slope 1 (1/(1+u)
+// rounds to 1 there). log1p(u) = u q(u) with q a degree-8 fit of log1p(u)/u on [0, 1] (relative
+// error 3e-8; 2e-7 as evaluated in float), cheaper than a log and exact as u -> 0.
+template <bool kSigmoid>
+inline void softplus_packet(const Packet& z, Packet& h, Packet& s) {
+  const Packet one = ei::pset1<Packet>(1.0f);
+  const Packet zero = ei::pset1<Packet>(0.0f);
+  const Packet u = exp_nonpositive(ei::pnegate(ei::pabs(z)));
+  Packet q = ei::pset1<Packet>(0.005232725292444229f);
+  q = ei::pmadd(q, u, ei::pset1<Packet>(-0.02950536273419857f));
+  q = ei::pmadd(q, u, ei::pset1<Packet>(0.07822615653276443f));
+  q = ei::pmadd(q, u, ei::pset1<Packet>(-0.13663263618946075f));
+  q = ei::pmadd(q, u, ei::pset1<Packet>(0.1910601556301117f));
+  q = ei::pmadd(q, u, ei::pset1<Packet>(-0.24842984974384308f));
+  q = ei::pmadd(q, u, ei::pset1<Packet>(0.3331909775733948f));
+  q = ei::pmadd(q, u, ei::pset1<Packet>(-0.4999949336051941f));
+  q = ei::pmadd(q, u, ei::pset1<Packet>(0.9999999403953552f));
+  h = ei::pmadd(u, q, ei::pmax(z, zero));
+  h = ei::pselect(ei::pcmp_lt(ei::pset1<Packet>(kSoftplusThreshold), z), z, h);
+  if constexpr (kSigmoid) s = ei::pdiv(ei::pselect(ei::pcmp_le(zero, z), one, u), ei::padd(one, u));
+}
+
+// One product's operands: A(r, p) = a[p * lda + r], B(p, c) = b[p * bp + c * bc], r < rows,
+// p < depth.
+struct Gemm {
+  const float* a;
+  size_t lda;
+  const float* b;
+  size_t bp, bc;
+  int rows, depth;
+};
+
+// Rows [r0, r0 + RP kLanes) (the last packet holding only `tail` rows when kTail) and columns
+// [c0, c0 + NC) of C into out (column-major, leading dimension ldo, column 0 = c0).
+template <int RP, int NC, bool kTail>
+inline void tile(const Gemm& g, int r0, int c0, int tail, float* out, size_t ldo) {
+  Packet acc[RP][NC];
+  for (int m = 0; m < RP; ++m) {
+    for (int c = 0; c < NC; ++c) acc[m][c] = ei::pset1<Packet>(0.0f);
+  }
+  const float* a = g.a + r0;
+  const float* b = g.b + static_cast<size_t>(c0) * g.bc;
+  for (int p = 0; p < g.depth; ++p, a += g.lda, b += g.bp) {
+    Packet av[RP];
+    for (int m = 0; m < RP; ++m) {
+      av[m] =
+          kTail && m == RP - 1 ? load_n(a + m * kLanes, tail) : ei::ploadu<Packet>(a + m * kLanes);
+    }
+    for (int c = 0; c < NC; ++c) {
+      const Packet bv = ei::pset1<Packet>(b[c * g.bc]);
+      for (int m = 0; m < RP; ++m) acc[m][c] = ei::pmadd(av[m], bv, acc[m][c]);
+    }
+  }
+  for (int c = 0; c < NC; ++c) {
+    for (int m = 0; m < RP; ++m) ei::pstoreu(out + c * ldo + r0 + m * kLanes, acc[m][c]);
+  }
+}
+
+// All rows of columns [c0, c0 + NC) into out. Rows past g.rows in the last packet are written too
+// (out has round_up(rows, kLanes) rows).
+template <int NC>
+void gemm_block(const Gemm& g, int c0, float* out, size_t ldo) {
+  const int full = g.rows / kLanes, tail = g.rows % kLanes;
+  int pk = 0;
+  for (; pk + kRowPackets <= full; pk += kRowPackets) {
+    tile<kRowPackets, NC, false>(g, pk * kLanes, c0, 0, out, ldo);
+  }
+  for (; pk < full; ++pk) tile<1, NC, false>(g, pk * kLanes, c0, 0, out, ldo);
+  if (tail != 0) tile<1, NC, true>(g, full * kLanes, c0, tail, out, ldo);
+}
+
+template <int NC>
+void gemm_block_n(const Gemm& g, int c0, int nc, float* out, size_t ldo) {
+  if constexpr (NC > 0) {
+    if (nc == NC) {
+      gemm_block<NC>(g, c0, out, ldo);
+    } else {
+      gemm_block_n<NC - 1>(g, c0, nc, out, ldo);
+    }
+  }
+}
+
+// Splits `cols` into blocks of at most kCols columns, as even as possible (128 = 9 x 13 + 11 would
+// waste a narrow tile; 10 blocks of 12-13 do not): f(c0, nc) for each.
+template <class F>
+inline void for_column_blocks(int cols, F&& f) {
+  const int blocks = (cols + kCols - 1) / kCols;
+  if (blocks == 0) return;
+  const int base = cols / blocks, extra = cols % blocks;
+  int c0 = 0;
+  for (int k = 0; k < blocks; ++k) {
+    const int nc = base + (k < extra ? 1 : 0);
+    f(c0, nc);
+    c0 += nc;
+  }
+}
+
+// C = A B over `cols` columns, a block of columns at a time into a panel of round_up(rows, kLanes)
+// x kCols floats; epi(panel, ldp, c0, nc) consumes each block while it is in L1.
+template <class Epilogue>
+void gemm(const Gemm& g, int cols, float* panel, Epilogue&& epi) {
+  const int ldp = round_up(g.rows, kLanes);
+  for_column_blocks(cols, [&](int c0, int nc) {
+    gemm_block_n<kCols>(g, c0, nc, panel, static_cast<size_t>(ldp));
+    epi(panel, ldp, c0, nc);
+  });
+}
+
+// C = A B into out, (rows, cols) column-major with leading dimension ldo: straight from the
+// registers when rows are whole packets, else through the panel.
+void gemm_store(const Gemm& g, int cols, float* out, size_t ldo, float* panel) {
+  if (g.rows % kLanes == 0 && ldo == static_cast<size_t>(g.rows)) {
+    for_column_blocks(cols, [&](int c0, int nc) {
+      gemm_block_n<kCols>(g, c0, nc, out + static_cast<size_t>(c0) * ldo, ldo);
+    });
+    return;
+  }
+  gemm(g, cols, panel, [&](const float* pn, int ldp, int c0, int nc) {
+    for (int c = 0; c < nc; ++c) {
+      std::memcpy(out + static_cast<size_t>(c0 + c) * ldo, pn + c * ldp, sizeof(float) * g.rows);
+    }
+  });
+}
+
+size_t panel_floats(int rows) { return static_cast<size_t>(round_up(rows, kLanes)) * kCols; }
+
+// Calls f(r, n) for each packet of rows r < rows, n = rows in it (kLanes but at the tail).
+template <class F>
+inline void for_packets(int rows, F&& f) {
+  int r = 0;
+  for (; r + kLanes <= rows; r += kLanes) f(r, kLanes);
+  if (r < rows) f(r, rows - r);
+}
+
+// Wt (in, out) row-major, leading dimension out, from W (out, in) row-major.
+void pack_transposed(float* Wt, const float* W, int out, int in) {
+  int i0 = 0;
+  for (; i0 + kLanes <= out; i0 += kLanes) {
+    int k0 = 0;
+    for (; k0 + kLanes <= in; k0 += kLanes) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // the packet's vector attributes: harmless
+      ei::PacketBlock<Packet, kLanes> blk;
+#pragma GCC diagnostic pop
+      for (int r = 0; r < kLanes; ++r) {
+        blk.packet[r] = ei::ploadu<Packet>(W + static_cast<size_t>(i0 + r) * in + k0);
+      }
+      ei::ptranspose(blk);
+      for (int r = 0; r < kLanes; ++r) {
+        ei::pstoreu(Wt + static_cast<size_t>(k0 + r) * out + i0, blk.packet[r]);
+      }
+    }
+    for (int i = i0; i < i0 + kLanes; ++i) {
+      for (int k = k0; k < in; ++k)
+        Wt[static_cast<size_t>(k) * out + i] = W[static_cast<size_t>(i) * in + k];
+    }
+  }
+  for (int i = i0; i < out; ++i) {
+    for (int k = 0; k < in; ++k)
+      Wt[static_cast<size_t>(k) * out + i] = W[static_cast<size_t>(i) * in + k];
+  }
+}
+
+// y(r, j) = sum_i A(r, i) x(i, j) (+ bias[r]) for few rows (rows < kLanes: the output layer at
+// small D, the input gradient of the first layer): dot products over i, one column at a time. A is
+// (rows, depth) row-major with leading dimension lda; x is (depth, cols) with leading dimension
+// ldx; y is (rows, cols) column-major with leading dimension rows. bias may be null.
+template <int R>
+inline void dot_rows(float* y, const float* A, size_t lda, const float* x, int depth,
+                     const float* bias) {
+  Packet acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = ei::pset1<Packet>(0.0f);
+  for_packets(depth, [&](int i, int n) {
+    const Packet xv = load_n(x + i, n);
+    for (int r = 0; r < R; ++r) acc[r] = ei::pmadd(load_n(A + r * lda + i, n), xv, acc[r]);
+  });
+  for (int r = 0; r < R; ++r) y[r] = ei::predux(acc[r]) + (bias != nullptr ? bias[r] : 0.0f);
+}
+
+void dot_small(float* y, const float* A, size_t lda, const float* x, size_t ldx, const float* bias,
+               int rows, int depth, int cols) {
+  for (int j = 0; j < cols; ++j) {
+    float* yj = y + static_cast<size_t>(j) * rows;
+    const float* xj = x + static_cast<size_t>(j) * ldx;
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      dot_rows<4>(yj + r, A + r * lda, lda, xj, depth, bias ? bias + r : nullptr);
+    }
+    switch (rows - r) {
+      case 3:
+        dot_rows<3>(yj + r, A + r * lda, lda, xj, depth, bias ? bias + r : nullptr);
+        break;
+      case 2:
+        dot_rows<2>(yj + r, A + r * lda, lda, xj, depth, bias ? bias + r : nullptr);
+        break;
+      case 1:
+        dot_rows<1>(yj + r, A + r * lda, lda, xj, depth, bias ? bias + r : nullptr);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// dW = dy x^T, (out, in) row-major; dy is (out, B) and x is (in, B), column-major.
+void weight_grad(float* dW, const float* dy, const float* x, int B, int in, int out, float* panel) {
+  if (in >= kLanes) {
+    // dW(i, k) = sum_j x(k, j) dy(i, j): vectorized over k, one row of dW per column of C.
+    const Gemm g{x, static_cast<size_t>(in), dy, static_cast<size_t>(out), 1, in, B};
+    gemm_store(g, out, dW, static_cast<size_t>(in), panel);
+  } else {
+    // Few inputs (the first layer): vectorized over i, scattered into dW's rows.
+    const Gemm g{dy, static_cast<size_t>(out), x, static_cast<size_t>(in), 1, out, B};
+    gemm(g, in, panel, [&](const float* pn, int ldp, int c0, int nc) {
+      for (int c = 0; c < nc; ++c) {
+        for (int i = 0; i < out; ++i) dW[static_cast<size_t>(i) * in + c0 + c] = pn[c * ldp + i];
+      }
+    });
+  }
+}
+
+// db = sum over the B columns of dy (out, B).
+void bias_grad(float* db, const float* dy, int B, int out) {
+  std::fill(db, db + out, 0.0f);
+  if (out < kLanes) {  // the output layer at small D: plain sums beat partial packets
+    for (int j = 0; j < B; ++j) {
+      for (int i = 0; i < out; ++i) db[i] += dy[static_cast<size_t>(j) * out + i];
+    }
+    return;
+  }
+  for (int j = 0; j < B; ++j) {
+    const float* dyj = dy + static_cast<size_t>(j) * out;
+    for_packets(out, [&](int r, int n) {
+      store_n(db + r, ei::padd(load_n(db + r, n), load_n(dyj + r, n)), n);
+    });
+  }
+}
+
+// dx = W^T dy, (in, B). W is (out, in) row-major; Wt is W packed by pack_transposed (only read
+// when in < kLanes, where dx is a dot product per element).
+void input_grad(float* dx, const float* W, const float* Wt, const float* dy, int B, int in, int out,
+                float* panel) {
+  if (in < kLanes) {
+    dot_small(dx, Wt, static_cast<size_t>(out), dy, static_cast<size_t>(out), nullptr, in, out, B);
+    return;
+  }
+  const Gemm g{W, static_cast<size_t>(in), dy, 1, static_cast<size_t>(out), in, out};
+  gemm_store(g, B, dx, static_cast<size_t>(in), panel);
+}
 
 // Pointers to the 11 tensors inside a flat buffer, in state_dict order.
 template <typename F>
@@ -47,6 +358,113 @@ Tensors<F> tensors(const ModelConfig& c, F* p) {
   p += D * H;
   v.b[3] = p;
   return v;
+}
+
+// Workspace::scratch, carved: the transposed weights of the four layers and one GEMM panel.
+struct Scratch {
+  float* wt[4];
+  float* panel;
+};
+
+size_t aligned_floats(size_t n) { return (n + 15) / 16 * 16; }  // 64-byte steps
+
+size_t scratch_floats(const ModelConfig& c) {
+  const size_t D = c.dim, H = c.hidden;
+  return 2 * aligned_floats(D * H) + 2 * aligned_floats(H * H) +
+         aligned_floats(panel_floats(std::max(c.dim, c.hidden)));
+}
+
+Scratch carve(const ModelConfig& c, float* p) {
+  const size_t D = c.dim, H = c.hidden;
+  Scratch s{};
+  const size_t sizes[4] = {D * H, H * H, H * H, D * H};
+  for (int l = 0; l < 4; ++l) {
+    s.wt[l] = p;
+    p += aligned_floats(sizes[l]);
+  }
+  s.panel = p;
+  return s;
+}
+
+// Packs the layers' transposed weights into wt (as carved): W1^T (D, H), W2^T, W3^T (H, H) and,
+// when the output layer is a matrix product (D >= kLanes), W4^T (H, D).
+void pack_all(const ModelConfig& c, const float* params, float* const wt[4]) {
+  const auto p = tensors(c, params);
+  pack_transposed(wt[0], p.w[0], c.hidden, c.dim);
+  pack_transposed(wt[1], p.w[1], c.hidden, c.hidden);
+  pack_transposed(wt[2], p.w[2], c.hidden, c.hidden);
+  if (c.dim >= kLanes) pack_transposed(wt[3], p.w[3], c.dim, c.hidden);
+}
+
+// Scratch for the single-layer kernels, which have no Workspace: grows once per thread.
+float* layer_scratch(size_t n) {
+  thread_local std::vector<float, Eigen::aligned_allocator<float>> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+enum class Pass { kTrain, kPredict };
+
+// The whole forward. kTrain saves a, z, h and sigmoid(z) for the backward; kPredict keeps only h.
+// wt: the transposed weights as pack_all leaves them.
+template <Pass kPass>
+void forward(const ModelConfig& c, const float* params, const float* const wt[4], const float* x,
+             const int32_t* t, int B, Workspace& ws, float* y) {
+  const int D = c.dim, H = c.hidden;
+  const auto p = tensors(c, params);
+  const Scratch s = carve(c, ws.scratch.data());
+  ColMatrix* const a[3] = {&ws.a1, &ws.a2, &ws.a3};
+  ColMatrix* const z[3] = {&ws.z1, &ws.z2, &ws.z3};
+  ColMatrix* const h[3] = {&ws.h1, &ws.h2, &ws.h3};
+  ColMatrix* const sg[3] = {&ws.s1, &ws.s2, &ws.s3};
+  const float* in_act = x;
+  for (int l = 0; l < 3; ++l) {
+    const int in = l == 0 ? D : H;
+    const float* bias = p.b[l];
+    const float* E = p.e[l];
+    float* al = a[l]->data();
+    float* zl = z[l]->data();
+    float* hl = h[l]->data();
+    float* sl = sg[l]->data();
+    // h = softplus((W x + b) * E[t]) column by column while the product is in L1.
+    const Gemm g{wt[l], static_cast<size_t>(H), in_act, 1, static_cast<size_t>(in), H, in};
+    gemm(g, B, s.panel, [&](const float* pn, int ldp, int c0, int nc) {
+      for (int cc = 0; cc < nc; ++cc) {
+        const int j = c0 + cc;
+        const size_t col = static_cast<size_t>(j) * H;
+        const float* gamma = E + static_cast<size_t>(t[j]) * H;  // E[t_j], a contiguous row
+        const float* acc = pn + cc * ldp;
+        for_packets(H, [&](int r, int n) {
+          const Packet av = ei::padd(ei::ploadu<Packet>(acc + r), load_n(bias + r, n));
+          const Packet zv = ei::pmul(av, load_n(gamma + r, n));
+          Packet hv, sv;
+          softplus_packet<kPass == Pass::kTrain>(zv, hv, sv);
+          store_n(hl + col + r, hv, n);
+          if constexpr (kPass == Pass::kTrain) {
+            store_n(al + col + r, av, n);
+            store_n(zl + col + r, zv, n);
+            store_n(sl + col + r, sv, n);
+          }
+        });
+      }
+    });
+    in_act = hl;
+  }
+  // y = W4 h3 + b4
+  if (D < kLanes) {
+    dot_small(y, p.w[3], static_cast<size_t>(H), in_act, static_cast<size_t>(H), p.b[3], D, H, B);
+  } else {
+    const Gemm g{wt[3], static_cast<size_t>(D), in_act, 1, static_cast<size_t>(H), D, H};
+    const float* bias = p.b[3];
+    gemm(g, B, s.panel, [&](const float* pn, int ldp, int c0, int nc) {
+      for (int cc = 0; cc < nc; ++cc) {
+        float* yj = y + static_cast<size_t>(c0 + cc) * D;
+        for_packets(D, [&](int r, int n) {
+          store_n(yj + r, ei::padd(ei::ploadu<Packet>(pn + cc * ldp + r), load_n(bias + r, n)), n);
+        });
+      }
+    });
+  }
 }
 
 }  // namespace
@@ -117,47 +535,52 @@ Workspace::Workspace(const ModelConfig& c, int max_batch_)
       h1(c.hidden, max_batch_),
       h2(c.hidden, max_batch_),
       h3(c.hidden, max_batch_),
+      s1(c.hidden, max_batch_),
+      s2(c.hidden, max_batch_),
+      s3(c.hidden, max_batch_),
       dh(c.hidden, max_batch_),
       dz(c.hidden, max_batch_),
       dx(c.dim, max_batch_),
-      t(max_batch_, 0) {}
+      t(max_batch_, 0),
+      scratch(scratch_floats(c), 0.0f) {}
 
 // ---- layer kernels ----
 
 void cond_linear_forward(float* z, float* a, const float* x, const float* W, const float* b,
                          const float* E, const int32_t* t, int B, int in, int out) {
   // x is (in, B); W is (out, in) row-major; b is (out); E is (T, out) row-major; a, z are (out, B)
-  ConstColMap xm(x, in, B);
-  ConstRowMap Wm(W, out, in);
-  ColMap am(a, out, B);
-  am.noalias() = Wm * xm;
-  ConstVecMap bm(b, out);
-  for (int j = 0; j < B; ++j) {
-    const float* g = E + static_cast<size_t>(t[j]) * out;  // gamma = E[t_j], contiguous row
-    float* aj = a + static_cast<size_t>(j) * out;
-    float* zj = z + static_cast<size_t>(j) * out;
-    for (int i = 0; i < out; ++i) {
-      aj[i] += bm[i];
-      zj[i] = aj[i] * g[i];
+  float* wt = layer_scratch(aligned_floats(static_cast<size_t>(in) * out) + panel_floats(out));
+  float* panel = wt + aligned_floats(static_cast<size_t>(in) * out);
+  pack_transposed(wt, W, out, in);
+  const Gemm g{wt, static_cast<size_t>(out), x, 1, static_cast<size_t>(in), out, in};
+  gemm(g, B, panel, [&](const float* pn, int ldp, int c0, int nc) {
+    for (int cc = 0; cc < nc; ++cc) {
+      const int j = c0 + cc;
+      const size_t col = static_cast<size_t>(j) * out;
+      const float* gamma = E + static_cast<size_t>(t[j]) * out;
+      for_packets(out, [&](int r, int n) {
+        const Packet av = ei::padd(ei::ploadu<Packet>(pn + cc * ldp + r), load_n(b + r, n));
+        store_n(a + col + r, av, n);
+        store_n(z + col + r, ei::pmul(av, load_n(gamma + r, n)), n);
+      });
     }
-  }
+  });
 }
 
 void cond_linear_backward(float* dx, float* dW, float* db, float* dE, float* dz, const float* x,
                           const float* a, const float* W, const float* E, const int32_t* t, int B,
                           int in, int out, int T) {
   // dz, a are (out, B); x, dx are (in, B); W, dW are (out, in) row-major; dE is (T, out) row-major
-  VecMap(dE, static_cast<Eigen::Index>(T) * out).setZero();
+  std::fill(dE, dE + static_cast<size_t>(T) * out, 0.0f);
   for (int j = 0; j < B; ++j) {
     const size_t row = static_cast<size_t>(t[j]) * out;
-    const float* g = E + row;
-    float* dg = dE + row;
-    float* dzj = dz + static_cast<size_t>(j) * out;
-    const float* aj = a + static_cast<size_t>(j) * out;
-    for (int i = 0; i < out; ++i) {
-      dg[i] += dzj[i] * aj[i];  // z = a * gamma: d gamma = dz * a, summed over samples with this t
-      dzj[i] *= g[i];           // da = dz * gamma
-    }
+    const size_t col = static_cast<size_t>(j) * out;
+    for_packets(out, [&](int r, int n) {
+      // z = a * gamma: d gamma = dz * a (summed over samples with this t); da = dz * gamma.
+      const Packet dzv = load_n(dz + col + r, n);
+      store_n(dE + row + r, ei::pmadd(dzv, load_n(a + col + r, n), load_n(dE + row + r, n)), n);
+      store_n(dz + col + r, ei::pmul(dzv, load_n(E + row + r, n)), n);
+    });
   }
   linear_backward(dx, dW, db, dz, x, W, B, in, out);
 }
@@ -165,40 +588,65 @@ void cond_linear_backward(float* dx, float* dW, float* db, float* dE, float* dz,
 void linear_forward(float* y, const float* x, const float* W, const float* b, int B, int in,
                     int out) {
   // x is (in, B); W is (out, in) row-major; b is (out); y is (out, B)
-  ColMap ym(y, out, B);
-  ym.noalias() = ConstRowMap(W, out, in) * ConstColMap(x, in, B);
-  ym.colwise() += ConstVecMap(b, out);
+  if (out < kLanes) {
+    dot_small(y, W, static_cast<size_t>(in), x, static_cast<size_t>(in), b, out, in, B);
+    return;
+  }
+  float* wt = layer_scratch(aligned_floats(static_cast<size_t>(in) * out) + panel_floats(out));
+  float* panel = wt + aligned_floats(static_cast<size_t>(in) * out);
+  pack_transposed(wt, W, out, in);
+  const Gemm g{wt, static_cast<size_t>(out), x, 1, static_cast<size_t>(in), out, in};
+  gemm(g, B, panel, [&](const float* pn, int ldp, int c0, int nc) {
+    for (int cc = 0; cc < nc; ++cc) {
+      float* yj = y + static_cast<size_t>(c0 + cc) * out;
+      for_packets(out, [&](int r, int n) {
+        store_n(yj + r, ei::padd(ei::ploadu<Packet>(pn + cc * ldp + r), load_n(b + r, n)), n);
+      });
+    }
+  });
 }
 
 void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x,
                      const float* W, int B, int in, int out) {
   // dy is (out, B); x, dx are (in, B); W, dW are (out, in) row-major; db is (out)
-  ConstColMap dym(dy, out, B);
-  RowMap(dW, out, in).noalias() = dym * ConstColMap(x, in, B).transpose();
-  VecMap(db, out) = dym.rowwise().sum();
-  if (dx != nullptr) ColMap(dx, in, B).noalias() = ConstRowMap(W, out, in).transpose() * dym;
+  const size_t wt_floats = in < kLanes ? aligned_floats(static_cast<size_t>(in) * out) : 0;
+  float* wt = layer_scratch(wt_floats + panel_floats(std::max(in, out)));
+  float* panel = wt + wt_floats;
+  weight_grad(dW, dy, x, B, in, out, panel);
+  bias_grad(db, dy, B, out);
+  if (dx != nullptr) {
+    if (in < kLanes) pack_transposed(wt, W, out, in);
+    input_grad(dx, W, wt, dy, B, in, out, panel);
+  }
 }
 
 void softplus_forward(float* h, const float* z, size_t n) {
-  // log1p(exp(z)) = max(z, 0) + log1p(exp(-|z|)) without overflow; identity above the threshold.
-  // Eigen's float log1p is scalar; log1p(u) = log(w) * u / (w - 1) with w = 1 + u (Goldberg 1991,
-  // "What every computer scientist should know about floating-point", Thm. 4) vectorizes and is
-  // accurate to a few ulp; where w rounds to 1, log1p(u) = u.
-  for (size_t i0 = 0; i0 < n; i0 += 1024) {
-    const auto len = static_cast<Eigen::Index>(std::min<size_t>(1024, n - i0));
-    Eigen::Map<const Eigen::ArrayXf> zb(z + i0, len);
-    Eigen::Map<Eigen::ArrayXf> hb(h + i0, len);
-    hb = (-zb.abs()).exp();  // u in (0, 1]
-    hb = ((hb + 1.0f) == 1.0f).select(hb, (hb + 1.0f).log() * hb / ((hb + 1.0f) - 1.0f));
-    hb = (zb > kSoftplusThreshold).select(zb, zb.max(0.0f) + hb);
+  // PyTorch: z > 20 ? z : log1p(exp(z)); here max(z, 0) + log1p(exp(-|z|)), no overflow.
+  size_t i = 0;
+  Packet hv, sv;
+  for (; i + kLanes <= n; i += kLanes) {
+    softplus_packet<false>(ei::ploadu<Packet>(z + i), hv, sv);
+    ei::pstoreu(h + i, hv);
+  }
+  if (i < n) {
+    const int m = static_cast<int>(n - i);
+    softplus_packet<false>(load_n(z + i, m), hv, sv);
+    store_n(h + i, hv, m);
   }
 }
 
 void softplus_backward(float* dz, const float* dh, const float* z, size_t n) {
-  Eigen::Map<const Eigen::ArrayXf> zm(z, static_cast<Eigen::Index>(n));
-  Eigen::Map<const Eigen::ArrayXf> dhm(dh, static_cast<Eigen::Index>(n));
-  Eigen::Map<Eigen::ArrayXf> dzm(dz, static_cast<Eigen::Index>(n));
-  dzm = (zm > kSoftplusThreshold).select(dhm, dhm / (1.0f + (-zm).exp()));
+  size_t i = 0;
+  Packet hv, sv;
+  for (; i + kLanes <= n; i += kLanes) {
+    softplus_packet<true>(ei::ploadu<Packet>(z + i), hv, sv);
+    ei::pstoreu(dz + i, ei::pmul(ei::ploadu<Packet>(dh + i), sv));
+  }
+  if (i < n) {
+    const int m = static_cast<int>(n - i);
+    softplus_packet<true>(load_n(z + i, m), hv, sv);
+    store_n(dz + i, ei::pmul(load_n(dh + i, m), sv), m);
+  }
 }
 
 float mse_forward(const float* y, const float* target, size_t n) {
@@ -220,16 +668,22 @@ void mse_backward(float* dy, const float* y, const float* target, size_t n) {
 void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                    int B, Workspace& ws, float* y) {
   // x is (D, B); t is (B); y is (D, B)
-  const int D = c.dim, H = c.hidden;
-  const auto p = tensors(c, params);
-  const size_t n = static_cast<size_t>(H) * B;
-  cond_linear_forward(ws.z1.data(), ws.a1.data(), x, p.w[0], p.b[0], p.e[0], t, B, D, H);
-  softplus_forward(ws.h1.data(), ws.z1.data(), n);
-  cond_linear_forward(ws.z2.data(), ws.a2.data(), ws.h1.data(), p.w[1], p.b[1], p.e[1], t, B, H, H);
-  softplus_forward(ws.h2.data(), ws.z2.data(), n);
-  cond_linear_forward(ws.z3.data(), ws.a3.data(), ws.h2.data(), p.w[2], p.b[2], p.e[2], t, B, H, H);
-  softplus_forward(ws.h3.data(), ws.z3.data(), n);
-  linear_forward(y, ws.h3.data(), p.w[3], p.b[3], B, H, D);
+  const Scratch s = carve(c, ws.scratch.data());
+  pack_all(c, params, s.wt);
+  forward<Pass::kTrain>(c, params, s.wt, x, t, B, ws, y);
+}
+
+PackedWeights::PackedWeights(const ModelConfig& c) : data(scratch_floats(c), 0.0f) {}
+
+void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed) {
+  const Scratch s = carve(c, packed.data.data());
+  pack_all(c, params, s.wt);
+}
+
+void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
+                   const float* x, const int32_t* t, int B, Workspace& ws, float* y) {
+  const Scratch s = carve(c, const_cast<float*>(packed.data.data()));  // only read
+  forward<Pass::kTrain>(c, params, s.wt, x, t, B, ws, y);
 }
 
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
@@ -238,19 +692,61 @@ void model_backward(const ModelConfig& c, const float* params, const float* x, c
   const int D = c.dim, H = c.hidden, T = c.T;
   const auto p = tensors(c, params);
   const auto g = tensors(c, grads);
-  const size_t n = static_cast<size_t>(H) * B;
-  float* dh = ws.dh.data();
-  float* dz = ws.dz.data();
-  linear_backward(dh, g.w[3], g.b[3], dy, ws.h3.data(), p.w[3], B, H, D);
-  softplus_backward(dz, dh, ws.z3.data(), n);
-  cond_linear_backward(dh, g.w[2], g.b[2], g.e[2], dz, ws.h2.data(), ws.a3.data(), p.w[2], p.e[2],
-                       t, B, H, H, T);
-  softplus_backward(dz, dh, ws.z2.data(), n);
-  cond_linear_backward(dh, g.w[1], g.b[1], g.e[1], dz, ws.h1.data(), ws.a2.data(), p.w[1], p.e[1],
-                       t, B, H, H, T);
-  softplus_backward(dz, dh, ws.z1.data(), n);
-  cond_linear_backward(ws.dx.data(), g.w[0], g.b[0], g.e[0], dz, x, ws.a1.data(), p.w[0], p.e[0], t,
-                       B, D, H, T);
+  const Scratch s = carve(c, ws.scratch.data());
+  for (int l = 0; l < 3; ++l) {
+    std::fill(g.b[l], g.b[l] + H, 0.0f);
+    std::fill(g.e[l], g.e[l] + static_cast<size_t>(T) * H, 0.0f);
+  }
+  const ColMatrix* const a[3] = {&ws.a1, &ws.a2, &ws.a3};
+  const ColMatrix* const h[3] = {&ws.h1, &ws.h2, &ws.h3};
+  const ColMatrix* const sg[3] = {&ws.s1, &ws.s2, &ws.s3};
+  float* da_buf[2] = {ws.dz.data(), ws.dh.data()};
+
+  // Layer 4 (y = W4 h3 + b4).
+  weight_grad(g.w[3], dy, h[2]->data(), B, H, D, s.panel);
+  bias_grad(g.b[3], dy, B, D);
+
+  // dh_l = W_{l+1}^T da_{l+1} for l = 3, 2, 1, each fused with softplus' and the embedding of layer
+  // l: dz = dh * sigmoid(z_l); dE_l[t] += dz * a_l; da_l = dz * E_l[t]; db_l += da_l.
+  const float* da_above = dy;
+  for (int l = 2; l >= 0; --l) {
+    const float* Wabove = p.w[l + 1];  // (rows_above, H) row-major
+    const int rows_above = l == 2 ? D : H;
+    const float* sl = sg[l]->data();
+    const float* al = a[l]->data();
+    const float* E = p.e[l];
+    float* dE = g.e[l];
+    float* db = g.b[l];
+    float* da = da_buf[l % 2];
+    const Gemm gm{Wabove,    static_cast<size_t>(H),          da_above,
+                  1,         static_cast<size_t>(rows_above), H,
+                  rows_above};
+    gemm(gm, B, s.panel, [&](const float* pn, int ldp, int c0, int nc) {
+      for_packets(H, [&](int r, int n) {
+        Packet dbv = ei::pset1<Packet>(0.0f);  // this block's share of db, summed in registers
+        for (int cc = 0; cc < nc; ++cc) {
+          const int j = c0 + cc;
+          const size_t col = static_cast<size_t>(j) * H;
+          const size_t row = static_cast<size_t>(t[j]) * H;
+          const Packet dzv =
+              ei::pmul(ei::ploadu<Packet>(pn + cc * ldp + r), load_n(sl + col + r, n));
+          store_n(dE + row + r, ei::pmadd(dzv, load_n(al + col + r, n), load_n(dE + row + r, n)),
+                  n);
+          const Packet dav = ei::pmul(dzv, load_n(E + row + r, n));
+          store_n(da + col + r, dav, n);
+          dbv = ei::padd(dbv, dav);
+        }
+        store_n(db + r, ei::padd(load_n(db + r, n), dbv), n);
+      });
+    });
+    // dW_l = da_l x_l^T with x_l the layer's input.
+    const float* x_l = l == 0 ? x : h[l - 1]->data();
+    weight_grad(g.w[l], da, x_l, B, l == 0 ? D : H, H, s.panel);
+    da_above = da;
+  }
+  // d loss / d x = W1^T da_1.
+  if (D < kLanes) pack_transposed(s.wt[0], p.w[0], H, D);
+  input_grad(ws.dx.data(), p.w[0], s.wt[0], da_above, B, D, H, s.panel);
 }
 
 void model_predict(const ModelConfig& c, const float* params, const float* x, int t, int n,
@@ -258,10 +754,12 @@ void model_predict(const ModelConfig& c, const float* params, const float* x, in
   // x, y are (D, n); one timestep t for every column
   std::fill(ws.t.begin(), ws.t.end(), t);
   const int D = c.dim;
+  const Scratch s = carve(c, ws.scratch.data());
+  pack_all(c, params, s.wt);
   for (int j = 0; j < n; j += ws.max_batch) {
     const int B = std::min(ws.max_batch, n - j);
-    model_forward(c, params, x + static_cast<size_t>(j) * D, ws.t.data(), B, ws,
-                  y + static_cast<size_t>(j) * D);
+    forward<Pass::kPredict>(c, params, s.wt, x + static_cast<size_t>(j) * D, ws.t.data(), B, ws,
+                            y + static_cast<size_t>(j) * D);
   }
 }
 

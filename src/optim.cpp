@@ -2,47 +2,123 @@
 // implementations so that 20 steps agree with torch within 1e-5 (tests/optim_test.cpp).
 #include "diffuse/optim.h"
 
+#include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 
 namespace diffuse {
 
 Adam::Adam(size_t n, const AdamConfig& c) : config(c), m(n, 0.0f), v(n, 0.0f) {}
 
-void Adam::step(float* params, const float* grads, double lr) {
+Adam::StepScalars Adam::begin_step(double lr) {
   ++step_count;
-  const auto b1 = static_cast<float>(config.beta1);
-  const auto b2 = static_cast<float>(config.beta2);
   const double bias_correction1 = 1.0 - std::pow(config.beta1, static_cast<double>(step_count));
   const double bias_correction2 = 1.0 - std::pow(config.beta2, static_cast<double>(step_count));
-  const auto step_size = static_cast<float>(lr / bias_correction1);
-  const auto bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-  const auto eps = static_cast<float>(config.eps);
+  StepScalars s{};
+  s.b1 = static_cast<float>(config.beta1);
+  s.b2 = static_cast<float>(config.beta2);
   // As torch: 1 - beta is formed in double, then rounded (1.0f - 0.999f is 1.3e-5 off 0.001).
-  const auto one_minus_b1 = static_cast<float>(1.0 - config.beta1);
-  const auto one_minus_b2 = static_cast<float>(1.0 - config.beta2);
-  const size_t n = m.size();
+  s.one_minus_b1 = static_cast<float>(1.0 - config.beta1);
+  s.one_minus_b2 = static_cast<float>(1.0 - config.beta2);
+  s.step_size = static_cast<float>(lr / bias_correction1);
+  s.bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+  s.eps = static_cast<float>(config.eps);
+  return s;
+}
+
+void Adam::update(const StepScalars& s, float* params, const float* grads, size_t lo, size_t hi) {
   float* __restrict mp = m.data();
   float* __restrict vp = v.data();
-  for (size_t i = 0; i < n; ++i) {
+  // On packets (sqrt and division are correctly rounded there too): the plain loop does not
+  // vectorize, as std::sqrt may set errno.
+  namespace ei = Eigen::internal;
+  using Packet = ei::packet_traits<float>::type;
+  constexpr size_t kLanes = ei::packet_traits<float>::size;
+  const Packet pb1 = ei::pset1<Packet>(s.b1), pb2 = ei::pset1<Packet>(s.b2);
+  const Packet p1b1 = ei::pset1<Packet>(s.one_minus_b1), p1b2 = ei::pset1<Packet>(s.one_minus_b2);
+  const Packet pbc2 = ei::pset1<Packet>(s.bc2_sqrt), peps = ei::pset1<Packet>(s.eps);
+  const Packet pstep = ei::pset1<Packet>(s.step_size);
+  size_t i = lo;
+  for (; i + kLanes <= hi; i += kLanes) {
+    const Packet g = ei::ploadu<Packet>(grads + i);
+    const Packet mi = ei::pmadd(ei::ploadu<Packet>(mp + i), pb1, ei::pmul(p1b1, g));
+    const Packet vi = ei::pmadd(ei::ploadu<Packet>(vp + i), pb2, ei::pmul(ei::pmul(p1b2, g), g));
+    ei::pstoreu(mp + i, mi);
+    ei::pstoreu(vp + i, vi);
+    const Packet denom = ei::padd(ei::pdiv(ei::psqrt(vi), pbc2), peps);
+    ei::pstoreu(params + i,
+                ei::psub(ei::ploadu<Packet>(params + i), ei::pmul(pstep, ei::pdiv(mi, denom))));
+  }
+  for (; i < hi; ++i) {
     const float g = grads[i];
-    mp[i] = mp[i] * b1 + one_minus_b1 * g;
-    vp[i] = vp[i] * b2 + one_minus_b2 * g * g;
-    const float denom = std::sqrt(vp[i]) / bc2_sqrt + eps;
-    params[i] -= step_size * (mp[i] / denom);
+    mp[i] = mp[i] * s.b1 + s.one_minus_b1 * g;
+    vp[i] = vp[i] * s.b2 + s.one_minus_b2 * g * g;
+    const float denom = std::sqrt(vp[i]) / s.bc2_sqrt + s.eps;
+    params[i] -= s.step_size * (mp[i] / denom);
   }
 }
 
-float clip_grad_norm(float* grads, const std::vector<TensorInfo>& layout, float max_norm) {
-  // torch: total = ||(||g_1||, ..., ||g_k||)||; coef = max_norm / (total + 1e-6), clamped at 1.
+void Adam::step(float* params, const float* grads, double lr) {
+  update(begin_step(lr), params, grads, 0, m.size());
+}
+
+namespace {
+
+// Sum of squares of n floats in double: 64 partial sums in a fixed order (vectorizes into 8
+// independent chains of 8 doubles, and is deterministic).
+double sum_of_squares(const float* g, size_t n) {
+  constexpr size_t kParts = 64;
+  double part[kParts] = {};
+  size_t i = 0;
+  for (; i + kParts <= n; i += kParts) {
+    for (size_t k = 0; k < kParts; ++k) part[k] += static_cast<double>(g[i + k]) * g[i + k];
+  }
+  for (; i < n; ++i) part[0] += static_cast<double>(g[i]) * g[i];
+  double sq = 0.0;
+  for (double p : part) sq += p;
+  return sq;
+}
+
+}  // namespace
+
+void add_squares(const float* grads, const std::vector<TensorInfo>& layout, size_t lo, size_t hi,
+                 double* sq) {
+  for (size_t k = 0; k < layout.size(); ++k) {
+    const size_t a = std::max(lo, layout[k].offset);
+    const size_t b = std::min(hi, layout[k].offset + layout[k].size);
+    if (a < b) sq[k] += sum_of_squares(grads + a, b - a);
+  }
+}
+
+float norm_from_squares(const double* sq, size_t tensors) {
+  // torch: total = ||(||g_1||, ..., ||g_k||)||, each tensor's norm rounded to float.
   double total_sq = 0.0;
-  for (const auto& ti : layout) {
-    double sq = 0.0;
-    const float* g = grads + ti.offset;
-    for (size_t i = 0; i < ti.size; ++i) sq += static_cast<double>(g[i]) * g[i];
-    const auto norm = static_cast<float>(std::sqrt(sq));
+  for (size_t k = 0; k < tensors; ++k) {
+    const auto norm = static_cast<float>(std::sqrt(sq[k]));
     total_sq += static_cast<double>(norm) * norm;
   }
-  const auto total = static_cast<float>(std::sqrt(total_sq));
+  return static_cast<float>(std::sqrt(total_sq));
+}
+
+float grad_norm(const float* grads, const std::vector<TensorInfo>& layout) {
+  double sq[64];  // one per tensor (the model has 11)
+  std::vector<double> heap;
+  double* s = sq;
+  if (layout.size() > 64) {
+    heap.assign(layout.size(), 0.0);
+    s = heap.data();
+  } else {
+    std::fill(sq, sq + layout.size(), 0.0);
+  }
+  for (size_t k = 0; k < layout.size(); ++k) {
+    s[k] = sum_of_squares(grads + layout[k].offset, layout[k].size);
+  }
+  return norm_from_squares(s, layout.size());
+}
+
+float clip_grad_norm(float* grads, const std::vector<TensorInfo>& layout, float max_norm) {
+  // torch: coef = max_norm / (total + 1e-6), clamped at 1.
+  const float total = grad_norm(grads, layout);
   const float coef = max_norm / (total + 1e-6f);
   if (coef < 1.0f) {
     const size_t n = layout.empty() ? 0 : layout.back().offset + layout.back().size;

@@ -63,6 +63,9 @@ struct Trainer::Scratch {
   std::vector<std::vector<float, Eigen::aligned_allocator<float>>> grads;  // per thread, flat
   std::vector<double> sq;  // per-thread sum of squared errors
   std::vector<TensorInfo> layout;
+  std::vector<std::vector<double>> grad_sq;  // per thread: squares of its gradient slice by tensor
+  std::vector<std::vector<double>> grad_sq_total;  // per thread: the sums over threads
+  PackedWeights packed;  // this step's transposed weights, shared by the threads
 };
 
 Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
@@ -100,6 +103,11 @@ Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
   }
   s.sq.resize(nt);
   s.layout = param_layout(model_.config);
+  if (nt > 1) {
+    s.grad_sq.assign(nt, std::vector<double>(s.layout.size()));
+    s.grad_sq_total = s.grad_sq;
+    s.packed = PackedWeights(model_.config);
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -147,20 +155,23 @@ void Trainer::step(int64_t first, int B) {
   const int T = c.T;
 
   // Draw the batch, its timesteps and its noise in one fixed order, whatever the thread count.
-  for (int j = 0; j < B; ++j) {
-    const float* src = data_.data() + static_cast<size_t>(perm_[first + j]) * D;
-    std::copy(src, src + D, s.x0.data() + static_cast<size_t>(j) * D);
-  }
-  for (int j = 0; j < B; ++j) s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(T)));
-  rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
-  q_sample(schedule_, s.x0.data(), s.eps.data(), s.t.data(), B, D, s.xt.data());
+  auto draw = [&] {
+    for (int j = 0; j < B; ++j) {
+      const float* src = data_.data() + static_cast<size_t>(perm_[first + j]) * D;
+      std::copy(src, src + D, s.x0.data() + static_cast<size_t>(j) * D);
+    }
+    for (int j = 0; j < B; ++j) {
+      s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(T)));
+    }
+    rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
+    q_sample(schedule_, s.x0.data(), s.eps.data(), s.t.data(), B, D, s.xt.data());
+  };
 
   // Each thread takes a contiguous share of the columns: forward, dL/dy, backward.
   const int nt = std::min(config_.threads, B);
   const float scale = 2.0f / static_cast<float>(static_cast<size_t>(B) * D);  // d mean / d y
   const float* params = model_.params.data();
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-  for (int p = 0; p < nt; ++p) {
+  auto share = [&](int p) {
     const int lo = static_cast<int>(static_cast<int64_t>(B) * p / nt);
     const int hi = static_cast<int>(static_cast<int64_t>(B) * (p + 1) / nt);
     const int b = hi - lo;
@@ -168,7 +179,11 @@ void Trainer::step(int64_t first, int B) {
     float* y = s.y.data() + off;
     float* dy = s.dy.data() + off;
     const float* eps = s.eps.data() + off;
-    model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    if (nt == 1) {
+      model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    } else {
+      model_forward(c, params, s.packed, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    }
     double sq = 0.0;
     for (size_t i = 0; i < static_cast<size_t>(b) * D; ++i) {
       const float d = y[i] - eps[i];
@@ -178,41 +193,114 @@ void Trainer::step(int64_t first, int B) {
     s.sq[p] = sq;
     model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p],
                    s.grads[p].data());
-  }
-
-  double sq = 0.0;
-  for (int p = 0; p < nt; ++p) sq += s.sq[p];
-  last_loss_ = sq / (static_cast<double>(B) * D);
-  if (!std::isfinite(last_loss_)) {
-    throw Error("training diverged: the loss became " + num(last_loss_) + " at epoch " +
-                num(epoch_ + 1) + ", step " + num(static_cast<double>(adam_.step_count + 1)) +
-                " (try a smaller --lr); the weights from before this step are kept");
-  }
-
-  // Fixed-order reduction of the per-thread gradients into thread 0's buffer.
-  float* grads = s.grads[0].data();
+  };
+  auto loss_of = [&] {
+    double sq = 0.0;
+    for (int p = 0; p < nt; ++p) sq += s.sq[p];
+    return sq / (static_cast<double>(B) * D);
+  };
+  auto loss_error = [&] {
+    return Error("training diverged: the loss became " + num(last_loss_) + " at epoch " +
+                 num(epoch_ + 1) + ", step " + num(static_cast<double>(adam_.step_count + 1)) +
+                 " (try a smaller --lr); the weights from before this step are kept");
+  };
+  auto norm_error = [&](float norm) {
+    return Error("training diverged: the gradient norm became " + num(norm) + " at epoch " +
+                 num(epoch_ + 1) + " (try a smaller --lr); the weights from before are kept");
+  };
   const size_t n = model_.params.size();
-  for (int p = 1; p < nt; ++p) {
-    const float* gp = s.grads[p].data();
-    for (size_t i = 0; i < n; ++i) grads[i] += gp[i];
+  float* grads = s.grads[0].data();
+  float* w = model_.params.data();
+  // EMA decay with a warm-up (as in TensorFlow's ExponentialMovingAverage with num_updates) so the
+  // average is not dominated by the random initial weights in short runs; after the Adam step.
+  auto ema_decay = [&] {
+    const double k = static_cast<double>(adam_.step_count);
+    return static_cast<float>(std::min(config_.ema_decay, (1.0 + k) / (10.0 + k)));
+  };
+  auto ema = [&](float d, size_t lo, size_t hi) {
+    float* e = ema_.data();
+    for (size_t i = lo; i < hi; ++i) e[i] = d * e[i] + (1.0f - d) * w[i];
+  };
+
+  if (nt == 1) {  // no parallel region: OpenMP would allocate a team for it every step
+    draw();
+    share(0);
+    last_loss_ = loss_of();
+    if (!std::isfinite(last_loss_)) throw loss_error();
+    if (config_.grad_clip > 0.0) {
+      const float norm = clip_grad_norm(grads, s.layout, static_cast<float>(config_.grad_clip));
+      if (!std::isfinite(norm)) throw norm_error(norm);
+    }
+    adam_.step(w, grads, learning_rate(adam_.step_count));
+    if (config_.ema_decay > 0.0) ema(ema_decay(), 0, n);
+    return;
   }
-  if (config_.grad_clip > 0.0) {
-    const float norm = clip_grad_norm(grads, s.layout, static_cast<float>(config_.grad_clip));
-    if (!std::isfinite(norm)) {
-      throw Error("training diverged: the gradient norm became " + num(norm) + " at epoch " +
-                  num(epoch_ + 1) + " (try a smaller --lr); the weights from before are kept");
+
+  // Several threads, one parallel region, three barriers: one thread draws the batch while another
+  // packs the weights; each thread runs its share of the columns; each sums its slice of the
+  // gradients over the threads in a fixed order, with its squares; each takes the norm from all the
+  // squares (the same sums in the same order) and clips and updates its slice. Deterministic for a
+  // given thread count; at one thread the arithmetic is that of the path above.
+  bool bad_loss = false, bad_norm = false;
+  float norm = 0.0f, decay = 0.0f;
+  Adam::StepScalars scalars{};
+#pragma omp parallel num_threads(nt)
+  {
+    const int p = omp_get_thread_num();
+    if (p == 0) draw();
+    if (p == nt - 1) {
+      pack_weights(c, params, s.packed);
+      // The step's Adam scalars, ahead of the gradients (undone below if the step fails).
+      scalars = adam_.begin_step(learning_rate(adam_.step_count));
+      decay = ema_decay();
+    }
+#pragma omp barrier
+    share(p);
+    // Slices in whole 64-byte lines, so no two threads write one line.
+    auto bound = [&](int q) { return q == nt ? n : n * q / nt / 16 * 16; };
+    const size_t lo = bound(p), hi = bound(p + 1);
+#pragma omp barrier
+    for (int q = 1; q < nt; ++q) {
+      const float* gq = s.grads[q].data();
+      for (size_t i = lo; i < hi; ++i) grads[i] += gq[i];
+    }
+    std::fill(s.grad_sq[p].begin(), s.grad_sq[p].end(), 0.0);
+    if (config_.grad_clip > 0.0) add_squares(grads, s.layout, lo, hi, s.grad_sq[p].data());
+#pragma omp barrier
+    // Every thread takes the loss and the norm from the same partial sums in the same order (no
+    // single thread, no further barrier); the first thread keeps the loss.
+    const double loss = loss_of();
+    bool bad = !std::isfinite(loss);
+    float coef_p = 1.0f;
+    if (!bad && config_.grad_clip > 0.0) {
+      std::vector<double>& sq_total = s.grad_sq_total[p];
+      sq_total = s.grad_sq[0];  // no allocation: same size
+      for (int q = 1; q < nt; ++q) {
+        for (size_t k = 0; k < s.layout.size(); ++k) sq_total[k] += s.grad_sq[q][k];
+      }
+      const float norm_p = norm_from_squares(sq_total.data(), s.layout.size());
+      bad = !std::isfinite(norm_p);
+      coef_p = static_cast<float>(config_.grad_clip) / (norm_p + 1e-6f);  // as clip_grad_norm
+      if (p == 0) {
+        norm = norm_p;
+        bad_norm = bad;
+      }
+    }
+    if (p == 0) {
+      last_loss_ = loss;
+      bad_loss = !std::isfinite(loss);
+    }
+    if (!bad) {
+      if (coef_p < 1.0f) {
+        for (size_t i = lo; i < hi; ++i) grads[i] *= coef_p;
+      }
+      adam_.update(scalars, w, grads, lo, hi);
+      if (config_.ema_decay > 0.0) ema(decay, lo, hi);
     }
   }
-  adam_.step(model_.params.data(), grads, learning_rate(adam_.step_count));
-
-  if (config_.ema_decay > 0.0) {
-    // Warm-up of the decay (as in TensorFlow's ExponentialMovingAverage with num_updates) so the
-    // average is not dominated by the random initial weights in short runs.
-    const double k = static_cast<double>(adam_.step_count);
-    const auto d = static_cast<float>(std::min(config_.ema_decay, (1.0 + k) / (10.0 + k)));
-    const float* w = model_.params.data();
-    for (size_t i = 0; i < n; ++i) ema_[i] = d * ema_[i] + (1.0f - d) * w[i];
-  }
+  if (bad_loss || bad_norm) --adam_.step_count;  // begin_step ran ahead: nothing was updated
+  if (bad_loss) throw loss_error();
+  if (bad_norm) throw norm_error(norm);
 }
 
 EpochStats Trainer::run_epoch() {

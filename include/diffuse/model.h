@@ -58,12 +58,16 @@ struct Workspace {
   Workspace() = default;
   Workspace(const ModelConfig& c, int max_batch);
   int max_batch = 0;
-  ColMatrix a1, a2, a3;    // pre-scale W x + b, (H, B)
-  ColMatrix z1, z2, z3;    // after the embedding scale, (H, B)
-  ColMatrix h1, h2, h3;    // after softplus, (H, B)
+  ColMatrix a1, a2, a3;  // pre-scale W x + b, (H, B)
+  ColMatrix z1, z2, z3;  // after the embedding scale, (H, B)
+  ColMatrix h1, h2, h3;  // after softplus, (H, B)
+  // softplus'(z) = sigmoid(z), saved by model_forward for the backward, (H, B)
+  ColMatrix s1, s2, s3;
   ColMatrix dh, dz;        // gradient scratch, (H, B)
   ColMatrix dx;            // gradient wrt the input, (D, B)
   std::vector<int32_t> t;  // timestep scratch for model_predict, (B)
+  // Transposed weights and a matrix-product panel for the kernels (src/model.cpp).
+  std::vector<float, Eigen::aligned_allocator<float>> scratch;
 };
 
 // ---- layer kernels (pointers are column-major; B columns = samples) ----
@@ -101,6 +105,20 @@ void mse_backward(float* dy, const float* y, const float* target, size_t n);
 // y = eps_theta(x, t). x is (D, B), t is (B), y is (D, B); B <= ws.max_batch. Saves activations.
 void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                    int B, Workspace& ws, float* y);
+// The transposed weights (W^T of each layer) that the forward multiplies by, which model_forward
+// and model_predict pack on every call. Packed once, one copy serves several forwards on the same
+// params (the trainer's threads share one per step).
+struct PackedWeights {
+  PackedWeights() = default;
+  explicit PackedWeights(const ModelConfig& c);  // sized for c
+  std::vector<float, Eigen::aligned_allocator<float>> data;
+};
+// Packs params into packed (sized for c: no allocation).
+void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed);
+// model_forward with weights that pack_weights packed from these params.
+void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
+                   const float* x, const int32_t* t, int B, Workspace& ws, float* y);
+
 // Given dy (D, B) after model_forward on the same batch, overwrites grads (param_count floats)
 // with d loss / d params, and ws.dx with d loss / d x.
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,

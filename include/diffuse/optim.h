@@ -28,7 +28,25 @@ struct Adam {
   Adam(size_t n, const AdamConfig& c);
   // One update with learning rate lr (a scheduler may vary it).
   void step(float* params, const float* grads, double lr);
+
+  // step() split for threads that share one update: begin_step advances step_count and returns
+  // the step's scalars; update applies them to params[lo, hi) (disjoint ranges, any order).
+  // step() is begin_step and one update over all parameters, with the same arithmetic.
+  struct StepScalars {
+    float b1, b2, one_minus_b1, one_minus_b2, step_size, bc2_sqrt, eps;
+  };
+  StepScalars begin_step(double lr);
+  void update(const StepScalars& s, float* params, const float* grads, size_t lo, size_t hi);
 };
+
+// The norm clip_grad_norm computes, without scaling anything.
+float grad_norm(const float* grads, const std::vector<TensorInfo>& layout);
+// grad_norm in parts, for threads that each hold a slice of the gradients: each adds the squares of
+// grads[lo, hi) to sq (a double per tensor of layout, in a fixed order); norm_from_squares then
+// gives the norm from the summed squares.
+void add_squares(const float* grads, const std::vector<TensorInfo>& layout, size_t lo, size_t hi,
+                 double* sq);
+float norm_from_squares(const double* sq, size_t tensors);
 
 // L2 norm of all gradients together (norm of the per-tensor norms, as PyTorch), then scales them by
 // max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.

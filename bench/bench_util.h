@@ -1,0 +1,57 @@
+// Shared helpers of the benchmarks: FLOP counts of the model's matrix work, the measured FMA peak
+// of this processor, and the counters every benchmark reports. Not a timing framework.
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <time.h>
+
+#include <cstdint>
+
+namespace diffuse::bench {
+
+// Matrix work only (2 FLOP per multiply-add), no element-wise work: one forward of B columns is
+// 2 B (D H + H H + H H + H D). The backward is twice that (dW and dx of every layer), so a training
+// step is 3 forwards: 25.56 MFLOP at D=2, H=128, B=128; a forward over 10,000 rows is 665.6 MFLOP.
+inline double forward_flops(int D, int H, int64_t B) {
+  return 2.0 * static_cast<double>(B) * (2.0 * D * H + 2.0 * H * H);
+}
+inline double train_step_flops(int D, int H, int64_t B) { return 3.0 * forward_flops(D, H, B); }
+
+// Peak single-thread FLOP/s of fused multiply-adds on this processor's widest SIMD registers
+// (Eigen's packet, e.g. 16 floats with AVX-512), measured once (best of a few short runs) and
+// cached.
+double fma_peak_flops();
+// FLOP/s of independent FMA chains over `iters` iterations on the calling thread, timed on its CPU
+// time or on the wall clock.
+double fma_flops(int64_t iters, bool wall = false);
+
+// CPU time of the calling thread. The machine is shared (other people compile on its 2 cores), so
+// single-thread figures are taken on the thread's own CPU time, as Google Benchmark's "CPU" column
+// and rate counters are; wall time would count the time other processes had the core.
+inline double cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Wall time, for the multi-threaded figures.
+inline double wall_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Sets FLOP/s (`flops` per iteration, on the CPU time Google Benchmark measures) and peak_pct: that
+// rate as a share of fma_peak_flops(), from the `seconds` of thread CPU time the loop took.
+inline void report_flops(benchmark::State& state, double flops, double seconds) {
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  const double rate = flops * static_cast<double>(state.iterations()) / seconds;
+  state.counters["peak_pct"] = 100.0 * rate / fma_peak_flops();
+}
+
+// Heap allocations (malloc, calloc, realloc, aligned allocations, operator new) made by this
+// process so far, counted by bench/alloc_counter.cpp.
+int64_t allocation_count();
+
+}  // namespace diffuse::bench
