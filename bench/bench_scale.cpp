@@ -14,7 +14,7 @@
 namespace diffuse::bench {
 namespace {
 
-double max_rss_mb() {
+double max_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
@@ -43,7 +43,7 @@ void BM_ScaleTrainEpoch(benchmark::State& state) {
   state.counters["epoch_s"] = per_epoch;
   state.counters["steps/s"] = steps / per_epoch;
   state.counters["us/point"] = 1e6 * per_epoch / static_cast<double>(N);
-  state.counters["max_rss_MB"] = max_rss_mb();
+  state.counters["max_rss_MiB"] = max_rss_mib();
 }
 
 // Sampling N points: DDIM with eta = 1 (fresh noise every step, like DDPM) over 2 steps, timed
@@ -67,7 +67,7 @@ void BM_ScaleSample(benchmark::State& state) {
   state.counters["step_s"] = per_step;
   state.counters["sample_s"] = per_step * kT;
   state.counters["us/point"] = 1e6 * per_step * kT / N;
-  state.counters["max_rss_MB"] = max_rss_mb();
+  state.counters["max_rss_MiB"] = max_rss_mib();
 }
 
 // N = 10^4 .. 10^7, D = 2, 16, 64; one iteration each (an epoch at N = 10^7 is ~78,000 steps).

@@ -48,10 +48,10 @@ for f in glob.glob(os.path.join(sys.argv[1], "*.json")):
         key = (int(n.split(":")[1]), int(d.split(":")[1]))
         rows.setdefault(key, {})[name] = b
 print()
-print("| N | D | epoch (s) | steps/s | us/point | MB (train) | sampling, 100 steps (s) | us/point | MB (sample) |")
+print("| N | D | epoch (s) | steps/s | us/point | MiB (train) | sampling, 100 steps (s) | us/point | MiB (sample) |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for (n, d) in sorted(rows):
     t, s = rows[(n, d)].get("BM_ScaleTrainEpoch"), rows[(n, d)].get("BM_ScaleSample")
     print(f"| {n:.0e} | {d} | {t['epoch_s']:.3g} | {t['steps/s']:.0f} | {t['us/point']:.2f} | "
-          f"{t['max_rss_MB']:.0f} | {s['sample_s']:.3g} | {s['us/point']:.2f} | {s['max_rss_MB']:.0f} |")
+          f"{t['max_rss_MiB']:.0f} | {s['sample_s']:.3g} | {s['us/point']:.2f} | {s['max_rss_MiB']:.0f} |")
 PY

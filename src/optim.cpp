@@ -27,10 +27,9 @@ Adam::StepScalars Adam::begin_step(double lr) {
 }
 
 void Adam::update(const StepScalars& s, float* params, const float* grads, size_t lo, size_t hi) {
-  float* __restrict mp = m.data();
-  float* __restrict vp = v.data();
   // On packets (sqrt and division are correctly rounded there too): the plain loop does not
-  // vectorize, as std::sqrt may set errno.
+  // vectorize, as std::sqrt may set errno. The last partial packet goes through a zero-padded copy,
+  // so every element gets the same operations wherever a range starts or ends.
   namespace ei = Eigen::internal;
   using Packet = ei::packet_traits<float>::type;
   constexpr size_t kLanes = ei::packet_traits<float>::size;
@@ -38,23 +37,28 @@ void Adam::update(const StepScalars& s, float* params, const float* grads, size_
   const Packet p1b1 = ei::pset1<Packet>(s.one_minus_b1), p1b2 = ei::pset1<Packet>(s.one_minus_b2);
   const Packet pbc2 = ei::pset1<Packet>(s.bc2_sqrt), peps = ei::pset1<Packet>(s.eps);
   const Packet pstep = ei::pset1<Packet>(s.step_size);
-  size_t i = lo;
-  for (; i + kLanes <= hi; i += kLanes) {
-    const Packet g = ei::ploadu<Packet>(grads + i);
-    const Packet mi = ei::pmadd(ei::ploadu<Packet>(mp + i), pb1, ei::pmul(p1b1, g));
-    const Packet vi = ei::pmadd(ei::ploadu<Packet>(vp + i), pb2, ei::pmul(ei::pmul(p1b2, g), g));
-    ei::pstoreu(mp + i, mi);
-    ei::pstoreu(vp + i, vi);
+  auto packet = [&](float* p, const float* g, float* mp, float* vp) {
+    const Packet gv = ei::ploadu<Packet>(g);
+    const Packet mi = ei::pmadd(ei::ploadu<Packet>(mp), pb1, ei::pmul(p1b1, gv));
+    const Packet vi = ei::pmadd(ei::ploadu<Packet>(vp), pb2, ei::pmul(ei::pmul(p1b2, gv), gv));
+    ei::pstoreu(mp, mi);
+    ei::pstoreu(vp, vi);
     const Packet denom = ei::padd(ei::pdiv(ei::psqrt(vi), pbc2), peps);
-    ei::pstoreu(params + i,
-                ei::psub(ei::ploadu<Packet>(params + i), ei::pmul(pstep, ei::pdiv(mi, denom))));
-  }
-  for (; i < hi; ++i) {
-    const float g = grads[i];
-    mp[i] = mp[i] * s.b1 + s.one_minus_b1 * g;
-    vp[i] = vp[i] * s.b2 + s.one_minus_b2 * g * g;
-    const float denom = std::sqrt(vp[i]) / s.bc2_sqrt + s.eps;
-    params[i] -= s.step_size * (mp[i] / denom);
+    ei::pstoreu(p, ei::psub(ei::ploadu<Packet>(p), ei::pmul(pstep, ei::pdiv(mi, denom))));
+  };
+  size_t i = lo;
+  for (; i + kLanes <= hi; i += kLanes) packet(params + i, grads + i, m.data() + i, v.data() + i);
+  if (i < hi) {
+    const size_t r = hi - i;
+    alignas(64) float tp[kLanes] = {}, tg[kLanes] = {}, tm[kLanes] = {}, tv[kLanes] = {};
+    std::copy_n(params + i, r, tp);
+    std::copy_n(grads + i, r, tg);
+    std::copy_n(m.data() + i, r, tm);
+    std::copy_n(v.data() + i, r, tv);
+    packet(tp, tg, tm, tv);
+    std::copy_n(tp, r, params + i);
+    std::copy_n(tm, r, m.data() + i);
+    std::copy_n(tv, r, v.data() + i);
   }
 }
 
