@@ -39,6 +39,9 @@ void add_demo_command(CLI::App& app) {
   cmd->callback([o] {
     namespace fs = std::filesystem;
     if (o->snapshot_every < 0) throw UsageError("--snapshot-every: expected >= 0");
+    TrainOptions t = o->train;
+    if (o->as_tutorial) apply_tutorial_settings(t);
+    validate(t.train, t.n);  // a usage error must leave no half-made output folder behind
     std::error_code ec;
     fs::create_directories(o->out, ec);
     if (ec || !fs::is_directory(o->out)) {
@@ -47,8 +50,6 @@ void add_demo_command(CLI::App& app) {
     const auto t0 = std::chrono::steady_clock::now();
     const fs::path dir(o->out);
     auto path = [&](const char* name) { return (dir / name).string(); };
-    TrainOptions t = o->train;
-    if (o->as_tutorial) apply_tutorial_settings(t);
     t.out = path("model.safetensors");
     t.log = path("train_log.csv");
 

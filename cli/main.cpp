@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // One line, like every other error (CLI11 would add "Run with --help for more information.").
+    std::fprintf(stderr, "diffuse: error: %s\n", e.what());
     return 2;
   } catch (const diffuse::Interrupted& e) {
     std::fprintf(stderr, "diffuse: %s\n", e.what());
