@@ -340,6 +340,15 @@ EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int t
     // only on its block (the same blocks model_predict makes on one thread), so the result is
     // bit-for-bit the same for any thread count and any scheduling.
     const int blocks = (n + kEpsBlock - 1) / kEpsBlock;
+    if (threads == 1) {  // no OpenMP region: libgomp allocates a team for each one
+      for (int b = 0; b < blocks; ++b) {
+        const int begin = b * kEpsBlock;
+        const size_t off = static_cast<size_t>(begin) * c.dim;
+        model_predict(c, p, x + off, t, std::min(n - begin, kEpsBlock), (*workspaces)[0],
+                      eps + off);
+      }
+      return;
+    }
     std::exception_ptr failure;  // an exception must not escape an OpenMP region
 #pragma omp parallel num_threads(threads)
     {

@@ -125,12 +125,17 @@ TEST(Cli, CsvDataAreStandardizedAndSampledInTheirOwnUnits) {
 
 TEST(Cli, DemoWritesEverything) {
   TempDir dir;
-  const auto r = run_cli("demo --epochs 3 -q --out " + dir.path());
+  const auto r = run_cli("demo --epochs 3 --snapshot-every 2 -q --out " + dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* f :
-       {"data.csv", "model.safetensors", "train_log.csv", "samples.csv", "metrics.json"}) {
+       {"data.csv", "model.safetensors", "train_log.csv", "samples.csv", "metrics.json", "data.png",
+        "schedule.png", "forward.png", "reverse.png", "loss.png", "reverse.gif",
+        "snapshots/reverse_epoch_0002.png", "snapshots/reverse_epoch_0003.png"}) {
     EXPECT_TRUE(test::file_exists(dir.file(f))) << f;
   }
+  EXPECT_FALSE(test::file_exists(dir.file("snapshots/reverse_epoch_0001.png")));
+  EXPECT_EQ(test::slurp(dir.file("reverse.gif")).substr(0, 6), "GIF89a");
+  EXPECT_EQ(test::slurp(dir.file("loss.png")).substr(1, 3), "PNG");
   const auto j = nlohmann::json::parse(test::slurp(dir.file("metrics.json")));
   EXPECT_GT(j["swd_ratio"].get<double>(), 0.0);
   EXPECT_EQ(j["n"], 10000);

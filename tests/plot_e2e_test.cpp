@@ -4,6 +4,7 @@
 #include <cairo/cairo.h>  // the library links cairo privately: no include path here
 #include <gif_lib.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <string>
 
@@ -118,6 +119,28 @@ TEST(PlotCli, ReverseScheduleFromModelLossAndAnimation) {
   DGifSavedExtensionToGCB(g, g->ImageCount - 1, &last);
   EXPECT_EQ(last.DelayTime, 150);
   DGifCloseFile(g, &err);
+}
+
+TEST(PlotCli, TrainWritesReverseSnapshotsEveryNEpochsAndAtTheEnd) {
+  TempDir dir;
+  const std::string snaps = dir.file("snaps");
+  ASSERT_EQ(mkdir(snaps.c_str(), 0755), 0);
+  const auto r = run_cli(
+      "train --data moons -n 300 --epochs 5 --hidden 8 --steps 20 -q "
+      "--snapshot-every 2 --snapshot-points 200 --snapshot-dir " +
+      snaps + " -o " + dir.file("m.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f :
+       {"reverse_epoch_0002.png", "reverse_epoch_0004.png", "reverse_epoch_0005.png"}) {
+    const auto [w, h] = png_size(snaps + "/" + f);
+    EXPECT_GT(w, 1000) << f;  // a strip of 10 panels
+    EXPECT_GT(h, 100) << f;
+  }
+  EXPECT_FALSE(test::file_exists(snaps + "/reverse_epoch_0001.png"));
+  EXPECT_FALSE(test::file_exists(snaps + "/reverse_epoch_0003.png"));
+  expect_fails("train --epochs 2 --snapshot-every 1 --snapshot-dir " + dir.file("nope") + " -o " +
+                   dir.file("m2.safetensors"),
+               2, "--snapshot-dir");
 }
 
 TEST(PlotCli, BadInputExitsWithOneClearLine) {

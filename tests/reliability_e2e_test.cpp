@@ -495,10 +495,10 @@ TEST(Interrupt, SigintThenResumeGivesTheSameWeightsBitForBit) {
 TEST(Interrupt, SigtermWithTwoThreadsEmaAndCsvDataThenResume) {
   TempDir dir;
   const std::string csv = dir.file("points.csv");
-  Points x = make_shape(Shape::kEightGaussians, 8000, 0.1, 9);
+  Points x = make_shape(Shape::kEightGaussians, 6000, 0.1, 9);
   x = (x.array() * 3.0f + 1.0f).matrix();  // not standardized: the run must standardize
   write_csv(csv, x, {"u", "v"});
-  interrupt_and_resume("--data " + csv + " --hidden 16 --seed 7 --threads 2 --ema 0.99", 40,
+  interrupt_and_resume("--data " + csv + " --hidden 16 --seed 7 --threads 2 --ema 0.99", 30,
                        SIGTERM, dir);
 }
 
