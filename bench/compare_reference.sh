@@ -78,8 +78,10 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(n
 echo "settings: swiss_roll, N=$n, epochs=$epochs, batch 128, T=100, H=128, threads=$threads"
 
 echo "diffuse train  (load $(load))"
+# The peer's (the tutorial's) settings, not diffuse's own defaults (EMA, cosine decay, beta to 0.1).
 "$diffuse" train --data swiss_roll -n "$n" --epochs "$epochs" --threads "$threads" --seed 0 \
-  -o "$tmp/m.safetensors" --quiet
+  --schedule sigmoid --steps 100 --beta-start 1e-4 --beta-end 0.02 --lr 1e-3 --lr-schedule constant \
+  --warmup 0 --ema 0 --hidden 128 --batch-size 128 --grad-clip 1 -o "$tmp/m.safetensors" --quiet
 d_steps=$(meta "$tmp/m.safetensors" info.steps_per_s)
 echo "diffuse sample (load $(load))"
 t0=$(now)
