@@ -2,6 +2,7 @@
 // messages for bad input, and a short training run whose samples beat an untrained model's.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -121,6 +122,37 @@ TEST(Cli, CsvDataAreStandardizedAndSampledInTheirOwnUnits) {
   EXPECT_NEAR(mean(0), 1000, 15);
   EXPECT_NEAR(mean(1), -3, 0.01);
   EXPECT_NEAR(mean(2), 0, 2.5);
+}
+
+// D = 1 and D = 16 through train and sample: names come back, and so do the units (means and
+// spreads of columns on very different scales).
+TEST(Cli, OneAndSixteenColumnCsvsRoundTripThroughTrainAndSample) {
+  for (int D : {1, 16}) {
+    TempDir dir;
+    Rng rng(static_cast<uint64_t>(D));
+    Points x(1500, D);
+    std::vector<std::string> names;
+    for (int d = 0; d < D; ++d) names.push_back("c" + std::to_string(d));
+    for (int i = 0; i < x.rows(); ++i) {
+      for (int d = 0; d < D; ++d) x(i, d) = static_cast<float>(100.0 * d + (d + 1) * rng.normal());
+    }
+    write_csv(dir.file("d.csv"), x, names);
+    const std::string model = dir.file("m.safetensors");
+    auto r =
+        run_cli("train --data " + dir.file("d.csv") + " --epochs 300 --hidden 64 -q -o " + model);
+    ASSERT_EQ(r.exit_code, 0) << "D=" << D << "\n" << r.output;
+    r = run_cli("sample " + model + " -n 1500 -o " + dir.file("s.csv"));
+    ASSERT_EQ(r.exit_code, 0) << "D=" << D << "\n" << r.output;
+    const Dataset s = read_csv(dir.file("s.csv"));
+    ASSERT_EQ(s.x.cols(), D);
+    EXPECT_EQ(s.columns, names);
+    for (int d = 0; d < D; ++d) {
+      const double mean = s.x.col(d).cast<double>().mean();
+      const double sd = std::sqrt((s.x.col(d).cast<double>().array() - mean).square().mean());
+      EXPECT_NEAR(mean, 100.0 * d, 0.35 * (d + 1)) << "D=" << D << " column " << d;
+      EXPECT_NEAR(sd, d + 1.0, 0.35 * (d + 1)) << "D=" << D << " column " << d;
+    }
+  }
 }
 
 TEST(Cli, DemoWritesEverything) {
