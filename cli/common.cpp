@@ -22,7 +22,6 @@ extern "C" void on_stop_signal(int sig) {
   std::signal(sig, SIG_DFL);
 }
 
-template <typename Kind>
 std::string choices(const std::vector<std::string>& names) {
   std::string s;
   for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
@@ -110,7 +109,7 @@ std::string log_csv(const std::string& earlier, const std::vector<EpochStats>& r
 ScheduleKind parse_schedule(const std::string& name) {
   if (auto k = schedule_from_string(name)) return *k;
   throw UsageError("--schedule: unknown schedule '" + name + "', expected one of " +
-                   choices<ScheduleKind>(schedule_names()));
+                   choices(schedule_names()));
 }
 
 SamplerKind parse_sampler(const std::string& name) {

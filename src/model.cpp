@@ -578,14 +578,24 @@ Workspace::Workspace(const ModelConfig& c, int max_batch_)
 
 // ---- layer kernels ----
 
-void cond_linear_forward(float* z, float* a, const float* x, const float* W, const float* b,
-                         const float* E, const int32_t* t, int B, int in, int out) {
-  // x is (in, B); W is (out, in) row-major; b is (out); E is (T, out) row-major; a, z are (out, B)
+// The product W x of a layer: W^T packed into this thread's scratch, followed by the panel the
+// epilogue reads. x is (in, B); W is (out, in) row-major.
+struct LayerProduct {
+  Gemm g;
+  float* panel;
+};
+LayerProduct layer_product(const float* W, const float* x, int in, int out) {
   float* wt = layer_scratch(aligned_floats(static_cast<size_t>(in) * out) + panel_floats(out));
   float* panel = wt + aligned_floats(static_cast<size_t>(in) * out);
   pack_transposed(wt, W, out, in);
-  const Gemm g{wt, static_cast<size_t>(out), x, 1, static_cast<size_t>(in), out, in};
-  gemm(g, B, panel, [&](const float* pn, int ldp, int c0, int nc) {
+  return {Gemm{wt, static_cast<size_t>(out), x, 1, static_cast<size_t>(in), out, in}, panel};
+}
+
+void cond_linear_forward(float* z, float* a, const float* x, const float* W, const float* b,
+                         const float* E, const int32_t* t, int B, int in, int out) {
+  // x is (in, B); W is (out, in) row-major; b is (out); E is (T, out) row-major; a, z are (out, B)
+  const LayerProduct lp = layer_product(W, x, in, out);
+  gemm(lp.g, B, lp.panel, [&](const float* pn, int ldp, int c0, int nc) {
     for (int cc = 0; cc < nc; ++cc) {
       const int j = c0 + cc;
       const size_t col = static_cast<size_t>(j) * out;
@@ -624,11 +634,8 @@ void linear_forward(float* y, const float* x, const float* W, const float* b, in
     dot_small(y, W, static_cast<size_t>(in), x, static_cast<size_t>(in), b, out, in, B);
     return;
   }
-  float* wt = layer_scratch(aligned_floats(static_cast<size_t>(in) * out) + panel_floats(out));
-  float* panel = wt + aligned_floats(static_cast<size_t>(in) * out);
-  pack_transposed(wt, W, out, in);
-  const Gemm g{wt, static_cast<size_t>(out), x, 1, static_cast<size_t>(in), out, in};
-  gemm(g, B, panel, [&](const float* pn, int ldp, int c0, int nc) {
+  const LayerProduct lp = layer_product(W, x, in, out);
+  gemm(lp.g, B, lp.panel, [&](const float* pn, int ldp, int c0, int nc) {
     for (int cc = 0; cc < nc; ++cc) {
       float* yj = y + static_cast<size_t>(c0 + cc) * out;
       for_packets(out, [&](int r, int n) {
