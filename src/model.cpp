@@ -399,12 +399,15 @@ Scratch carve(const ModelConfig& c, float* p) {
 
 // Packs the layers' transposed weights into wt (as carved): W1^T (D, H), W2^T, W3^T (H, H) and,
 // when the output layer is a matrix product (D >= kLanes), W4^T (H, D).
-void pack_all(const ModelConfig& c, const float* params, float* const wt[4]) {
+// Layer l is packed by part (l + 1) % parts of parts, so two threads share the two large ones.
+void pack_all(const ModelConfig& c, const float* params, float* const wt[4], int part = 0,
+              int parts = 1) {
   const auto p = tensors(c, params);
-  pack_transposed(wt[0], p.w[0], c.hidden, c.dim);
-  pack_transposed(wt[1], p.w[1], c.hidden, c.hidden);
-  pack_transposed(wt[2], p.w[2], c.hidden, c.hidden);
-  if (c.dim >= kLanes) pack_transposed(wt[3], p.w[3], c.dim, c.hidden);
+  const int out[4] = {c.hidden, c.hidden, c.hidden, c.dim};
+  const int in[4] = {c.dim, c.hidden, c.hidden, c.hidden};
+  for (int l = 0; l < (c.dim >= kLanes ? 4 : 3); ++l) {
+    if ((l + 1) % parts == part) pack_transposed(wt[l], p.w[l], out[l], in[l]);
+  }
 }
 
 // Scratch for the single-layer kernels, which have no Workspace: grows once per thread.
@@ -714,9 +717,10 @@ void model_forward(const ModelConfig& c, const float* params, const float* x, co
 
 PackedWeights::PackedWeights(const ModelConfig& c) : data(scratch_floats(c), 0.0f) {}
 
-void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed) {
+void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed, int part,
+                  int parts) {
   const Scratch s = carve(c, packed.data.data());
-  pack_all(c, params, s.wt);
+  pack_all(c, params, s.wt, part, parts);
 }
 
 void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,

@@ -26,39 +26,50 @@ Adam::StepScalars Adam::begin_step(double lr) {
   return s;
 }
 
-void Adam::update(const StepScalars& s, float* params, const float* grads, size_t lo, size_t hi) {
+void Adam::update(const StepScalars& s, float* params, const float* grads, size_t lo, size_t hi,
+                  float grad_scale, float* ema, float ema_decay) {
   // On packets (sqrt and division are correctly rounded there too): the plain loop does not
   // vectorize, as std::sqrt may set errno. The last partial packet goes through a zero-padded copy,
-  // so every element gets the same operations wherever a range starts or ends.
+  // so every element gets the same operations wherever a range starts or ends. Clipping and the
+  // EMA ride along in the same pass over the parameters (g * 1 is g: no clipping is exact).
   namespace ei = Eigen::internal;
   using Packet = ei::packet_traits<float>::type;
   constexpr size_t kLanes = ei::packet_traits<float>::size;
   const Packet pb1 = ei::pset1<Packet>(s.b1), pb2 = ei::pset1<Packet>(s.b2);
   const Packet p1b1 = ei::pset1<Packet>(s.one_minus_b1), p1b2 = ei::pset1<Packet>(s.one_minus_b2);
   const Packet pbc2 = ei::pset1<Packet>(s.bc2_sqrt), peps = ei::pset1<Packet>(s.eps);
-  const Packet pstep = ei::pset1<Packet>(s.step_size);
-  auto packet = [&](float* p, const float* g, float* mp, float* vp) {
-    const Packet gv = ei::ploadu<Packet>(g);
+  const Packet pstep = ei::pset1<Packet>(s.step_size), pscale = ei::pset1<Packet>(grad_scale);
+  const Packet pd = ei::pset1<Packet>(ema_decay), p1d = ei::pset1<Packet>(1.0f - ema_decay);
+  auto packet = [&](float* p, const float* g, float* mp, float* vp, float* ep) {
+    const Packet gv = ei::pmul(ei::ploadu<Packet>(g), pscale);
     const Packet mi = ei::pmadd(ei::ploadu<Packet>(mp), pb1, ei::pmul(p1b1, gv));
     const Packet vi = ei::pmadd(ei::ploadu<Packet>(vp), pb2, ei::pmul(ei::pmul(p1b2, gv), gv));
     ei::pstoreu(mp, mi);
     ei::pstoreu(vp, vi);
     const Packet denom = ei::padd(ei::pdiv(ei::psqrt(vi), pbc2), peps);
-    ei::pstoreu(p, ei::psub(ei::ploadu<Packet>(p), ei::pmul(pstep, ei::pdiv(mi, denom))));
+    const Packet pv = ei::psub(ei::ploadu<Packet>(p), ei::pmul(pstep, ei::pdiv(mi, denom)));
+    ei::pstoreu(p, pv);
+    // ema = decay ema + (1 - decay) p, with one rounding for the first product and the sum.
+    if (ep != nullptr) ei::pstoreu(ep, ei::pmadd(ei::ploadu<Packet>(ep), pd, ei::pmul(p1d, pv)));
   };
   size_t i = lo;
-  for (; i + kLanes <= hi; i += kLanes) packet(params + i, grads + i, m.data() + i, v.data() + i);
+  for (; i + kLanes <= hi; i += kLanes) {
+    packet(params + i, grads + i, m.data() + i, v.data() + i, ema != nullptr ? ema + i : nullptr);
+  }
   if (i < hi) {
     const size_t r = hi - i;
-    alignas(64) float tp[kLanes] = {}, tg[kLanes] = {}, tm[kLanes] = {}, tv[kLanes] = {};
+    alignas(64) float tp[kLanes] = {}, tg[kLanes] = {}, tm[kLanes] = {}, tv[kLanes] = {},
+                      te[kLanes] = {};
     std::copy_n(params + i, r, tp);
     std::copy_n(grads + i, r, tg);
     std::copy_n(m.data() + i, r, tm);
     std::copy_n(v.data() + i, r, tv);
-    packet(tp, tg, tm, tv);
+    if (ema != nullptr) std::copy_n(ema + i, r, te);
+    packet(tp, tg, tm, tv, ema != nullptr ? te : nullptr);
     std::copy_n(tp, r, params + i);
     std::copy_n(tm, r, m.data() + i);
     std::copy_n(tv, r, v.data() + i);
+    if (ema != nullptr) std::copy_n(te, r, ema + i);
   }
 }
 

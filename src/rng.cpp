@@ -2,6 +2,7 @@
 // Not cryptographic; chosen for speed, a 32-byte saveable state and identical streams everywhere.
 #include "diffuse/rng.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -59,16 +60,32 @@ double Rng::normal() {
 }
 
 void Rng::fill_normal(float* x, size_t n) {
-  size_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const double u1 = 1.0 - uniform();
-    const double u2 = uniform();
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    const double a = 2.0 * std::numbers::pi * u2;
-    x[i] = static_cast<float>(r * std::cos(a));
-    x[i + 1] = static_cast<float>(r * std::sin(a));
+  // In blocks, through the same two halves as the threads use, so both give the same values.
+  constexpr size_t kBlock = 256;  // normals per block (even: blocks start on a pair)
+  double u[kBlock];
+  for (size_t i = 0; i < n; i += kBlock) {
+    const size_t m = std::min(kBlock, n - i);
+    fill_normal_uniforms(u, m);
+    box_muller(u, 0, m, x + i);
   }
-  if (i < n) x[i] = static_cast<float>(normal());
+}
+
+void Rng::fill_normal_uniforms(double* u, size_t n) {
+  for (size_t k = 0; k < (n + 1) / 2; ++k) {
+    u[2 * k] = 1.0 - uniform();  // (0, 1]: log is finite
+    u[2 * k + 1] = uniform();
+  }
+}
+
+void Rng::box_muller(const double* u, size_t first, size_t last, float* x) {
+  // Normal i is the cosine (i even) or sine (i odd) half of pair i / 2.
+  for (size_t i = first; i < last;) {
+    const size_t k = i / 2;
+    const double r = std::sqrt(-2.0 * std::log(u[2 * k]));
+    const double a = 2.0 * std::numbers::pi * u[2 * k + 1];
+    const double z[2] = {r * std::cos(a), r * std::sin(a)};  // one sincos
+    for (size_t h = i % 2; h < 2 && i < last; ++h, ++i) x[i - first] = static_cast<float>(z[h]);
+  }
 }
 
 void Rng::fill_uniform(float* x, size_t n, float lo, float hi) {

@@ -1,9 +1,7 @@
 // The training loop: epochs of shuffled mini-batches, one fused forward/backward per step over
-// preallocated buffers, data-parallel over OpenMP threads with a fixed-order gradient reduction
+// preallocated buffers, data-parallel over a team of threads with a fixed-order gradient reduction
 // (so a seed and thread count give the same weights every time). Not a general trainer.
 #include "diffuse/train.h"
-
-#include <omp.h>
 
 #include <Eigen/Core>
 #include <chrono>
@@ -13,6 +11,7 @@
 #include <string>
 
 #include "diffuse/error.h"
+#include "thread_team.h"
 
 namespace diffuse {
 namespace {
@@ -65,7 +64,9 @@ struct Trainer::Scratch {
   std::vector<TensorInfo> layout;
   std::vector<std::vector<double>> grad_sq;  // per thread: squares of its gradient slice by tensor
   std::vector<std::vector<double>> grad_sq_total;  // per thread: the sums over threads
-  PackedWeights packed;  // this step's transposed weights, shared by the threads
+  PackedWeights packed;   // this step's transposed weights, shared by the threads
+  std::vector<double> u;  // the uniforms of the batch's noise (Rng::fill_normal_uniforms)
+  std::unique_ptr<ThreadTeam> team;  // when threads > 1
 };
 
 Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
@@ -107,6 +108,8 @@ Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
     s.grad_sq.assign(nt, std::vector<double>(s.layout.size()));
     s.grad_sq_total = s.grad_sq;
     s.packed = PackedWeights(model_.config);
+    s.u.resize(static_cast<size_t>(B) * D + 1);
+    s.team = std::make_unique<ThreadTeam>(nt);
   }
 }
 
@@ -148,159 +151,209 @@ double Trainer::learning_rate(int64_t step) const {
   return lr;
 }
 
-void Trainer::step(int64_t first, int B) {
+namespace {
+
+Error loss_error(double loss, int epoch, int64_t step) {
+  return Error("training diverged: the loss became " + num(loss) + " at epoch " + num(epoch) +
+               ", step " + num(static_cast<double>(step)) +
+               " (try a smaller --lr); the weights from before this step are kept");
+}
+
+Error norm_error(float norm, int epoch) {
+  return Error("training diverged: the gradient norm became " + num(norm) + " at epoch " +
+               num(epoch) + " (try a smaller --lr); the weights from before are kept");
+}
+
+}  // namespace
+
+// Columns [lo, hi) of a batch of B whose x_t, eps and t are drawn: y = eps_theta(x_t, t), the MSE's
+// squared errors and dL/dy, and the backward, in thread p's workspace and gradient buffer. packed is
+// null at one thread (model_forward packs the weights itself).
+void Trainer::columns(int lo, int hi, int B, int p, const PackedWeights* packed) {
   auto& s = *scratch_;
   const ModelConfig& c = model_.config;
   const int D = c.dim;
-  const int T = c.T;
-
-  // Draw the batch, its timesteps and its noise in one fixed order, whatever the thread count.
-  auto draw = [&] {
-    for (int j = 0; j < B; ++j) {
-      const float* src = data_.data() + static_cast<size_t>(perm_[first + j]) * D;
-      std::copy(src, src + D, s.x0.data() + static_cast<size_t>(j) * D);
-    }
-    for (int j = 0; j < B; ++j) {
-      s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(T)));
-    }
-    rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
-    q_sample(schedule_, s.x0.data(), s.eps.data(), s.t.data(), B, D, s.xt.data());
-  };
-
-  // Each thread takes a contiguous share of the columns: forward, dL/dy, backward.
-  const int nt = std::min(config_.threads, B);
-  const float scale = 2.0f / static_cast<float>(static_cast<size_t>(B) * D);  // d mean / d y
+  const int b = hi - lo;
+  const size_t off = static_cast<size_t>(lo) * D;
   const float* params = model_.params.data();
-  auto share = [&](int p) {
-    const int lo = static_cast<int>(static_cast<int64_t>(B) * p / nt);
-    const int hi = static_cast<int>(static_cast<int64_t>(B) * (p + 1) / nt);
-    const int b = hi - lo;
-    const size_t off = static_cast<size_t>(lo) * D;
-    float* y = s.y.data() + off;
-    float* dy = s.dy.data() + off;
-    const float* eps = s.eps.data() + off;
-    if (nt == 1) {
-      model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
-    } else {
-      model_forward(c, params, s.packed, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
-    }
-    double sq = 0.0;
-    for (size_t i = 0; i < static_cast<size_t>(b) * D; ++i) {
-      const float d = y[i] - eps[i];
-      sq += static_cast<double>(d) * d;
-      dy[i] = scale * d;
-    }
-    s.sq[p] = sq;
-    model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p],
-                   s.grads[p].data());
-  };
-  auto loss_of = [&] {
-    double sq = 0.0;
-    for (int p = 0; p < nt; ++p) sq += s.sq[p];
-    return sq / (static_cast<double>(B) * D);
-  };
-  auto loss_error = [&] {
-    return Error("training diverged: the loss became " + num(last_loss_) + " at epoch " +
-                 num(epoch_ + 1) + ", step " + num(static_cast<double>(adam_.step_count + 1)) +
-                 " (try a smaller --lr); the weights from before this step are kept");
-  };
-  auto norm_error = [&](float norm) {
-    return Error("training diverged: the gradient norm became " + num(norm) + " at epoch " +
-                 num(epoch_ + 1) + " (try a smaller --lr); the weights from before are kept");
-  };
-  const size_t n = model_.params.size();
-  float* grads = s.grads[0].data();
-  float* w = model_.params.data();
+  float* y = s.y.data() + off;
+  float* dy = s.dy.data() + off;
+  const float* eps = s.eps.data() + off;
+  if (packed == nullptr) {
+    model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+  } else {
+    model_forward(c, params, *packed, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+  }
+  const float scale = 2.0f / static_cast<float>(static_cast<size_t>(B) * D);  // d mean / d y
+  double sq = 0.0;
+  for (size_t i = 0; i < static_cast<size_t>(b) * D; ++i) {
+    const float d = y[i] - eps[i];
+    sq += static_cast<double>(d) * d;
+    dy[i] = scale * d;
+  }
+  s.sq[p] = sq;
+  model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p], s.grads[p].data());
+}
+
+// x_0 for columns [lo, hi) of the batch starting at perm_[first], and x_t from x_0, eps and t.
+void Trainer::noise_columns(int64_t first, int lo, int hi) {
+  auto& s = *scratch_;
+  const int D = model_.config.dim;
+  for (int j = lo; j < hi; ++j) {
+    const float* src = data_.data() + static_cast<size_t>(perm_[first + j]) * D;
+    std::copy(src, src + D, s.x0.data() + static_cast<size_t>(j) * D);
+  }
+  const size_t off = static_cast<size_t>(lo) * D;
+  q_sample(schedule_, s.x0.data() + off, s.eps.data() + off, s.t.data() + lo, hi - lo, D,
+           s.xt.data() + off);
+}
+
+float Trainer::ema_decay_next() const {
   // EMA decay with a warm-up (as in TensorFlow's ExponentialMovingAverage with num_updates) so the
-  // average is not dominated by the random initial weights in short runs; after the Adam step.
-  auto ema_decay = [&] {
-    const double k = static_cast<double>(adam_.step_count);
-    return static_cast<float>(std::min(config_.ema_decay, (1.0 + k) / (10.0 + k)));
-  };
-  auto ema = [&](float d, size_t lo, size_t hi) {
-    float* e = ema_.data();
-    for (size_t i = lo; i < hi; ++i) e[i] = d * e[i] + (1.0f - d) * w[i];
-  };
+  // average is not dominated by the random initial weights in short runs. For the coming step:
+  // num_updates is the step count after its Adam step.
+  const double k = static_cast<double>(adam_.step_count + 1);
+  return static_cast<float>(std::min(config_.ema_decay, (1.0 + k) / (10.0 + k)));
+}
 
-  if (nt == 1) {  // no parallel region: OpenMP would allocate a team for it every step
-    draw();
-    share(0);
-    last_loss_ = loss_of();
-    if (!std::isfinite(last_loss_)) throw loss_error();
-    if (config_.grad_clip > 0.0) {
-      const float norm = clip_grad_norm(grads, s.layout, static_cast<float>(config_.grad_clip));
-      if (!std::isfinite(norm)) throw norm_error(norm);
-    }
-    adam_.step(w, grads, learning_rate(adam_.step_count));
-    if (config_.ema_decay > 0.0) ema(ema_decay(), 0, n);
-    return;
+// One thread: draw the batch (its timesteps and noise in one fixed order, whatever the thread
+// count), forward, backward, clip, Adam, EMA.
+void Trainer::step(int64_t first, int B) {
+  auto& s = *scratch_;
+  const int D = model_.config.dim;
+  for (int j = 0; j < B; ++j) {
+    s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(model_.config.T)));
   }
+  rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
+  noise_columns(first, 0, B);
+  columns(0, B, B, 0, nullptr);
+  last_loss_ = s.sq[0] / (static_cast<double>(B) * D);
+  if (!std::isfinite(last_loss_)) throw loss_error(last_loss_, epoch_ + 1, adam_.step_count + 1);
+  const float* grads = s.grads[0].data();
+  float coef = 1.0f;  // clip_grad_norm's, applied inside the update
+  if (config_.grad_clip > 0.0) {
+    const float norm = grad_norm(grads, s.layout);
+    if (!std::isfinite(norm)) throw norm_error(norm, epoch_ + 1);
+    coef = std::min(1.0f, static_cast<float>(config_.grad_clip) / (norm + 1e-6f));
+  }
+  const float decay = ema_decay_next();
+  const auto scalars = adam_.begin_step(learning_rate(adam_.step_count));
+  adam_.update(scalars, model_.params.data(), grads, 0, model_.params.size(), coef,
+               config_.ema_decay > 0.0 ? ema_.data() : nullptr, decay);
+}
 
-  // Several threads, one parallel region, three barriers: one thread draws the batch while another
-  // packs the weights; each thread runs its share of the columns; each sums its slice of the
-  // gradients over the threads in a fixed order, with its squares; each takes the norm from all the
-  // squares (the same sums in the same order) and clips and updates its slice. Deterministic for a
-  // given thread count; at one thread the arithmetic is that of the path above.
-  bool bad_loss = false, bad_norm = false;
-  float norm = 0.0f, decay = 0.0f;
+// Several threads: one team region for the whole epoch, four barriers a step.
+//   A  thread 0 draws the timesteps and the uniforms of the noise (one sequential stream, as
+//      above); the threads pack the transposed weights, a layer each; the last one computes the
+//      step's Adam scalars.
+//   B  each thread turns its columns' uniforms into normals, draws x_t and runs forward and
+//      backward on its columns.
+//   C  each sums its slice of the gradients over the threads in thread order, with its squares.
+//   D  each takes the loss and the norm from all the partial sums (the same sums in the same
+//      order, so every thread takes the same decisions), then clips and updates its slice.
+// Deterministic for a given thread count. Returns the steps run; on divergence, stops with the
+// weights from before the failing step and throws.
+int Trainer::parallel_epoch(double& loss_sum) {
+  auto& s = *scratch_;
+  ThreadTeam& team = *s.team;
+  const ModelConfig& c = model_.config;
+  const int D = c.dim;
+  const int nt = team.size();
+  const int64_t N = data_.rows();
+  const size_t n = model_.params.size();
+  float* w = model_.params.data();
   Adam::StepScalars scalars{};
-#pragma omp parallel num_threads(nt)
-  {
-    const int p = omp_get_thread_num();
-    if (p == 0) draw();
-    if (p == nt - 1) {
-      pack_weights(c, params, s.packed);
-      // The step's Adam scalars, ahead of the gradients (undone below if the step fails).
-      scalars = adam_.begin_step(learning_rate(adam_.step_count));
-      decay = ema_decay();
-    }
-#pragma omp barrier
-    share(p);
-    // Slices in whole 64-byte lines, so no two threads write one line.
-    auto bound = [&](int q) { return q == nt ? n : n * q / nt / 16 * 16; };
+  float decay = 0.0f, bad_norm = 0.0f;
+  double bad_loss = 0.0;
+  bool failed_loss = false, failed_norm = false;
+  int steps = 0;
+  // Parameter slices in whole 64-byte lines, so no two threads write one line.
+  auto bound = [&](int q) { return q == nt ? n : n * q / nt / 16 * 16; };
+
+  auto body = [&](int p) {
     const size_t lo = bound(p), hi = bound(p + 1);
-#pragma omp barrier
-    for (int q = 1; q < nt; ++q) {
-      const float* gq = s.grads[q].data();
-      for (size_t i = lo; i < hi; ++i) grads[i] += gq[i];
-    }
-    std::fill(s.grad_sq[p].begin(), s.grad_sq[p].end(), 0.0);
-    if (config_.grad_clip > 0.0) add_squares(grads, s.layout, lo, hi, s.grad_sq[p].data());
-#pragma omp barrier
-    // Every thread takes the loss and the norm from the same partial sums in the same order (no
-    // single thread, no further barrier); the first thread keeps the loss.
-    const double loss = loss_of();
-    bool bad = !std::isfinite(loss);
-    float coef_p = 1.0f;
-    if (!bad && config_.grad_clip > 0.0) {
-      std::vector<double>& sq_total = s.grad_sq_total[p];
-      sq_total = s.grad_sq[0];  // no allocation: same size
-      for (int q = 1; q < nt; ++q) {
-        for (size_t k = 0; k < s.layout.size(); ++k) sq_total[k] += s.grad_sq[q][k];
-      }
-      const float norm_p = norm_from_squares(sq_total.data(), s.layout.size());
-      bad = !std::isfinite(norm_p);
-      coef_p = static_cast<float>(config_.grad_clip) / (norm_p + 1e-6f);  // as clip_grad_norm
+    float* gp = s.grads[p].data();
+    for (int64_t first = 0; first < N; first += config_.batch_size) {
+      const int B = static_cast<int>(std::min<int64_t>(config_.batch_size, N - first));
+      const int active = std::min(nt, B);  // threads with columns in this batch
+      // A
       if (p == 0) {
-        norm = norm_p;
-        bad_norm = bad;
+        for (int j = 0; j < B; ++j) {
+          s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(c.T)));
+        }
+        rng_.fill_normal_uniforms(s.u.data(), static_cast<size_t>(B) * D);
       }
-    }
-    if (p == 0) {
-      last_loss_ = loss;
-      bad_loss = !std::isfinite(loss);
-    }
-    if (!bad) {
-      if (coef_p < 1.0f) {
-        for (size_t i = lo; i < hi; ++i) grads[i] *= coef_p;
+      if (p == nt - 1) {
+        decay = ema_decay_next();
+        scalars = adam_.begin_step(learning_rate(adam_.step_count));
       }
-      adam_.update(scalars, w, grads, lo, hi);
-      if (config_.ema_decay > 0.0) ema(decay, lo, hi);
+      pack_weights(c, w, s.packed, p, nt);
+      team.sync();
+      // B
+      if (p < active) {
+        const int c0 = static_cast<int>(static_cast<int64_t>(B) * p / active);
+        const int c1 = static_cast<int>(static_cast<int64_t>(B) * (p + 1) / active);
+        const size_t v0 = static_cast<size_t>(c0) * D, v1 = static_cast<size_t>(c1) * D;
+        Rng::box_muller(s.u.data(), v0, v1, s.eps.data() + v0);
+        noise_columns(first, c0, c1);
+        columns(c0, c1, B, p, &s.packed);
+      }
+      team.sync();
+      // C: the sum lands in this thread's own buffer (its lines stay here for Adam), in chunks so
+      // that each pass vectorizes.
+      for (size_t i0 = lo; i0 < hi; i0 += 256) {
+        const size_t m = std::min<size_t>(256, hi - i0);
+        alignas(64) float sum[256];
+        std::copy_n(s.grads[0].data() + i0, m, sum);
+        for (int q = 1; q < active; ++q) {
+          const float* gq = s.grads[q].data() + i0;
+          for (size_t i = 0; i < m; ++i) sum[i] += gq[i];
+        }
+        std::copy_n(sum, m, gp + i0);
+      }
+      std::fill(s.grad_sq[p].begin(), s.grad_sq[p].end(), 0.0);
+      if (config_.grad_clip > 0.0) add_squares(gp, s.layout, lo, hi, s.grad_sq[p].data());
+      team.sync();
+      // D
+      double sq = 0.0;
+      for (int q = 0; q < active; ++q) sq += s.sq[q];
+      const double loss = sq / (static_cast<double>(B) * D);
+      if (!std::isfinite(loss)) {
+        if (p == 0) failed_loss = true, bad_loss = loss;
+        break;
+      }
+      float coef = 1.0f;
+      if (config_.grad_clip > 0.0) {
+        std::vector<double>& total = s.grad_sq_total[p];
+        total = s.grad_sq[0];  // no allocation: same size
+        for (int q = 1; q < nt; ++q) {
+          for (size_t k = 0; k < s.layout.size(); ++k) total[k] += s.grad_sq[q][k];
+        }
+        const float norm = norm_from_squares(total.data(), s.layout.size());
+        if (!std::isfinite(norm)) {
+          if (p == 0) failed_norm = true, bad_norm = norm;
+          break;
+        }
+        coef = static_cast<float>(config_.grad_clip) / (norm + 1e-6f);  // as clip_grad_norm
+      }
+      adam_.update(scalars, w, gp, lo, hi, std::min(coef, 1.0f),
+                   config_.ema_decay > 0.0 ? ema_.data() : nullptr, decay);
+      if (p == 0) {
+        last_loss_ = loss;
+        loss_sum += loss;
+        ++steps;
+      }
+      team.sync();  // every slice is updated before the next step packs the weights
     }
+  };
+  team.run(body);
+  if (failed_loss || failed_norm) {
+    --adam_.step_count;  // begin_step ran ahead: nothing was updated
+    last_loss_ = bad_loss;
+    if (failed_loss) throw loss_error(bad_loss, epoch_ + 1, adam_.step_count + 1);
+    throw norm_error(bad_norm, epoch_ + 1);
   }
-  if (bad_loss || bad_norm) --adam_.step_count;  // begin_step ran ahead: nothing was updated
-  if (bad_loss) throw loss_error();
-  if (bad_norm) throw norm_error(norm);
+  return steps;
 }
 
 EpochStats Trainer::run_epoch() {
@@ -315,11 +368,15 @@ EpochStats Trainer::run_epoch() {
   }
   double loss_sum = 0.0;
   int steps = 0;
-  for (int64_t first = 0; first < N; first += config_.batch_size) {
-    const int B = static_cast<int>(std::min<int64_t>(config_.batch_size, N - first));
-    step(first, B);
-    loss_sum += last_loss_;
-    ++steps;
+  if (scratch_->team) {
+    steps = parallel_epoch(loss_sum);
+  } else {
+    for (int64_t first = 0; first < N; first += config_.batch_size) {
+      const int B = static_cast<int>(std::min<int64_t>(config_.batch_size, N - first));
+      step(first, B);
+      loss_sum += last_loss_;
+      ++steps;
+    }
   }
   ++epoch_;
   steps_this_run_ += steps;

@@ -86,6 +86,22 @@ TEST(Kernels, PackedWeightsGiveTheSameForward) {
   }
 }
 
+TEST(Kernels, PackingInPartsEqualsPackingAtOnce) {
+  // D = 17 >= one packet of floats everywhere, so the output layer is packed too (4 layers).
+  for (ModelConfig cfg : {ModelConfig{2, 128, 100}, ModelConfig{17, 40, 9}}) {
+    Net net(cfg);
+    PackedWeights whole(cfg);
+    pack_weights(cfg, net.m.params.data(), whole);
+    for (int parts : {2, 3, 5}) {
+      PackedWeights split(cfg);
+      for (int part = parts - 1; part >= 0; --part) {
+        pack_weights(cfg, net.m.params.data(), split, part, parts);
+      }
+      EXPECT_EQ(whole.data, split.data) << "parts=" << parts;
+    }
+  }
+}
+
 TEST(Kernels, SoftplusAndItsSlopeAreAccurateEverywhere) {
   // Every 2^-10 from -100 to 30, against double: relative error of h and of sigmoid, absolute
   // where h itself underflows.
@@ -126,6 +142,34 @@ TEST(Optim, SplitAdamUpdateEqualsStep) {
   EXPECT_EQ(p1, p2);
   EXPECT_EQ(one.m, split.m);
   EXPECT_EQ(one.v, split.v);
+}
+
+// The trainer's fused update: clipping and the EMA in Adam's pass give the bits of the separate
+// passes (scale the gradients, step, then ema = d ema + (1 - d) p with the product fused).
+TEST(Optim, FusedClipAndEmaEqualSeparatePasses) {
+  const size_t n = 1001;
+  Rng rng(26);
+  std::vector<float> p0 = normals(rng, n);
+  Adam one(n, AdamConfig{}), fused(n, AdamConfig{});
+  std::vector<float> p1 = p0, p2 = p0, e1 = p0, e2 = p0;
+  const float coef = 0.37f, d = 0.9f;
+  for (int step = 0; step < 5; ++step) {
+    std::vector<float> g = normals(rng, n);
+    const Adam::StepScalars s = fused.begin_step(1e-3);
+    fused.update(s, p2.data(), g.data(), 0, 600, coef, e2.data(), d);
+    fused.update(s, p2.data(), g.data(), 600, n, coef, e2.data(), d);
+    for (float& v : g) v *= coef;
+    one.step(p1.data(), g.data(), 1e-3);
+    for (size_t i = 0; i < n; ++i) e1[i] = std::fma(e1[i], d, (1.0f - d) * p1[i]);
+  }
+  EXPECT_EQ(p1, p2);
+#if defined(__FMA__)
+  EXPECT_EQ(e1, e2);
+#else  // without FMA hardware Eigen's pmadd rounds the product: within an ulp
+  for (size_t i = 0; i < n; ++i) EXPECT_NEAR(e1[i], e2[i], 2.5e-7 * std::abs(e1[i])) << i;
+#endif
+  EXPECT_EQ(one.m, fused.m);
+  EXPECT_EQ(one.v, fused.v);
 }
 
 TEST(Optim, NormFromSlicesOfSquares) {

@@ -79,6 +79,28 @@ TEST(Train, TwoThreadsComputeTheSameStepsAsOne) {
   EXPECT_NEAR(one.stats.back().mean_loss, two.stats.back().mean_loss, 1e-4);
 }
 
+TEST(Train, MoreThreadsThanTheLastBatchHasColumns) {
+  // 513 rows in batches of 128: the last batch has one column, fewer than the threads, which then
+  // sit out its forward and backward but still share the update.
+  const Points data = ring(513, 3);
+  TrainConfig tc;
+  tc.epochs = 2;
+  tc.batch_size = 128;
+  tc.ema_decay = 0.9;
+  const TrainRun one = run(data, tc);
+  for (int threads : {2, 3}) {
+    tc.threads = threads;
+    const TrainRun many = run(data, tc), again = run(data, tc);
+    EXPECT_EQ(many.params, again.params) << "threads=" << threads;
+    double max_diff = 0.0;
+    for (size_t i = 0; i < one.params.size(); ++i) {
+      max_diff = std::max(max_diff, static_cast<double>(std::abs(one.params[i] - many.params[i])));
+    }
+    EXPECT_LT(max_diff, 1e-4) << "threads=" << threads;
+    EXPECT_EQ(many.stats.back().steps, 10) << "5 steps an epoch, the one-column one included";
+  }
+}
+
 TEST(Train, LossFallsOnLearnableData) {
   const Points data = ring(2048, 3);
   TrainConfig tc;
@@ -123,24 +145,29 @@ TEST(Train, InvalidOptionsNameTheOption) {
 }
 
 TEST(Train, NonFiniteLossStopsWithTheLastGoodWeights) {
-  Points data = ring(256, 5);
-  data(17, 1) = std::numeric_limits<float>::quiet_NaN();
-  const Schedule s = make_schedule({ScheduleKind::kLinear, 50, 1e-4, 0.1});
-  Model m(ModelConfig{2, 16, 50});
-  Rng init(1);
-  m.init(init);
-  const std::vector<float> before = m.params;
-  TrainConfig tc;
-  tc.epochs = 1;
-  tc.batch_size = 256;  // one step, which contains the NaN row
-  Trainer tr(m, s, data, tc);
-  try {
-    tr.run_epoch();
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("diverged"), std::string::npos) << e.what();
+  for (int threads : {1, 2}) {
+    Points data = ring(256, 5);
+    data(17, 1) = std::numeric_limits<float>::quiet_NaN();
+    const Schedule s = make_schedule({ScheduleKind::kLinear, 50, 1e-4, 0.1});
+    Model m(ModelConfig{2, 16, 50});
+    Rng init(1);
+    m.init(init);
+    const std::vector<float> before = m.params;
+    TrainConfig tc;
+    tc.epochs = 1;
+    tc.batch_size = 256;  // one step, which contains the NaN row
+    tc.threads = threads;
+    Trainer tr(m, s, data, tc);
+    try {
+      tr.run_epoch();
+      FAIL() << "expected an error, threads=" << threads;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("diverged"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("step 1 "), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(m.params, before) << "threads=" << threads;
+    EXPECT_EQ(tr.adam().step_count, 0) << "threads=" << threads;
   }
-  EXPECT_EQ(m.params, before);
 }
 
 TEST(Train, EmaTracksTheWeightsWithALag) {

@@ -113,8 +113,10 @@ struct PackedWeights {
   explicit PackedWeights(const ModelConfig& c);  // sized for c
   std::vector<float, Eigen::aligned_allocator<float>> data;
 };
-// Packs params into packed (sized for c: no allocation).
-void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed);
+// Packs params into packed (sized for c: no allocation). Threads may share the work: the calls
+// for part = 0..parts-1 together pack everything, each a different subset of the layers.
+void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed, int part = 0,
+                  int parts = 1);
 // model_forward with weights that pack_weights packed from these params.
 void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
                    const float* x, const int32_t* t, int B, Workspace& ws, float* y);

@@ -36,7 +36,10 @@ struct Adam {
     float b1, b2, one_minus_b1, one_minus_b2, step_size, bc2_sqrt, eps;
   };
   StepScalars begin_step(double lr);
-  void update(const StepScalars& s, float* params, const float* grads, size_t lo, size_t hi);
+  // Also, in the same pass: the gradients are scaled by grad_scale first (clipping; 1 leaves them
+  // exact), and when ema is not null, ema = ema_decay * ema + (1 - ema_decay) * params afterwards.
+  void update(const StepScalars& s, float* params, const float* grads, size_t lo, size_t hi,
+              float grad_scale = 1.0f, float* ema = nullptr, float ema_decay = 0.0f);
 };
 
 // The norm clip_grad_norm computes, without scaling anything.

@@ -22,6 +22,11 @@ class Rng {
   double normal();
   // n standard normals, generated in pairs.
   void fill_normal(float* x, size_t n);
+  // fill_normal in two halves, so that threads can share the costly half: the uniforms that
+  // fill_normal(x, n) would draw (2 per pair, (n + 1) / 2 pairs, written to u), then
+  // box_muller(u, first, last, x) writes normals [first, last) of those n, the same values.
+  void fill_normal_uniforms(double* u, size_t n);
+  static void box_muller(const double* u, size_t first, size_t last, float* x);
   // n uniforms in [lo, hi).
   void fill_uniform(float* x, size_t n, float lo, float hi);
 

@@ -76,6 +76,10 @@ class Trainer {
 
  private:
   void step(int64_t first, int B);
+  int parallel_epoch(double& loss_sum);
+  void columns(int lo, int hi, int B, int p, const PackedWeights* packed);
+  void noise_columns(int64_t first, int lo, int hi);
+  float ema_decay_next() const;
 
   Model& model_;
   const Schedule& schedule_;

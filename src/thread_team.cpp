@@ -1,0 +1,86 @@
+// ThreadTeam: a centralized generation barrier that spins briefly and then sleeps on a futex
+// (std::atomic::wait); jobs are dispatched through the same barrier. See thread_team.h for why.
+#include "thread_team.h"
+
+#include <chrono>
+
+namespace diffuse {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
+
+ThreadTeam::ThreadTeam(int n) : n_(n < 1 ? 1 : n) {
+  threads_.reserve(static_cast<size_t>(n_ - 1));
+  for (int p = 1; p < n_; ++p) threads_.emplace_back([this, p] { worker(p); });
+}
+
+ThreadTeam::~ThreadTeam() {
+  if (threads_.empty()) return;
+  stop_ = true;  // published by the barrier below
+  sync_spinning(kIdleSpinSeconds);
+  for (auto& t : threads_) t.join();
+}
+
+void ThreadTeam::run_job() {
+  if (n_ == 1) {
+    call_(job_, 0);
+    return;
+  }
+  sync_spinning(kIdleSpinSeconds);  // start: job_ and call_ are published to the workers
+  call_(job_, 0);
+  sync();  // end: every worker is done with the job
+}
+
+void ThreadTeam::worker(int p) {
+  for (;;) {
+    sync_spinning(kIdleSpinSeconds);  // wait for a job (or the stop)
+    if (stop_) return;
+    call_(job_, p);
+    sync();
+  }
+}
+
+void ThreadTeam::sync_spinning(double spin_seconds) {
+  if (n_ == 1) return;
+  const uint32_t seen = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    // Last to arrive: reset for the next barrier, then release this one. Everything the others
+    // wrote before arriving is visible here (acq_rel chain on arrived_), and everything written
+    // here is visible to them once they see the new generation.
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.store(seen + 1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
+    return;
+  }
+  wait_for_generation_change(seen, spin_seconds);
+}
+
+void ThreadTeam::wait_for_generation_change(uint32_t seen, double spin_seconds) {
+  using clock = std::chrono::steady_clock;
+  const auto give_up = clock::now() + std::chrono::duration<double>(spin_seconds);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (generation_.load(std::memory_order_acquire) != seen) return;
+      cpu_relax();
+    }
+    if (clock::now() > give_up) break;
+  }
+  // Sleep. The count goes up before the generation is checked again (both sequentially
+  // consistent), so the releasing thread either sees a sleeper and wakes it, or stored the new
+  // generation before this check, which then does not sleep.
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  while (generation_.load(std::memory_order_seq_cst) == seen) {
+    generation_.wait(seen, std::memory_order_seq_cst);
+  }
+  sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+}  // namespace diffuse
