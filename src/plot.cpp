@@ -316,6 +316,10 @@ void Canvas::axes_frame(const Viewport& vp, const Axis& x, const Axis& y) {
 }
 
 void Canvas::scatter(const Viewport& vp, const Points& x, const PointLook& look) {
+  if (target_ != Target::kSvg) {
+    raster_scatter(vp, x, look);
+    return;
+  }
   cairo_save(cr_);
   cairo_rectangle(cr_, vp.left, vp.top, vp.width, vp.height);
   cairo_clip(cr_);
@@ -326,6 +330,80 @@ void Canvas::scatter(const Viewport& vp, const Points& x, const PointLook& look)
     cairo_fill(cr_);
   }
   cairo_restore(cr_);
+}
+
+// On pixels, a point is a stamp: cairo draws the antialiased disc once for each of 8 x 8
+// sub-pixel positions, then every point blends the stamp nearest its position into the image
+// (OVER, as cairo's fill). Same look as one cairo_arc + cairo_fill per point, at a few percent
+// of the cost: the demo draws about 400,000 points.
+void Canvas::raster_scatter(const Viewport& vp, const Points& x, const PointLook& look) {
+  constexpr int kSub = 8;
+  const int reach = static_cast<int>(std::ceil(look.radius)) + 1;  // stamp pixels either side
+  const int size = 2 * reach + 2;
+  std::vector<unsigned char> stamps(static_cast<size_t>(kSub * kSub * size * size));
+  cairo_surface_t* a8 = cairo_image_surface_create(CAIRO_FORMAT_A8, size, size);
+  const int a8_stride = cairo_image_surface_get_stride(a8);
+  for (int sy = 0; sy < kSub; ++sy) {
+    for (int sx = 0; sx < kSub; ++sx) {
+      cairo_t* cr = cairo_create(a8);
+      cairo_set_operator(cr, CAIRO_OPERATOR_SOURCE);
+      cairo_set_source_rgba(cr, 0, 0, 0, 0);
+      cairo_paint(cr);
+      cairo_set_operator(cr, CAIRO_OPERATOR_OVER);
+      cairo_set_source_rgba(cr, 0, 0, 0, 1);
+      cairo_arc(cr, reach + (sx + 0.5) / kSub, reach + (sy + 0.5) / kSub, look.radius, 0.0,
+                2 * M_PI);
+      cairo_fill(cr);
+      cairo_destroy(cr);
+      cairo_surface_flush(a8);
+      const unsigned char* src = cairo_image_surface_get_data(a8);
+      unsigned char* dst = stamps.data() + static_cast<size_t>((sy * kSub + sx) * size * size);
+      for (int r = 0; r < size; ++r) std::copy_n(src + r * a8_stride, size, dst + r * size);
+    }
+  }
+  cairo_surface_destroy(a8);
+  check("cannot draw points");
+
+  cairo_surface_flush(surface_);
+  unsigned char* data = cairo_image_surface_get_data(surface_);
+  const int stride = cairo_image_surface_get_stride(surface_);
+  // Pixels whose centres lie inside the panel.
+  const int x_lo = std::max(0, static_cast<int>(std::ceil(vp.left - 0.5)));
+  const int y_lo = std::max(0, static_cast<int>(std::ceil(vp.top - 0.5)));
+  const int x_hi =
+      std::min(cairo_image_surface_get_width(surface_), static_cast<int>(vp.left + vp.width + 0.5));
+  const int y_hi = std::min(cairo_image_surface_get_height(surface_),
+                            static_cast<int>(vp.top + vp.height + 0.5));
+  const float colour[3] = {static_cast<float>(kPointColor.b * 255.0),
+                           static_cast<float>(kPointColor.g * 255.0),
+                           static_cast<float>(kPointColor.r * 255.0)};  // byte order of RGB24
+  const auto alpha = static_cast<float>(look.alpha / 255.0);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const double px = vp.px(x(i, 0)), py = vp.py(x(i, 1));
+    if (!(px > x_lo - size && px < x_hi + size && py > y_lo - size && py < y_hi + size)) continue;
+    const double fx = std::floor(px), fy = std::floor(py);
+    const int sx = std::min(kSub - 1, static_cast<int>((px - fx) * kSub));
+    const int sy = std::min(kSub - 1, static_cast<int>((py - fy) * kSub));
+    const unsigned char* stamp =
+        stamps.data() + static_cast<size_t>((sy * kSub + sx) * size * size);
+    const int x0 = static_cast<int>(fx) - reach, y0 = static_cast<int>(fy) - reach;
+    for (int r = std::max(0, y_lo - y0); r < std::min(size, y_hi - y0); ++r) {
+      auto* row = reinterpret_cast<uint32_t*>(data + static_cast<size_t>(y0 + r) * stride);
+      for (int c = std::max(0, x_lo - x0); c < std::min(size, x_hi - x0); ++c) {
+        const unsigned char cover = stamp[r * size + c];
+        if (cover == 0) continue;
+        const float a = cover * alpha;
+        uint32_t& pixel = row[x0 + c];
+        uint32_t out = pixel & 0xff000000u;  // RGB24's unused byte, as it was
+        for (int k = 0; k < 3; ++k) {
+          const auto d = static_cast<float>((pixel >> (8 * k)) & 0xffu);
+          out |= static_cast<uint32_t>(d + (colour[k] - d) * a + 0.5f) << (8 * k);
+        }
+        pixel = out;
+      }
+    }
+  }
+  cairo_surface_mark_dirty(surface_);
 }
 
 void Canvas::line(const Viewport& vp, const std::vector<double>& x, const std::vector<double>& y) {

@@ -78,6 +78,7 @@ class Canvas {
 
  private:
   void check(const char* what) const;
+  void raster_scatter(const Viewport& vp, const Points& x, const PointLook& look);
 
   Target target_;
   cairo_surface_t* surface_ = nullptr;
