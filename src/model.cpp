@@ -419,7 +419,8 @@ float* layer_scratch(size_t n) {
 
 enum class Pass { kTrain, kPredict };
 
-// The whole forward. kTrain saves a, z, h and sigmoid(z) for the backward; kPredict keeps only h.
+// The whole forward. kTrain saves a, h and sigmoid(z) for the backward (z = a E[t] itself is not
+// needed: softplus'(z) is the saved sigmoid); kPredict keeps only h.
 // wt: the transposed weights as pack_all leaves them.
 template <Pass kPass>
 void forward(const ModelConfig& c, const float* params, const float* const wt[4], const float* x,
@@ -428,7 +429,6 @@ void forward(const ModelConfig& c, const float* params, const float* const wt[4]
   const auto p = tensors(c, params);
   const Scratch s = carve(c, ws.scratch.data());
   ColMatrix* const a[3] = {&ws.a1, &ws.a2, &ws.a3};
-  ColMatrix* const z[3] = {&ws.z1, &ws.z2, &ws.z3};
   ColMatrix* const h[3] = {&ws.h1, &ws.h2, &ws.h3};
   ColMatrix* const sg[3] = {&ws.s1, &ws.s2, &ws.s3};
   const float* in_act = x;
@@ -437,7 +437,6 @@ void forward(const ModelConfig& c, const float* params, const float* const wt[4]
     const float* bias = p.b[l];
     const float* E = p.e[l];
     float* al = a[l]->data();
-    float* zl = z[l]->data();
     float* hl = h[l]->data();
     float* sl = sg[l]->data();
     // h = softplus((W x + b) * E[t]) column by column while the product is in L1.
@@ -463,7 +462,6 @@ void forward(const ModelConfig& c, const float* params, const float* const wt[4]
             ei::pstoreu(hl + o, hv[k]);
             if constexpr (kSig) {
               ei::pstoreu(al + o, av[k]);
-              ei::pstoreu(zl + o, zv[k]);
               ei::pstoreu(sl + o, sv[k]);
             }
           }
@@ -477,7 +475,6 @@ void forward(const ModelConfig& c, const float* params, const float* const wt[4]
           store_n(hl + col + r, hv, n);
           if constexpr (kSig) {
             store_n(al + col + r, av, n);
-            store_n(zl + col + r, zv, n);
             store_n(sl + col + r, sv, n);
           }
         }
@@ -564,9 +561,6 @@ Workspace::Workspace(const ModelConfig& c, int max_batch_)
       a1(c.hidden, max_batch_),
       a2(c.hidden, max_batch_),
       a3(c.hidden, max_batch_),
-      z1(c.hidden, max_batch_),
-      z2(c.hidden, max_batch_),
-      z3(c.hidden, max_batch_),
       h1(c.hidden, max_batch_),
       h2(c.hidden, max_batch_),
       h3(c.hidden, max_batch_),

@@ -82,7 +82,7 @@ TEST(Kernels, PackedWeightsGiveTheSameForward) {
     EXPECT_EQ(ya, yb);
     const size_t n = static_cast<size_t>(cfg.hidden) * B;
     EXPECT_EQ(0, std::memcmp(a.s3.data(), b.s3.data(), n * sizeof(float)));
-    EXPECT_EQ(0, std::memcmp(a.z2.data(), b.z2.data(), n * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(a.a2.data(), b.a2.data(), n * sizeof(float)));
   }
 }
 

@@ -300,8 +300,12 @@ int check_model_gradients(const ModelConfig& cfg, std::vector<float> params, std
   };
   loss();
   int saturated = 0;
-  for (const ColMatrix* z : {&ws.z1, &ws.z2, &ws.z3}) {
-    saturated += static_cast<int>((z->leftCols(B).array().abs() > 20.0f).count());
+  // |z| > 20: softplus is z itself above (h > 20), and its slope sigmoid(z) < 2.1e-9 below.
+  for (int l = 0; l < 3; ++l) {
+    const ColMatrix& h = l == 0 ? ws.h1 : l == 1 ? ws.h2 : ws.h3;
+    const ColMatrix& s = l == 0 ? ws.s1 : l == 1 ? ws.s2 : ws.s3;
+    saturated += static_cast<int>((h.leftCols(B).array() > 20.0f).count());
+    saturated += static_cast<int>((s.leftCols(B).array() < 2.0611537e-9f).count());
   }
   mse_backward(dy.data(), y.data(), eps.data(), n);
   for (float& v : dy) v *= static_cast<float>(n);

@@ -59,7 +59,6 @@ struct Workspace {
   Workspace(const ModelConfig& c, int max_batch);
   int max_batch = 0;
   ColMatrix a1, a2, a3;  // pre-scale W x + b, (H, B)
-  ColMatrix z1, z2, z3;  // after the embedding scale, (H, B)
   ColMatrix h1, h2, h3;  // after softplus, (H, B)
   // softplus'(z) = sigmoid(z), saved by model_forward for the backward, (H, B)
   ColMatrix s1, s2, s3;
