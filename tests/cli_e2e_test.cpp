@@ -132,7 +132,10 @@ TEST(Cli, OneAndSixteenColumnCsvsRoundTripThroughTrainAndSample) {
     Rng rng(static_cast<uint64_t>(D));
     Points x(1500, D);
     std::vector<std::string> names;
-    for (int d = 0; d < D; ++d) names.push_back("c" + std::to_string(d));
+    for (int d = 0; d < D; ++d) {
+      names.emplace_back("c");  // not "c" + to_string(d): GCC 12's false -Wstringop-overflow
+      names.back() += std::to_string(d);
+    }
     for (int i = 0; i < x.rows(); ++i) {
       for (int d = 0; d < D; ++d) x(i, d) = static_cast<float>(100.0 * d + (d + 1) * rng.normal());
     }
