@@ -20,7 +20,8 @@ void BM_Sample(benchmark::State& state) {
   sc.T = T;
   const Schedule schedule = make_schedule(sc);
   const EpsFn eps = model_eps_fn(c, m.params, threads);
-  SampleConfig cfg;                                                // DDPM, every one of the T steps
+  SampleConfig cfg;  // DDPM, every one of the T steps
+  cfg.threads = threads;
   benchmark::DoNotOptimize(sample(eps, schedule, n, c.dim, cfg));  // warm-up
   int64_t allocs = 0;
   auto clock = threads == 1 ? cpu_s : wall_s;

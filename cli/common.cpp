@@ -360,9 +360,11 @@ Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, 
                          Trajectory* trajectory) {
   if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
   const Schedule schedule = make_schedule(ckpt.schedule);
-  validate(sc, schedule.T());
-  Points x = sample(model_eps_fn(ckpt.model, ckpt.params, threads), schedule, n, ckpt.model.dim, sc,
-                    trajectory);
+  SampleConfig config = sc;
+  config.threads = threads;
+  validate(config, schedule.T());
+  Points x = sample(model_eps_fn(ckpt.model, ckpt.params, threads), schedule, n, ckpt.model.dim,
+                    config, trajectory);
   ckpt.normalization.undo(x);
   if (trajectory != nullptr) {
     for (Points& p : trajectory->x) ckpt.normalization.undo(p);

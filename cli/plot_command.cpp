@@ -330,6 +330,7 @@ ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, u
     SampleConfig sc;
     sc.seed = seed;
     sc.record_every = auto_every(schedule.T());
+    sc.threads = threads;
     const Model& m = trainer.model();
     Trajectory tr;
     sample(model_eps_fn(m.config, trainer.sampling_params(), threads), schedule, n, m.config.dim,

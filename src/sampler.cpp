@@ -224,6 +224,9 @@ void validate(const SampleConfig& c, int T) {
     throw UsageError("--eta: only --sampler ddim uses eta, got " + std::to_string(c.eta) +
                      " with --sampler " + to_string(c.sampler));
   }
+  if (c.threads < 1 || c.threads > 256) {
+    throw UsageError("--threads: expected 1..256, got " + std::to_string(c.threads));
+  }
 }
 
 std::vector<int> sampling_timesteps(int T, int nfe) {
@@ -256,8 +259,28 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
   const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
 
   Rng rng(c.seed);
+  // Standard normals, the values of rng.fill_normal(z, size) whatever the thread count: the
+  // uniforms are one sequential stream, drawn here a chunk at a time; the threads share the costly
+  // Box-Muller transform of each chunk (most of a step's time at D = 64).
+  constexpr size_t kChunk = 1 << 15;  // normals (even: chunks start on a pair)
+  std::vector<double> u(c.threads > 1 ? std::min(size, kChunk) + 1 : 0);
+  auto fill_noise = [&](float* z) {
+    if (c.threads == 1 || size < 4096) {
+      rng.fill_normal(z, size);
+      return;
+    }
+    for (size_t i = 0; i < size; i += kChunk) {
+      const size_t m = std::min(kChunk, size - i);
+      rng.fill_normal_uniforms(u.data(), m);
+#pragma omp parallel for num_threads(c.threads) schedule(static)
+      for (int part = 0; part < c.threads; ++part) {
+        const size_t a = m * part / c.threads, b = m * (part + 1) / c.threads;
+        Rng::box_muller(u.data(), a, b, z + i + a);
+      }
+    }
+  };
   Points x(n, D);  // (n, D) row-major == (D, n) column-major, the EpsFn's layout
-  rng.fill_normal(x.data(), size);
+  fill_noise(x.data());
   Recorder rec(trajectory, c.record_every, K == T);
   rec.initial(T, x);
 
@@ -300,7 +323,7 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
       const LinearStep& st = steps[i];
       eps_fn(x.data(), st.t, n, eps_buf.data());
       if (st.noise) {
-        rng.fill_normal(z_buf.data(), size);
+        fill_noise(z_buf.data());
         xv = static_cast<float>(st.a) * xv + static_cast<float>(st.b) * eps +
              static_cast<float>(st.sigma) * z;
       } else {

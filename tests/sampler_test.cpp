@@ -159,6 +159,9 @@ TEST(SampleValidate, RejectsWithTheOptionName) {
   expect_usage_error(config(SamplerKind::kDdim, 10, std::nan("")), 100, "--eta");
   expect_usage_error(config(SamplerKind::kDdpm, 0, 0.5), 100, "--eta");
   expect_usage_error(config(SamplerKind::kDpmpp2m, 10, 1.0), 100, "--eta");
+  SampleConfig no_threads = config(SamplerKind::kDdpm, 0);
+  no_threads.threads = 0;
+  expect_usage_error(no_threads, 100, "--threads");
   // sample() validates too, before drawing anything.
   const Schedule sch = cosine_schedule(10);
   EXPECT_THROW(sample(zero_eps(), sch, 4, 2, config(SamplerKind::kDdpm, 5)), UsageError);
@@ -275,6 +278,24 @@ TEST(Sample, SeedsReproduceAndDdimEta0IsDeterministicGivenXT) {
   const Points noisy_half = sample(eps, sch, 32, 2, config(SamplerKind::kDdim, 10, 1.0, 3));
   EXPECT_GT(max_abs_diff(full, noisy), 0.1f);
   EXPECT_GT(max_abs_diff(noisy_half, noisy.topRows(32)), 0.1f);
+}
+
+// The threads share each step's Box-Muller transform; the noise, and so the samples, are those of
+// one thread. An odd number of values over several chunks (the pairs straddle the cuts).
+TEST(Sample, ThreadsShareTheNoiseWithoutChangingIt) {
+  const Schedule sch = cosine_schedule(20);
+  const int n = 16001, D = 3;  // 48,003 normals a step: two chunks of the sampler's 32,768
+  const EpsFn eps = gaussian_eps(sch, {0.5, -1.0, 2.0}, {0.3, 0.6, 0.9});
+  for (SamplerKind k : {SamplerKind::kDdpm, SamplerKind::kDdim}) {
+    SampleConfig c =
+        config(k, k == SamplerKind::kDdpm ? 0 : 5, k == SamplerKind::kDdim ? 1.0 : 0.0);
+    const Points one = sample(eps, sch, n, D, c);
+    for (int threads : {2, 3}) {
+      c.threads = threads;
+      EXPECT_EQ(sample(eps, sch, n, D, c), one) << to_string(k) << ", threads=" << threads;
+    }
+    c.threads = 1;
+  }
 }
 
 // With K = T and eta = 1, DDIM's sigma^2 is the posterior variance and its mean is DDPM's: the

@@ -36,6 +36,9 @@ struct SampleConfig {
   VarianceKind variance = VarianceKind::kPosterior;
   uint64_t seed = 0;
   int record_every = 0;  // > 0: record x after every k-th step (and x_T), for figures
+  // Threads that share the Box-Muller transform of each step's noise (the model's threads are the
+  // EpsFn's). The samples do not depend on it.
+  int threads = 1;
 };
 
 // Recorded states: x[i] is the state at timestep label t[i] (T for the initial noise; after the
