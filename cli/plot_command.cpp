@@ -118,6 +118,7 @@ void forward_strip(const std::string& out, const Points& x0, const Schedule& s, 
                    uint64_t seed, const std::string& what) {
   const std::vector<int> steps = strip_steps(s.T(), std::min(panels, s.T()));
   std::vector<std::string> titles;
+  titles.reserve(steps.size());
   for (int t : steps) titles.push_back("t=" + std::to_string(t));
   plot_strip(out, forward_samples(x0, s, steps, seed), titles, {},
              "forward process q(x\u209c | x\u2080): " + what + ", " + schedule_title(s));

@@ -86,6 +86,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 
 std::vector<int> strip_steps(int T, int panels) {
   std::vector<int> t;
+  t.reserve(static_cast<size_t>(std::max(panels, 0)));
   for (int i = 0; i < panels; ++i) t.push_back(static_cast<int>(int64_t{i} * T / panels));
   return t;
 }
@@ -370,10 +371,10 @@ void Canvas::raster_scatter(const Viewport& vp, const Points& x, const PointLook
   // Pixels whose centres lie inside the panel.
   const int x_lo = std::max(0, static_cast<int>(std::ceil(vp.left - 0.5)));
   const int y_lo = std::max(0, static_cast<int>(std::ceil(vp.top - 0.5)));
-  const int x_hi =
-      std::min(cairo_image_surface_get_width(surface_), static_cast<int>(vp.left + vp.width + 0.5));
+  const int x_hi = std::min(cairo_image_surface_get_width(surface_),
+                            static_cast<int>(std::floor(vp.left + vp.width + 0.5)));
   const int y_hi = std::min(cairo_image_surface_get_height(surface_),
-                            static_cast<int>(vp.top + vp.height + 0.5));
+                            static_cast<int>(std::floor(vp.top + vp.height + 0.5)));
   const float colour[3] = {static_cast<float>(kPointColor.b * 255.0),
                            static_cast<float>(kPointColor.g * 255.0),
                            static_cast<float>(kPointColor.r * 255.0)};  // byte order of RGB24
@@ -397,7 +398,7 @@ void Canvas::raster_scatter(const Viewport& vp, const Points& x, const PointLook
         uint32_t out = pixel & 0xff000000u;  // RGB24's unused byte, as it was
         for (int k = 0; k < 3; ++k) {
           const auto d = static_cast<float>((pixel >> (8 * k)) & 0xffu);
-          out |= static_cast<uint32_t>(d + (colour[k] - d) * a + 0.5f) << (8 * k);
+          out |= static_cast<uint32_t>(std::nearbyint(d + (colour[k] - d) * a)) << (8 * k);
         }
         pixel = out;
       }
