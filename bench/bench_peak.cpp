@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "bench_util.h"
+#include "thread_team.h"
 
 namespace diffuse::bench {
 namespace {
@@ -120,6 +121,49 @@ void BM_CoreToCoreRoundTrip(benchmark::State& state) {
       1e9 * seconds / (static_cast<double>(trips) * static_cast<double>(state.iterations()));
 }
 BENCHMARK(BM_CoreToCoreRoundTrip)->UseRealTime();
+
+// The trainer's barrier (src/thread_team.h) between two threads with nothing else to do: the
+// floor of what each of a 2-thread step's synchronizations costs.
+void BM_TeamBarrier(benchmark::State& state) {
+  ThreadTeam team(2);
+  const int syncs = 20000;
+  auto job = [&](int) {
+    for (int i = 0; i < syncs; ++i) team.sync();
+  };
+  team.run(job);  // warm-up: the worker is awake and spinning
+  double seconds = 0;
+  for (auto _ : state) {
+    const double t0 = wall_s();
+    team.run(job);
+    seconds += wall_s() - t0;
+  }
+  state.counters["ns_per_sync"] =
+      1e9 * seconds / (static_cast<double>(syncs) * static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_TeamBarrier)->UseRealTime();
+
+// The same with libgomp's barrier, side by side (the sampler and the metrics still use OpenMP).
+void BM_OmpBarrier(benchmark::State& state) {
+  const int syncs = 20000;
+  double seconds = 0;
+  for (auto _ : state) {
+    double t0 = 0;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp barrier
+#pragma omp master
+      t0 = wall_s();
+      for (int i = 0; i < syncs; ++i) {
+#pragma omp barrier
+      }
+#pragma omp master
+      seconds += wall_s() - t0;
+    }
+  }
+  state.counters["ns_per_sync"] =
+      1e9 * seconds / (static_cast<double>(syncs) * static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_OmpBarrier)->UseRealTime();
 
 }  // namespace
 }  // namespace diffuse::bench
