@@ -117,6 +117,36 @@ TEST(Swd, UnequalSizesUseTheExactQuantileIntegral) {
   EXPECT_NEAR(wasserstein1_sorted(e, 3, f, 3), (2.0 + 1.0 + 3.0) / 3.0, 1e-15);
 }
 
+// swd sorts the projections with a radix sort on their top bits and fixes up ties below: against
+// std::sort, on projections that tie in their top bits (one long run, many short ones), with
+// duplicates and both signs.
+TEST(Swd, SortedProjectionsMatchAPlainSort) {
+  Rng rng(42);
+  const int n = 3000;
+  Points a(n, 1), b(n, 1);
+  for (int i = 0; i < n; ++i) {
+    // Four values one float ulp apart: equal in their top 33 bits as doubles, one long run.
+    a(i, 0) = 1.0f + static_cast<float>(rng.below(4)) * 0x1p-23f;
+    b(i, 0) = static_cast<float>(rng.normal());
+  }
+  for (int i = 0; i < 10; ++i)
+    b(700 + i, 0) = 0.5f + static_cast<float>(9 - i) * 0x1p-24f;  // short
+  for (int i = 0; i < 200; ++i) b(i, 0) = b(i + 200, 0);          // duplicates
+  for (int i = 0; i < 64; ++i) b(i + 500, 0) = -b(i + 500, 0);
+  Eigen::MatrixXd theta(1, 2);
+  theta << 1.0, -1.0;
+  auto w1_plain = [&](double sign) {
+    std::vector<double> pa(n), pb(n);
+    for (int i = 0; i < n; ++i) pa[i] = sign * double(a(i, 0)), pb[i] = sign * double(b(i, 0));
+    std::sort(pa.begin(), pa.end());
+    std::sort(pb.begin(), pb.end());
+    double s = 0.0;
+    for (int i = 0; i < n; ++i) s += std::abs(pa[i] - pb[i]);
+    return s / n;
+  };
+  EXPECT_EQ(swd_with_directions(a, b, theta), (w1_plain(1.0) + w1_plain(-1.0)) / 2.0);
+}
+
 TEST(Swd, IsSymmetricForUnequalSizes) {
   const Points a = gaussian(333, 4, 1), b = gaussian(517, 4, 2, 0.3);
   const Eigen::MatrixXd theta = unit_directions(4, 64, 3);
