@@ -23,8 +23,9 @@ class Rng {
   // n standard normals, generated in pairs.
   void fill_normal(float* x, size_t n);
   // fill_normal in two halves, so that threads can share the costly half: the uniforms that
-  // fill_normal(x, n) would draw (2 per pair, (n + 1) / 2 pairs, written to u), then
-  // box_muller(u, first, last, x) writes normals [first, last) of those n, the same values.
+  // fill_normal(x, n) would draw (two per pair of normals: u holds 2 * ((n + 1) / 2) doubles), then
+  // box_muller(u, first, last, x) writes normals first..last-1 of those n to x[0, last - first),
+  // the values fill_normal gives them.
   void fill_normal_uniforms(double* u, size_t n);
   static void box_muller(const double* u, size_t first, size_t last, float* x);
   // n uniforms in [lo, hi).
