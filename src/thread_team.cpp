@@ -19,7 +19,18 @@ inline void cpu_relax() {
 
 ThreadTeam::ThreadTeam(int n) : n_(n < 1 ? 1 : n) {
   threads_.reserve(static_cast<size_t>(n_ - 1));
-  for (int p = 1; p < n_; ++p) threads_.emplace_back([this, p] { worker(p); });
+  try {
+    for (int p = 1; p < n_; ++p) threads_.emplace_back([this, p] { worker(p); });
+  } catch (...) {
+    // Out of threads: the ones started leave before touching the barrier, and the error goes to
+    // the caller (instead of std::terminate for joinable threads).
+    gate_.store(-1);
+    gate_.notify_all();
+    for (auto& t : threads_) t.join();
+    throw;
+  }
+  gate_.store(1);
+  gate_.notify_all();
 }
 
 ThreadTeam::~ThreadTeam() {
@@ -40,6 +51,8 @@ void ThreadTeam::run_job() {
 }
 
 void ThreadTeam::worker(int p) {
+  gate_.wait(0);  // until the constructor has started every thread, or given up
+  if (gate_.load() < 0) return;
   for (;;) {
     sync_spinning(kIdleSpinSeconds);  // wait for a job (or the stop)
     if (stop_) return;

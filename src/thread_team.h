@@ -24,7 +24,9 @@ class ThreadTeam {
   // that the next job does not start with a futex wake-up (tens of microseconds in a VM).
   static constexpr double kIdleSpinSeconds = 1e-3;
 
-  explicit ThreadTeam(int n);  // n >= 1 threads in all, the caller's included
+  // n >= 1 threads in all, the caller's included. Throws std::system_error when the system cannot
+  // start them (and leaves none running).
+  explicit ThreadTeam(int n);
   ~ThreadTeam();
   ThreadTeam(const ThreadTeam&) = delete;
   ThreadTeam& operator=(const ThreadTeam&) = delete;
@@ -61,6 +63,7 @@ class ThreadTeam {
   std::atomic<uint32_t> generation_{0};
   std::atomic<int> sleepers_{0};  // threads asleep in wait(): only then is a wake-up needed
   alignas(64) char pad_ = 0;      // nothing else on the barrier's line
+  std::atomic<int> gate_{0};      // 1 once all threads run, -1 if one could not be started
   std::vector<std::thread> threads_;
 };
 
