@@ -3,6 +3,9 @@
 #include "thread_team.h"
 
 #include <chrono>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 namespace diffuse {
 namespace {
@@ -15,9 +18,20 @@ inline void cpu_relax() {
 #endif
 }
 
+// CPUs this process may run on (its affinity mask: a container's or taskset's share).
+int available_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+#endif
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
 }  // namespace
 
 ThreadTeam::ThreadTeam(int n) : n_(n < 1 ? 1 : n) {
+  if (n_ > available_cpus()) spin_ = idle_spin_ = kOversubscribedSpinSeconds;
   threads_.reserve(static_cast<size_t>(n_ - 1));
   try {
     for (int p = 1; p < n_; ++p) threads_.emplace_back([this, p] { worker(p); });
@@ -36,7 +50,7 @@ ThreadTeam::ThreadTeam(int n) : n_(n < 1 ? 1 : n) {
 ThreadTeam::~ThreadTeam() {
   if (threads_.empty()) return;
   stop_ = true;  // published by the barrier below
-  sync_spinning(kIdleSpinSeconds);
+  sync_spinning(idle_spin_);
   for (auto& t : threads_) t.join();
 }
 
@@ -45,7 +59,7 @@ void ThreadTeam::run_job() {
     call_(job_, 0);
     return;
   }
-  sync_spinning(kIdleSpinSeconds);  // start: job_ and call_ are published to the workers
+  sync_spinning(idle_spin_);  // start: job_ and call_ are published to the workers
   call_(job_, 0);
   sync();  // end: every worker is done with the job
 }
@@ -54,7 +68,7 @@ void ThreadTeam::worker(int p) {
   gate_.wait(0);  // until the constructor has started every thread, or given up
   if (gate_.load() < 0) return;
   for (;;) {
-    sync_spinning(kIdleSpinSeconds);  // wait for a job (or the stop)
+    sync_spinning(idle_spin_);  // wait for a job (or the stop)
     if (stop_) return;
     call_(job_, p);
     sync();

@@ -23,6 +23,9 @@ class ThreadTeam {
   // Between jobs (a trainer's epochs: shuffling, logging, progress) the workers spin longer, so
   // that the next job does not start with a futex wake-up (tens of microseconds in a VM).
   static constexpr double kIdleSpinSeconds = 1e-3;
+  // With more threads than CPUs a spinning thread holds the CPU a descheduled one needs: sleep
+  // almost at once (libgomp does the same; spinning made 3 threads on 2 CPUs 1.6x slower).
+  static constexpr double kOversubscribedSpinSeconds = 1e-6;
 
   // n >= 1 threads in all, the caller's included. Throws std::system_error when the system cannot
   // start them (and leaves none running).
@@ -44,7 +47,7 @@ class ThreadTeam {
   }
 
   // Barrier: returns once all n threads of the team have called it. Only inside run().
-  void sync() { sync_spinning(kSpinSeconds); }
+  void sync() { sync_spinning(spin_); }
 
  private:
   void sync_spinning(double spin_seconds);
@@ -53,6 +56,7 @@ class ThreadTeam {
   void wait_for_generation_change(uint32_t seen, double spin_seconds);
 
   int n_;
+  double spin_ = kSpinSeconds, idle_spin_ = kIdleSpinSeconds;
   void* job_ = nullptr;
   void (*call_)(void*, int) = nullptr;
   bool stop_ = false;
