@@ -167,8 +167,8 @@ Error norm_error(float norm, int epoch) {
 }  // namespace
 
 // Columns [lo, hi) of a batch of B whose x_t, eps and t are drawn: y = eps_theta(x_t, t), the MSE's
-// squared errors and dL/dy, and the backward, in thread p's workspace and gradient buffer. packed is
-// null at one thread (model_forward packs the weights itself).
+// squared errors and dL/dy, and the backward, in thread p's workspace and gradient buffer. packed
+// is null at one thread (model_forward packs the weights itself).
 void Trainer::columns(int lo, int hi, int B, int p, const PackedWeights* packed) {
   auto& s = *scratch_;
   const ModelConfig& c = model_.config;
