@@ -131,10 +131,14 @@ float grad_norm(const float* grads, const std::vector<TensorInfo>& layout) {
   return norm_from_squares(s, layout.size());
 }
 
-float clip_grad_norm(float* grads, const std::vector<TensorInfo>& layout, float max_norm) {
+float clip_coefficient(float norm, float max_norm) {
   // torch: coef = max_norm / (total + 1e-6), clamped at 1.
+  return std::min(1.0f, max_norm / (norm + 1e-6f));
+}
+
+float clip_grad_norm(float* grads, const std::vector<TensorInfo>& layout, float max_norm) {
   const float total = grad_norm(grads, layout);
-  const float coef = max_norm / (total + 1e-6f);
+  const float coef = clip_coefficient(total, max_norm);
   if (coef < 1.0f) {
     const size_t n = layout.empty() ? 0 : layout.back().offset + layout.back().size;
     for (size_t i = 0; i < n; ++i) grads[i] *= coef;

@@ -230,11 +230,11 @@ void Trainer::step(int64_t first, int B) {
   last_loss_ = s.sq[0] / (static_cast<double>(B) * D);
   if (!std::isfinite(last_loss_)) throw loss_error(last_loss_, epoch_ + 1, adam_.step_count + 1);
   const float* grads = s.grads[0].data();
-  float coef = 1.0f;  // clip_grad_norm's, applied inside the update
+  float coef = 1.0f;  // clipping, applied inside the update
   if (config_.grad_clip > 0.0) {
     const float norm = grad_norm(grads, s.layout);
     if (!std::isfinite(norm)) throw norm_error(norm, epoch_ + 1);
-    coef = std::min(1.0f, static_cast<float>(config_.grad_clip) / (norm + 1e-6f));
+    coef = clip_coefficient(norm, static_cast<float>(config_.grad_clip));
   }
   const float decay = ema_decay_next();
   const auto scalars = adam_.begin_step(learning_rate(adam_.step_count));
@@ -334,10 +334,10 @@ int Trainer::parallel_epoch(double& loss_sum) {
           if (p == 0) failed_norm = true, bad_norm = norm;
           break;
         }
-        coef = static_cast<float>(config_.grad_clip) / (norm + 1e-6f);  // as clip_grad_norm
+        coef = clip_coefficient(norm, static_cast<float>(config_.grad_clip));
       }
-      adam_.update(scalars, w, gp, lo, hi, std::min(coef, 1.0f),
-                   config_.ema_decay > 0.0 ? ema_.data() : nullptr, decay);
+      adam_.update(scalars, w, gp, lo, hi, coef, config_.ema_decay > 0.0 ? ema_.data() : nullptr,
+                   decay);
       if (p == 0) {
         last_loss_ = loss;
         loss_sum += loss;

@@ -51,6 +51,10 @@ void add_squares(const float* grads, const std::vector<TensorInfo>& layout, size
                  double* sq);
 float norm_from_squares(const double* sq, size_t tensors);
 
+// The factor clip_grad_norm scales the gradients by: max_norm / (norm + 1e-6) as torch, at most 1
+// (1 leaves them exact).
+float clip_coefficient(float norm, float max_norm);
+
 // L2 norm of all gradients together (norm of the per-tensor norms, as PyTorch), then scales them by
 // max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
 float clip_grad_norm(float* grads, const std::vector<TensorInfo>& layout, float max_norm);
