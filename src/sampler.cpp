@@ -262,10 +262,11 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
   // Standard normals, the values of rng.fill_normal(z, size) whatever the thread count: the
   // uniforms are one sequential stream, drawn here a chunk at a time; the threads share the costly
   // Box-Muller transform of each chunk (most of a step's time at D = 64).
-  constexpr size_t kChunk = 1 << 15;  // normals (even: chunks start on a pair)
-  std::vector<double> u(c.threads > 1 ? std::min(size, kChunk) + 1 : 0);
+  constexpr size_t kChunk = 1 << 15;                  // normals (even: chunks start on a pair)
+  const bool shared = c.threads > 1 && size >= 4096;  // below, one thread is quicker
+  std::vector<double> u(shared ? std::min(size, kChunk) + 1 : 0);
   auto fill_noise = [&](float* z) {
-    if (c.threads == 1 || size < 4096) {
+    if (!shared) {
       rng.fill_normal(z, size);
       return;
     }
