@@ -16,7 +16,7 @@ void BM_Sample(benchmark::State& state) {
   Model m(c);
   Rng rng(11);
   m.init(rng);
-  ScheduleConfig sc;
+  ScheduleConfig sc = ScheduleConfig::tutorial();
   sc.T = T;
   const Schedule schedule = make_schedule(sc);
   const EpsFn eps = model_eps_fn(c, m.params, threads);

@@ -30,10 +30,10 @@ void BM_ScaleTrainEpoch(benchmark::State& state) {
   Model m(c);
   Rng rng(3);
   m.init(rng);
-  const Schedule schedule = make_schedule({});
+  const Schedule schedule = make_schedule(ScheduleConfig::tutorial());
   Points data(N, D);
   rng.fill_normal(data.data(), static_cast<size_t>(data.size()));
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = INT_MAX;
   Trainer trainer(m, schedule, data, tc);
   const double steps = static_cast<double>((N + tc.batch_size - 1) / tc.batch_size);
@@ -55,7 +55,7 @@ void BM_ScaleSample(benchmark::State& state) {
   Model m(c);
   Rng rng(4);
   m.init(rng);
-  const Schedule schedule = make_schedule({});
+  const Schedule schedule = make_schedule(ScheduleConfig::tutorial());
   const EpsFn eps = model_eps_fn(c, m.params, 1);
   SampleConfig sc;
   sc.sampler = SamplerKind::kDdim;

@@ -14,7 +14,8 @@ struct TrainSetup {
   Model model;
   Schedule schedule;
   Points data;
-  TrainSetup(int D, int H, int B, int steps) : c{D, H, 100}, model(c), schedule(make_schedule({})) {
+  TrainSetup(int D, int H, int B, int steps)
+      : c{D, H, 100}, model(c), schedule(make_schedule(ScheduleConfig::tutorial())) {
     Rng rng(9);
     model.init(rng);
     data.resize(static_cast<Eigen::Index>(B) * steps, D);
@@ -26,7 +27,7 @@ void BM_TrainStep(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   const int D = 2, H = 128, B = 128, steps = 32;
   TrainSetup s(D, H, B, steps);
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = INT_MAX;
   tc.batch_size = B;
   tc.threads = threads;

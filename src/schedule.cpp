@@ -57,6 +57,15 @@ std::vector<std::string> schedule_names() {
   return names;
 }
 
+ScheduleConfig ScheduleConfig::tutorial() {
+  ScheduleConfig c;
+  c.kind = ScheduleKind::kSigmoid;
+  c.T = 100;
+  c.beta_start = 1e-4;
+  c.beta_end = 0.02;
+  return c;
+}
+
 Schedule make_schedule(const ScheduleConfig& c) {
   if (c.T < 2) throw UsageError("--steps: expected at least 2 diffusion steps, got " + fmt(c.T));
   const bool uses_range = c.kind != ScheduleKind::kCosine;

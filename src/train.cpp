@@ -29,6 +29,17 @@ double now_s() {
 
 }  // namespace
 
+TrainConfig TrainConfig::tutorial() {
+  TrainConfig c;
+  c.lr = 1e-3;
+  c.lr_schedule = LrSchedule::kConstant;
+  c.warmup_steps = 0;
+  c.ema_decay = 0.0;
+  // lr_min keeps its default: a constant rate never reads it, and resumable checkpoints of
+  // tutorial runs store the same options as before the preset existed.
+  return c;
+}
+
 void validate(const TrainConfig& c, int64_t n_data) {
   if (c.epochs < 1) throw UsageError("--epochs: expected at least 1, got " + num(c.epochs));
   if (c.batch_size < 1) {

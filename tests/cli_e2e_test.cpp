@@ -180,11 +180,11 @@ TEST(Cli, DemoWritesEverything) {
 TEST(EndToEnd, LoadedModelSamplesLikeTheInMemoryModel) {
   TempDir dir;
   const Points data = make_shape(Shape::kMoons, 1000, 0.1, 1);
-  const Schedule sched = make_schedule({});
+  const Schedule sched = make_schedule(ScheduleConfig::tutorial());
   Model model(ModelConfig{2, 16, sched.T()});
   Rng init(3);
   model.init(init);
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 2;
   Trainer tr(model, sched, data, tc);
   train(tr);
@@ -210,7 +210,7 @@ TEST(EndToEnd, LoadedModelSamplesLikeTheInMemoryModel) {
 constexpr double kBound = 12.0;
 TEST(EndToEnd, ShortTrainingBeatsTheUntrainedModel) {
   const Points data = make_shape(Shape::kSwissRoll, 10000, 0.1, 1);
-  const Schedule sched = make_schedule({});
+  const Schedule sched = make_schedule(ScheduleConfig::tutorial());
   Model model(ModelConfig{2, 64, sched.T()});
   Rng init(0);
   model.init(init);
@@ -221,7 +221,7 @@ TEST(EndToEnd, ShortTrainingBeatsTheUntrainedModel) {
     return evaluate(x, shape_draws(Shape::kSwissRoll, 2000, 0.1), 7).swd_ratio;
   };
   const double untrained = score();
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 30;
   Trainer tr(model, sched, data, tc);
   train(tr);

@@ -61,7 +61,7 @@ TEST(PlotCli, DataAndForwardPngsHaveTheLibrarysLayout) {
 
   r = run_cli("plot forward swiss_roll -n 1000 --panels 5 --steps 50 -o " + dir.file("fwd.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  ScheduleConfig sc;
+  ScheduleConfig sc = ScheduleConfig::tutorial();
   sc.T = 50;
   const auto steps = strip_steps(50, 5);
   EXPECT_EQ(steps, (std::vector<int>{0, 10, 20, 30, 40}));

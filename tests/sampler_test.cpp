@@ -41,7 +41,7 @@ Schedule schedule_from_betas(const std::vector<double>& beta) {
 // Cosine schedule (Nichol & Dhariwal 2021): at T = 100 sqrt(alpha_bar[T-1]) is about 5e-4, so
 // x_T ~ N(0, I) is the right start and the samplers' own errors are what the tests see.
 Schedule cosine_schedule(int T) {
-  ScheduleConfig c;
+  ScheduleConfig c = ScheduleConfig::tutorial();
   c.kind = ScheduleKind::kCosine;
   c.T = T;
   return make_schedule(c);
@@ -301,7 +301,7 @@ TEST(Sample, ThreadsShareTheNoiseWithoutChangingIt) {
 // With K = T and eta = 1, DDIM's sigma^2 is the posterior variance and its mean is DDPM's: the
 // two samplers must agree at every step (same seed, same draws).
 TEST(Sample, DdimWithAllStepsAndEta1IsDdpmStepByStep) {
-  ScheduleConfig linear;
+  ScheduleConfig linear = ScheduleConfig::tutorial();
   linear.kind = ScheduleKind::kLinear;
   linear.T = 200;
   for (const Schedule& sch : {cosine_schedule(100), make_schedule(linear)}) {
@@ -639,7 +639,7 @@ TEST(ModelEpsFn, MatchesModelPredictForAnyThreadCount) {
     }
   }
   // So a whole DPM-Solver++ run through the network gives the same samples on 1 or 3 threads.
-  ScheduleConfig sc;
+  ScheduleConfig sc = ScheduleConfig::tutorial();
   sc.kind = ScheduleKind::kCosine;
   sc.T = mc.T;
   const Schedule sch = make_schedule(sc);

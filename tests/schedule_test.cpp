@@ -43,7 +43,7 @@ const char* const kFields[] = {"beta",
                                "posterior_variance"};
 
 ScheduleConfig config_of(const json& c) {
-  ScheduleConfig cfg;
+  ScheduleConfig cfg = ScheduleConfig::tutorial();
   auto kind = schedule_from_string(c.at("kind").get<std::string>());
   if (!kind) throw std::runtime_error("unknown kind in fixture");
   cfg.kind = *kind;
@@ -105,7 +105,7 @@ TEST(Schedule, MatchesTheTutorialsFloat32Numbers) {
 TEST(Schedule, DerivedQuantitiesAreConsistent) {
   for (ScheduleKind kind : {ScheduleKind::kLinear, ScheduleKind::kSigmoid, ScheduleKind::kQuadratic,
                             ScheduleKind::kCosine}) {
-    ScheduleConfig cfg;
+    ScheduleConfig cfg = ScheduleConfig::tutorial();
     cfg.kind = kind;
     cfg.T = 50;
     Schedule s = make_schedule(cfg);
@@ -133,7 +133,7 @@ TEST(Schedule, DerivedQuantitiesAreConsistent) {
 }
 
 TEST(Schedule, CosineBetasAreClippedAt0999) {
-  ScheduleConfig cfg;
+  ScheduleConfig cfg = ScheduleConfig::tutorial();
   cfg.kind = ScheduleKind::kCosine;
   cfg.T = 100;
   Schedule s = make_schedule(cfg);
@@ -143,7 +143,8 @@ TEST(Schedule, CosineBetasAreClippedAt0999) {
 }
 
 TEST(Schedule, TerminalSignalAndWarning) {
-  ScheduleConfig tutorial;  // sigmoid, T=100, 1e-4..0.02: x_T keeps 60% of the signal
+  ScheduleConfig tutorial =
+      ScheduleConfig::tutorial();  // sigmoid, T=100, 1e-4..0.02: x_T keeps 60% of the signal
   Schedule s = make_schedule(tutorial);
   EXPECT_NEAR(terminal_signal(s), 0.6025, 1e-3);
   std::optional<std::string> w = schedule_warning(s);
@@ -151,14 +152,14 @@ TEST(Schedule, TerminalSignalAndWarning) {
   EXPECT_FALSE(w->empty());
   EXPECT_EQ(w->find('\n'), std::string::npos) << "warning must be one line: " << *w;
 
-  ScheduleConfig cosine;
+  ScheduleConfig cosine = ScheduleConfig::tutorial();
   cosine.kind = ScheduleKind::kCosine;
   cosine.T = 100;
   Schedule c = make_schedule(cosine);
   EXPECT_NEAR(terminal_signal(c), 4.928e-4, 1e-6);
   EXPECT_FALSE(schedule_warning(c).has_value());
 
-  ScheduleConfig linear;
+  ScheduleConfig linear = ScheduleConfig::tutorial();
   linear.kind = ScheduleKind::kLinear;
   linear.T = 1000;
   Schedule l = make_schedule(linear);
@@ -180,25 +181,25 @@ void expect_usage_error(const ScheduleConfig& cfg, const std::string& option) {
 TEST(Schedule, InvalidConfigsThrowUsageErrorNamingTheOption) {
   for (int T : {1, 0, -5}) {
     for (ScheduleKind kind : {ScheduleKind::kSigmoid, ScheduleKind::kCosine}) {
-      ScheduleConfig c;
+      ScheduleConfig c = ScheduleConfig::tutorial();
       c.kind = kind;
       c.T = T;
       expect_usage_error(c, "--steps");
     }
   }
   for (double b : {0.0, -1e-4}) {
-    ScheduleConfig c;
+    ScheduleConfig c = ScheduleConfig::tutorial();
     c.kind = ScheduleKind::kLinear;
     c.beta_start = b;
     expect_usage_error(c, "--beta-start");
   }
   for (double b : {1.0, 1.5}) {
-    ScheduleConfig c;
+    ScheduleConfig c = ScheduleConfig::tutorial();
     c.kind = ScheduleKind::kQuadratic;
     c.beta_end = b;
     expect_usage_error(c, "--beta-end");
   }
-  ScheduleConfig nan_start;
+  ScheduleConfig nan_start = ScheduleConfig::tutorial();
   nan_start.beta_start = std::nan("");
   expect_usage_error(nan_start, "--beta-start");
 }
@@ -218,7 +219,7 @@ TEST(Schedule, NamesRoundTrip) {
 }
 
 TEST(Schedule, QSampleMatchesTheClosedForm) {
-  ScheduleConfig cfg;
+  ScheduleConfig cfg = ScheduleConfig::tutorial();
   cfg.kind = ScheduleKind::kCosine;
   cfg.T = 40;
   Schedule s = make_schedule(cfg);

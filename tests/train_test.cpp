@@ -51,7 +51,7 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST(Train, SameSeedAndThreadsGiveIdenticalWeights) {
   const Points data = ring(1000, 1);
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 3;
   tc.batch_size = 64;
   tc.seed = 5;
@@ -71,7 +71,7 @@ TEST(Train, TwoThreadsComputeTheSameStepsAsOne) {
   // The batch, t and eps are drawn in one order whatever the thread count, so the weights differ
   // only by the rounding of the split gradient sum.
   const Points data = ring(512, 2);
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 2;
   tc.batch_size = 128;
   tc.threads = 1;
@@ -86,7 +86,7 @@ TEST(Train, MoreThreadsThanTheLastBatchHasColumns) {
   // 513 rows in batches of 128: the last batch has one column, fewer than the threads, which then
   // sit out its forward and backward but still share the update.
   const Points data = ring(513, 3);
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 2;
   tc.batch_size = 128;
   tc.ema_decay = 0.9;
@@ -102,7 +102,7 @@ TEST(Train, MoreThreadsThanTheLastBatchHasColumns) {
 
 TEST(Train, LossFallsOnLearnableData) {
   const Points data = ring(2048, 3);
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 40;
   tc.batch_size = 128;
   const TrainRun r = run(data, tc, 64);
@@ -125,7 +125,7 @@ TEST(Train, InvalidOptionsNameTheOption) {
       EXPECT_NE(std::string(e.what()).find(option), std::string::npos) << e.what();
     }
   };
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.batch_size = 10;
   auto with = [&](auto f) {
     TrainConfig c = tc;
@@ -152,7 +152,7 @@ TEST(Train, NonFiniteLossStopsWithTheLastGoodWeights) {
     Rng init(1);
     m.init(init);
     const std::vector<float> before = m.params;
-    TrainConfig tc;
+    TrainConfig tc = TrainConfig::tutorial();
     tc.epochs = 1;
     tc.batch_size = 256;  // one step, which contains the NaN row
     tc.threads = threads;
@@ -176,7 +176,7 @@ TEST(Train, EmaTracksTheWeightsWithALag) {
   Rng init(1);
   m.init(init);
   const std::vector<float> w0 = m.params;
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 5;
   tc.ema_decay = 0.99;
   Trainer tr(m, s, data, tc);
@@ -197,7 +197,7 @@ TEST(Train, LearningRateWarmupAndCosine) {
   const Points data = ring(1000, 7);
   const Schedule s = make_schedule({ScheduleKind::kLinear, 50, 1e-4, 0.1});
   Model m(ModelConfig{2, 8, 50});
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = 10;
   tc.batch_size = 100;  // 10 steps an epoch, 100 in all
   tc.lr = 1e-2;
@@ -225,7 +225,7 @@ TEST(Train, RejectsDataOfTheWrongWidth) {
   const Points data = ring(100, 8);
   const Schedule s = make_schedule({ScheduleKind::kLinear, 50, 1e-4, 0.1});
   Model m(ModelConfig{3, 8, 50});
-  TrainConfig tc;
+  TrainConfig tc = TrainConfig::tutorial();
   tc.batch_size = 10;
   EXPECT_THROW(Trainer(m, s, data, tc), Error);
 }

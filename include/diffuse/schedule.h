@@ -15,12 +15,17 @@ std::string to_string(ScheduleKind kind);
 std::optional<ScheduleKind> schedule_from_string(std::string_view name);
 std::vector<std::string> schedule_names();
 
+// The defaults are `diffuse train`'s (docs/DEFAULTS.md): the tutorial's sigmoid schedule over
+// T = 100 steps but ending at beta 0.1, so that x_T is close to N(0, I) (the tutorial's 0.02 leaves
+// 60% of the signal). tutorial() is the tutorial's own: sigmoid, T = 100, beta 1e-4..0.02.
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::kSigmoid;
   int T = 100;               // number of diffusion steps, t in {0, ..., T-1}
   double beta_start = 1e-4;  // linear, sigmoid, quadratic
-  double beta_end = 0.02;    // linear, sigmoid, quadratic
+  double beta_end = 0.1;     // linear, sigmoid, quadratic
   double cosine_s = 0.008;   // cosine offset s
+
+  static ScheduleConfig tutorial();
 };
 
 // Index t is 0-based as in the tutorial's code: x_t = sqrt(alpha_bar[t]) x0 + sqrt(1-alpha_bar[t])

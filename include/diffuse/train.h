@@ -18,17 +18,22 @@ namespace diffuse {
 
 enum class LrSchedule { kConstant, kCosine };
 
+// The defaults are `diffuse train`'s, measured in docs/DEFAULTS.md (scripts/defaults_study.sh):
+// lr 2e-3 with 1000 warm-up steps and cosine decay to 1e-5, EMA weights. tutorial() is the
+// tutorial's own optimizer (lr 1e-3 constant, no EMA, no warm-up).
 struct TrainConfig {
   int epochs = 1000;
   int batch_size = 128;
-  double lr = 1e-3;
+  double lr = 2e-3;
   double grad_clip = 1.0;  // max global gradient norm; <= 0 disables clipping
   uint64_t seed = 0;
-  int threads = 1;         // results are identical for a given seed and thread count
-  double ema_decay = 0.0;  // 0: no EMA; else ema = decay * ema + (1 - decay) * params
-  int warmup_steps = 0;    // linear learning-rate warm-up from 0
-  LrSchedule lr_schedule = LrSchedule::kConstant;  // kCosine: decay to lr_min at the last step
-  double lr_min = 0.0;
+  int threads = 1;           // results are identical for a given seed and thread count
+  double ema_decay = 0.999;  // 0: no EMA; else ema = decay * ema + (1 - decay) * params
+  int warmup_steps = 1000;   // linear learning-rate warm-up from 0, capped at a tenth of the run
+  LrSchedule lr_schedule = LrSchedule::kCosine;  // kCosine: decay to lr_min at the last step
+  double lr_min = 1e-5;
+
+  static TrainConfig tutorial();
 };
 
 // Throws UsageError naming the option (--epochs, --batch-size, --lr, ...) for an invalid value,
