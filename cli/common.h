@@ -1,5 +1,6 @@
 // Pieces the subcommands share: the training options (train and demo take the same ones), the
-// training run itself, and small output helpers. Orchestration only; the work is in the library.
+// library's training run in a terminal, and small output helpers. Orchestration only; the work is
+// in the library.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -9,59 +10,36 @@
 #include "diffuse/checkpoint.h"
 #include "diffuse/dataset.h"
 #include "diffuse/metrics.h"
+#include "diffuse/run.h"
 #include "diffuse/sampler.h"
 #include "diffuse/schedule.h"
 #include "diffuse/train.h"
 
 namespace diffuse::cli {
 
-// Defaults measured in docs/DEFAULTS.md (scripts/defaults_study.sh): the tutorial's sigmoid
-// schedule but ending at beta 0.1, so that x_T is close to N(0, I); EMA weights; lr 2e-3 with
-// warm-up and cosine decay. apply_tutorial_settings() restores the tutorial's own.
-struct TrainOptions {
-  TrainOptions() {
-    schedule_config.beta_end = 0.1;
-    train.ema_decay = 0.999;
-    train.lr = 2e-3;
-    train.warmup_steps = 1000;
-    train.lr_schedule = LrSchedule::kCosine;
-    train.lr_min = 1e-5;
-  }
-  std::string data = "swiss_roll";  // shape name or CSV path
-  int n = 10000;                    // points generated for a shape
-  double noise = 0.1;               // noise of a generated shape
-  std::string schedule = "sigmoid";
-  ScheduleConfig schedule_config;
-  int hidden = 128;
-  TrainConfig train;
-  std::string out;           // checkpoint path
-  std::string log;           // per-epoch CSV log; default: next to the checkpoint
-  int checkpoint_every = 0;  // epochs between resumable saves; 0: only at the end
-  std::string resume;        // checkpoint to continue from
-  bool quiet = false;
+// The training options of `train` and `demo`: the library's RunConfig (whose defaults are the
+// CLI's; one source of truth) plus what only a terminal needs.
+struct TrainOptions : RunConfig {
+  bool quiet = false;        // no progress output (warnings still show)
+  bool as_tutorial = false;  // --as-tutorial (see apply_tutorial_where_unset)
 };
 
-// The tutorial's own training settings: sigmoid schedule, T=100, beta 1e-4..0.02, lr 1e-3
-// constant, no EMA (our defaults differ where measurement said so; see docs/DEFAULTS.md).
-void apply_tutorial_settings(TrainOptions& o);
-
-// Registers every training option on cmd (defaults shown in --help).
+// Registers every training option on cmd (defaults shown in --help), --as-tutorial included.
 void add_train_options(CLI::App* cmd, TrainOptions& o);
 
-// The per-epoch hook a caller may add (snapshots); return false to stop.
+// --as-tutorial: gives every training option the user did not set on cmd's command line the
+// value of RunConfig::tutorial() (the tutorial's sigmoid schedule to beta 0.02, lr 1e-3
+// constant, no EMA; see docs/DEFAULTS.md).
+void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o);
+
+// The per-epoch hook a caller may add (snapshots).
 using ExtraEpochHook =
     std::function<void(const EpochStats&, const Trainer&, const Schedule&, const Normalization&)>;
 
-// Trains as the options say, saves the checkpoint (and the log), returns it. Ctrl-C / SIGTERM stop
-// after the current epoch and save a resumable checkpoint.
-Checkpoint run_training(const TrainOptions& o, const ExtraEpochHook& hook = {});
-
-// The default log path for a checkpoint path: "model.safetensors" -> "model.log.csv".
-std::string default_log_path(const std::string& checkpoint);
-
-// Samples n points from a checkpoint, in the data's units.
-Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
-                         Trajectory* trajectory = nullptr);
+// diffuse::run_training with a progress bar on stderr (unless quiet), warnings on stderr, and
+// Ctrl-C / SIGTERM asking the run to stop after the current epoch: it then saves a resumable
+// checkpoint and throws Interrupted saying how to continue.
+Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook = {});
 
 // Evaluates samples against a reference: a shape name or a CSV path.
 EvalResult evaluate_against(const Points& samples, const std::string& against, double noise,

@@ -19,7 +19,6 @@ void add_demo_command(CLI::App& app) {
   struct Opts {
     std::string out = "out";
     TrainOptions train;
-    bool as_tutorial = false;
     bool figures = true;
     int snapshot_every = 100;
   };
@@ -32,15 +31,15 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--seed", o->train.train.seed, "seed")->capture_default_str();
   cmd->add_option("--snapshot-every", o->snapshot_every, "reverse-process snapshot every N epochs")
       ->capture_default_str();
-  cmd->add_flag("--as-tutorial", o->as_tutorial,
+  cmd->add_flag("--as-tutorial", o->train.as_tutorial,
                 "the tutorial's own settings (sigmoid schedule, T=100, no EMA) instead of ours");
   cmd->add_flag("!--no-figures", o->figures, "skip the figures and the GIF");
   cmd->add_flag("-q,--quiet", o->train.quiet, "no progress output");
-  cmd->callback([o] {
+  cmd->callback([cmd, o] {
     namespace fs = std::filesystem;
     if (o->snapshot_every < 0) throw UsageError("--snapshot-every: expected >= 0");
     TrainOptions t = o->train;
-    if (o->as_tutorial) apply_tutorial_settings(t);
+    if (t.as_tutorial) apply_tutorial_where_unset(*cmd, t);
     validate(t.train, t.n);  // a usage error must leave no half-made output folder behind
     std::error_code ec;
     fs::create_directories(o->out, ec);
@@ -56,9 +55,7 @@ void add_demo_command(CLI::App& app) {
     // The training data exactly as the model will see it, and the forward process over it.
     const Dataset data = load_data(t.data, t.n, t.noise, t.train.seed + 1);
     write_csv(path("data.csv"), data.x, data.columns);
-    ScheduleConfig sc_config = t.schedule_config;
-    sc_config.kind = parse_schedule(t.schedule);
-    const Schedule schedule = make_schedule(sc_config);
+    const Schedule schedule = make_schedule(t.schedule);
     ExtraEpochHook hook;
     if (o->figures) {
       plot_points(path("data.png"), data.x,
@@ -72,7 +69,7 @@ void add_demo_command(CLI::App& app) {
       }
     }
 
-    const Checkpoint ckpt = run_training(t, hook);
+    const Checkpoint ckpt = run_training_in_terminal(t, hook);
     SampleConfig sc;
     sc.seed = t.train.seed;
     sc.record_every = o->figures ? auto_every(schedule.T()) : 0;

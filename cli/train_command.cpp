@@ -23,14 +23,15 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--snapshot-dir", snap->dir, "folder for the snapshots")->capture_default_str();
   cmd->add_option("--snapshot-points", snap->points, "samples per snapshot")->capture_default_str();
-  cmd->callback([o, snap] {
+  cmd->callback([cmd, o, snap] {
+    if (o->as_tutorial) apply_tutorial_where_unset(*cmd, *o);
     if (snap->every < 0) throw UsageError("--snapshot-every: expected >= 0");
     ExtraEpochHook hook;
     if (snap->every > 0) {
       hook = reverse_snapshot_hook(snap->dir, snap->every, snap->points, o->train.seed,
                                    o->train.threads);
     }
-    const Checkpoint ckpt = run_training(*o, hook);
+    const Checkpoint ckpt = run_training_in_terminal(*o, hook);
     if (!o->quiet) {
       std::fprintf(stderr, "saved %s (final loss %s, %s s)\n", o->out.c_str(),
                    ckpt.info.count("final_loss") ? ckpt.info.at("final_loss").c_str() : "?",

@@ -1,0 +1,78 @@
+// A whole training run as `diffuse train` and the Python module perform it: data (a built-in shape,
+// a CSV file or points in memory) -> per-column standardization (user data) -> schedule -> model ->
+// Trainer, with the per-epoch loss log, periodic resumable checkpoints, resume, and a clean stop
+// after the current epoch on request; and sampling a checkpoint in the data's units.
+// It installs no signal handler and prints nothing: stopping, progress and warnings are the
+// caller's callbacks (the CLI maps Ctrl-C to stop_requested, Python checks its signals there).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "diffuse/checkpoint.h"
+#include "diffuse/dataset.h"
+#include "diffuse/sampler.h"
+#include "diffuse/schedule.h"
+#include "diffuse/train.h"
+
+namespace diffuse {
+
+// Every setting of a run. A default-constructed RunConfig is `diffuse train`'s defaults (the
+// schedule's and optimizer's come from ScheduleConfig{} and TrainConfig{}; measured in
+// docs/DEFAULTS.md); RunConfig::tutorial() is the tutorial's own run (`--as-tutorial`).
+struct RunConfig {
+  std::string data = "swiss_roll";  // shape name or CSV path (a label when points are given)
+  int n = 10000;                    // points generated for a shape
+  double noise = 0.1;               // noise of a generated shape
+  ScheduleConfig schedule;
+  int hidden = 128;  // hidden width H of the model
+  TrainConfig train;
+  std::string out;           // checkpoint path; empty: nothing is written (no log either)
+  std::string log;           // per-epoch CSV log; empty: default_log_path(out)
+  int checkpoint_every = 0;  // epochs between resumable saves to `out`; 0: only at the end
+  std::string resume;        // checkpoint to continue from (its saved options replace these)
+
+  // The tutorial's settings: ScheduleConfig::tutorial(), TrainConfig::tutorial(), H = 128.
+  static RunConfig tutorial();
+};
+
+// What a caller hears from a run; every member may be empty.
+struct RunCallbacks {
+  // After each epoch, before the periodic checkpoint (progress bars, snapshots).
+  std::function<void(const EpochStats&, const Trainer&, const Schedule&, const Normalization&)>
+      on_epoch;
+  // Asked after each epoch (after the periodic checkpoint); true stops the run there.
+  std::function<bool()> stop_requested;
+  // One-line warnings (a schedule that leaves signal in x_T, a constant column). Empty: written
+  // to stderr as "diffuse: warning: ...".
+  std::function<void(const std::string&)> on_warning;
+};
+
+struct RunResult {
+  // The model (sampling weights, schedule, normalization, columns). When the run stopped early it
+  // also holds the training state, so that saving it gives a resumable checkpoint.
+  Checkpoint checkpoint;
+  std::vector<EpochStats> epochs;  // the epochs run in this call
+  bool finished = false;           // false: stopped on request before the last epoch
+};
+
+// Runs config: loads the data (or the run to resume), trains, and when config.out is set writes
+// the log and the checkpoint (resumable when stopped early, also every checkpoint_every epochs).
+// Throws UsageError naming the option for a bad setting, Error for bad data, an unusable resume
+// checkpoint or a numeric failure (naming the last good checkpoint, if any).
+RunResult run_training(const RunConfig& config, const RunCallbacks& callbacks = {});
+// The same on points in memory: data.x is (N, D) and standardized per column like a CSV file;
+// config.data, n and noise only label the run.
+RunResult run_training(const RunConfig& config, const Dataset& data,
+                       const RunCallbacks& callbacks = {});
+
+// The default log path for a checkpoint path: "model.safetensors" -> "model.log.csv".
+std::string default_log_path(const std::string& checkpoint);
+
+// Samples n points from a checkpoint with `threads` threads, in the data's units (the
+// standardization undone). Throws UsageError for n < 1 or a bad sampler configuration.
+Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
+                         Trajectory* trajectory = nullptr);
+
+}  // namespace diffuse

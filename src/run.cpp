@@ -1,0 +1,300 @@
+// The training run (see run.h): options, resume, the per-epoch log, periodic and stop-safe
+// checkpoints, and sampling a checkpoint in the data's units.
+#include "diffuse/run.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string_view>
+
+#include "diffuse/error.h"
+#include "diffuse/io.h"
+
+namespace diffuse {
+namespace {
+
+// The options a resumable checkpoint keeps (train_config_json), under the CLI's names.
+nlohmann::json options_json(const RunConfig& o) {
+  return {{"data", o.data},
+          {"n", o.n},
+          {"noise", o.noise},
+          {"schedule", to_string(o.schedule.kind)},
+          {"T", o.schedule.T},
+          {"beta_start", o.schedule.beta_start},
+          {"beta_end", o.schedule.beta_end},
+          {"hidden", o.hidden},
+          {"epochs", o.train.epochs},
+          {"batch_size", o.train.batch_size},
+          {"lr", o.train.lr},
+          {"grad_clip", o.train.grad_clip},
+          {"seed", o.train.seed},
+          {"threads", o.train.threads},
+          {"ema", o.train.ema_decay},
+          {"warmup", o.train.warmup_steps},
+          {"lr_schedule", o.train.lr_schedule == LrSchedule::kCosine ? "cosine" : "constant"},
+          {"lr_min", o.train.lr_min}};
+}
+
+void options_from_json(const nlohmann::json& j, RunConfig& o) {
+  o.data = j.at("data").get<std::string>();
+  o.n = j.at("n").get<int>();
+  o.noise = j.at("noise").get<double>();
+  const std::string schedule = j.at("schedule").get<std::string>();
+  const auto kind = schedule_from_string(schedule);
+  if (!kind) throw Error("unknown schedule '" + schedule + "'");
+  o.schedule.kind = *kind;
+  o.schedule.T = j.at("T").get<int>();
+  o.schedule.beta_start = j.at("beta_start").get<double>();
+  o.schedule.beta_end = j.at("beta_end").get<double>();
+  o.hidden = j.at("hidden").get<int>();
+  o.train.epochs = j.at("epochs").get<int>();
+  o.train.batch_size = j.at("batch_size").get<int>();
+  o.train.lr = j.at("lr").get<double>();
+  o.train.grad_clip = j.at("grad_clip").get<double>();
+  o.train.seed = j.at("seed").get<uint64_t>();
+  o.train.threads = j.at("threads").get<int>();
+  o.train.ema_decay = j.at("ema").get<double>();
+  o.train.warmup_steps = j.at("warmup").get<int>();
+  o.train.lr_schedule = j.at("lr_schedule").get<std::string>() == "cosine" ? LrSchedule::kCosine
+                                                                           : LrSchedule::kConstant;
+  o.train.lr_min = j.at("lr_min").get<double>();
+}
+
+constexpr const char* kLogHeader = "epoch,mean_loss,last_loss,steps,seconds\n";
+
+// The rows of an existing log for epochs up to `epoch` (the run being resumed), header first;
+// a missing or foreign log gives just the header.
+std::string log_rows_until(const std::string& path, int epoch) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error&) {
+    return kLogHeader;
+  }
+  if (text.rfind(kLogHeader, 0) != 0) return kLogHeader;
+  std::string kept = kLogHeader;
+  std::istringstream in(text.substr(std::string_view(kLogHeader).size()));
+  for (std::string line; std::getline(in, line);) {
+    int e = 0;
+    if (std::sscanf(line.c_str(), "%d,", &e) == 1 && e >= 1 && e <= epoch) kept += line + "\n";
+  }
+  return kept;
+}
+
+// earlier: the log of the run being resumed (header and rows), or empty for the header alone.
+std::string log_csv(const std::string& earlier, const std::vector<EpochStats>& rows) {
+  std::string s = earlier.empty() ? std::string(kLogHeader) : earlier;
+  char buf[160];
+  for (const auto& r : rows) {
+    std::snprintf(buf, sizeof buf, "%d,%.9g,%.9g,%lld,%.4f\n", r.epoch, r.mean_loss, r.last_loss,
+                  static_cast<long long>(r.steps), r.seconds);
+    s += buf;
+  }
+  return s;
+}
+
+void default_warning(const std::string& w) {
+  std::fprintf(stderr, "diffuse: warning: %s\n", w.c_str());
+}
+
+// data: points given in memory, or null to load config.data (a shape or a CSV file).
+RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& cb) {
+  RunConfig o = config;
+  const auto warn = cb.on_warning ? cb.on_warning : default_warning;
+  std::optional<Checkpoint> resumed;
+  if (!o.resume.empty()) {
+    resumed = load_checkpoint(o.resume);
+    if (!resumed->train_state) {
+      throw Error(o.resume +
+                  ": has no training state to resume (it is a finished model; only "
+                  "checkpoints saved with --checkpoint-every or on interrupt resume)");
+    }
+    try {
+      options_from_json(nlohmann::json::parse(resumed->train_state->train_config_json), o);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(o.resume + ": unreadable training options: " + e.what());
+    }
+    if (data != nullptr) o.data = config.data;
+  }
+  if (o.checkpoint_every < 0) {
+    throw UsageError("--checkpoint-every: expected >= 0, got " +
+                     std::to_string(o.checkpoint_every));
+  }
+  const bool writes = !o.out.empty();
+  if (!writes && o.checkpoint_every > 0) {
+    throw UsageError("--checkpoint-every: needs a checkpoint path (-o) to save to");
+  }
+  std::string log_path;
+  if (writes) {
+    check_writable(o.out, "-o");
+    log_path = o.log.empty() ? default_log_path(o.out) : o.log;
+    check_writable(log_path, "--log");
+  }
+
+  const Schedule schedule = make_schedule(o.schedule);
+  if (auto w = schedule_warning(schedule)) warn(*w);
+
+  Dataset ds = data != nullptr ? *data : load_data(o.data, o.n, o.noise, o.train.seed + 1);
+  Normalization norm;
+  if (data != nullptr || !is_shape_name(o.data)) {  // user data: train on standardized columns
+    std::vector<int> constant;
+    norm = fit_normalization(ds.x, &constant);
+    for (int c : constant) {
+      warn(o.data + ": column " + std::to_string(c + 1) +
+           (ds.columns.empty() ? "" : " (" + ds.columns[c] + ")") +
+           " is constant; it is not scaled");
+    }
+    norm.apply(ds.x);
+  } else if (ds.columns.empty()) {
+    ds.columns = {"x", "y"};
+  }
+
+  const ModelConfig mc{static_cast<int>(ds.x.cols()), o.hidden, schedule.T()};
+  if (resumed) {  // the same data, or the continued run would silently differ
+    if (mc.dim != resumed->model.dim) {
+      throw Error(o.resume + ": the run trained on " + std::to_string(resumed->model.dim) +
+                  " columns but " + o.data + " now has " + std::to_string(mc.dim));
+    }
+    if (norm.mean != resumed->normalization.mean || norm.std != resumed->normalization.std) {
+      throw Error(o.resume + ": " + o.data +
+                  " has changed since the run started (its column means or stds differ)");
+    }
+  }
+  validate(mc);
+  Model model(mc);
+  Rng init_rng = Rng(o.train.seed).fork(0);
+  model.init(init_rng);
+  Trainer trainer(model, schedule, ds.x, o.train);
+  if (resumed) {
+    const TrainState& ts = *resumed->train_state;
+    if (ts.raw_params.size() != model.params.size()) {
+      throw Error(o.resume + ": model size does not match its training options");
+    }
+    model.params = ts.raw_params;
+    Rng rng;
+    rng.set_state(ts.rng);
+    trainer.restore(ts.epoch, ts.adam, rng, resumed->params);
+  }
+
+  auto make_checkpoint = [&](bool with_state) {
+    Checkpoint c;
+    c.model = mc;
+    c.schedule = schedule.config;
+    c.normalization = norm;
+    c.columns = ds.columns;
+    c.params = trainer.sampling_params();
+    c.info["data"] = o.data;
+    c.info["epochs"] = std::to_string(trainer.epoch());
+    if (with_state) {
+      TrainState ts;
+      ts.epoch = trainer.epoch();
+      ts.adam = trainer.adam();
+      ts.rng = trainer.rng().state();
+      ts.raw_params = model.params;
+      ts.train_config_json = options_json(o).dump();
+      c.train_state = std::move(ts);
+    }
+    return c;
+  };
+
+  RunResult result;
+  std::vector<EpochStats>& rows = result.epochs;
+  // The log keeps the rows of the run being resumed; the epoch of the newest resumable checkpoint
+  // under o.out (0: none) is named if training fails.
+  const std::string earlier_log =
+      resumed && writes ? log_rows_until(log_path, resumed->train_state->epoch) : std::string();
+  int saved_epoch = resumed && o.resume == o.out ? resumed->train_state->epoch : 0;
+
+  try {
+    train(trainer, [&](const EpochStats& s, const Trainer& tr) {
+      rows.push_back(s);
+      if (cb.on_epoch) cb.on_epoch(s, tr, schedule, norm);
+      if (o.checkpoint_every > 0 && s.epoch % o.checkpoint_every == 0 && s.epoch < s.epochs) {
+        save_checkpoint(o.out, make_checkpoint(true));
+        saved_epoch = s.epoch;
+        write_file_atomic(log_path, log_csv(earlier_log, rows));
+      }
+      return !(cb.stop_requested && cb.stop_requested());
+    });
+  } catch (const Error& e) {  // e.g. the loss became NaN: keep the log and say what is left
+    if (writes) {
+      try {
+        write_file_atomic(log_path, log_csv(earlier_log, rows));
+      } catch (const Error&) {
+        // the training error matters more
+      }
+    }
+    throw Error(std::string(e.what()) +
+                (saved_epoch > 0 ? "; the last good checkpoint (epoch " +
+                                       std::to_string(saved_epoch) + ") is " + o.out
+                                 : "; no checkpoint was saved (--checkpoint-every N keeps one)"));
+  }
+  if (writes) write_file_atomic(log_path, log_csv(earlier_log, rows));
+
+  result.finished = trainer.done();
+  if (!result.finished) {
+    result.checkpoint = make_checkpoint(true);
+    if (writes) save_checkpoint(o.out, result.checkpoint);
+    return result;
+  }
+  Checkpoint& ckpt = result.checkpoint;
+  ckpt = make_checkpoint(false);
+  if (!rows.empty()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6g", rows.back().mean_loss);
+    ckpt.info["final_loss"] = buf;
+    std::snprintf(buf, sizeof buf, "%.3f", rows.back().seconds);
+    ckpt.info["train_seconds"] = buf;
+    std::snprintf(buf, sizeof buf, "%.1f", rows.back().steps_per_s);
+    ckpt.info["steps_per_s"] = buf;
+  }
+  if (writes) save_checkpoint(o.out, ckpt);
+  return result;
+}
+
+}  // namespace
+
+RunConfig RunConfig::tutorial() {
+  RunConfig c;
+  c.schedule = ScheduleConfig::tutorial();
+  c.train = TrainConfig::tutorial();
+  c.hidden = 128;
+  return c;
+}
+
+RunResult run_training(const RunConfig& config, const RunCallbacks& callbacks) {
+  return run(config, nullptr, callbacks);
+}
+
+RunResult run_training(const RunConfig& config, const Dataset& data,
+                       const RunCallbacks& callbacks) {
+  return run(config, &data, callbacks);
+}
+
+std::string default_log_path(const std::string& checkpoint) {
+  std::string base = checkpoint;
+  const std::string ext = ".safetensors";
+  if (base.size() > ext.size() && base.compare(base.size() - ext.size(), ext.size(), ext) == 0) {
+    base.resize(base.size() - ext.size());
+  }
+  return base + ".log.csv";
+}
+
+Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
+                         Trajectory* trajectory) {
+  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
+  const Schedule schedule = make_schedule(ckpt.schedule);
+  SampleConfig config = sc;
+  config.threads = threads;
+  validate(config, schedule.T());
+  Points x = sample(model_eps_fn(ckpt.model, ckpt.params, threads), schedule, n, ckpt.model.dim,
+                    config, trajectory);
+  ckpt.normalization.undo(x);
+  if (trajectory != nullptr) {
+    for (Points& p : trajectory->x) ckpt.normalization.undo(p);
+  }
+  return x;
+}
+
+}  // namespace diffuse

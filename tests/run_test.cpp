@@ -1,0 +1,120 @@
+// The library's training run (run.h): the defaults are one set, a stop request ends a run after the
+// current epoch with a resumable checkpoint, resuming it gives the uninterrupted run's weights bit
+// for bit, points in memory train like the same points in a CSV file, warnings reach the caller.
+#include "diffuse/run.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "diffuse/error.h"
+#include "test_util.h"
+
+namespace diffuse {
+namespace {
+
+using test::TempDir;
+
+RunConfig small_run(const std::string& out) {
+  RunConfig c;
+  c.data = "moons";
+  c.n = 1024;
+  c.hidden = 16;
+  c.train.epochs = 6;
+  c.train.seed = 3;
+  c.out = out;
+  return c;
+}
+
+TEST(Run, DefaultsAreTheCliDefaultsAndTheTutorialIsAPreset) {
+  const RunConfig d;
+  EXPECT_EQ(d.schedule.kind, ScheduleKind::kSigmoid);
+  EXPECT_EQ(d.schedule.T, 100);
+  EXPECT_EQ(d.schedule.beta_end, 0.1);
+  EXPECT_EQ(d.train.lr, 2e-3);
+  EXPECT_EQ(d.train.ema_decay, 0.999);
+  EXPECT_EQ(d.train.warmup_steps, 1000);
+  EXPECT_EQ(d.train.lr_schedule, LrSchedule::kCosine);
+  const RunConfig t = RunConfig::tutorial();
+  EXPECT_EQ(t.schedule.beta_end, 0.02);
+  EXPECT_EQ(t.train.lr, 1e-3);
+  EXPECT_EQ(t.train.ema_decay, 0.0);
+  EXPECT_EQ(t.train.warmup_steps, 0);
+  EXPECT_EQ(t.train.lr_schedule, LrSchedule::kConstant);
+  EXPECT_EQ(t.train.epochs, d.train.epochs) << "the preset changes the method, not the budget";
+}
+
+TEST(Run, StopRequestSavesAResumableCheckpointAndResumingMatchesBitForBit) {
+  TempDir dir;
+  const RunResult full = run_training(small_run(dir.file("full.safetensors")));
+  ASSERT_TRUE(full.finished);
+  ASSERT_EQ(full.epochs.size(), 6u);
+  EXPECT_FALSE(full.checkpoint.train_state.has_value());
+  EXPECT_EQ(load_checkpoint(dir.file("full.safetensors")).params, full.checkpoint.params);
+
+  const std::string part = dir.file("part.safetensors");
+  RunCallbacks stop_after_two;
+  int epochs_seen = 0;
+  stop_after_two.on_epoch = [&](const EpochStats&, const Trainer&, const Schedule&,
+                                const Normalization&) { ++epochs_seen; };
+  stop_after_two.stop_requested = [&] { return epochs_seen >= 2; };
+  const RunResult stopped = run_training(small_run(part), stop_after_two);
+  EXPECT_FALSE(stopped.finished);
+  EXPECT_EQ(stopped.epochs.size(), 2u);
+  ASSERT_TRUE(stopped.checkpoint.train_state.has_value());
+  EXPECT_EQ(stopped.checkpoint.train_state->epoch, 2);
+  ASSERT_TRUE(load_checkpoint(part).train_state.has_value());
+
+  RunConfig resume;  // every training option comes from the checkpoint
+  resume.resume = part;
+  resume.out = part;
+  const RunResult resumed = run_training(resume);
+  ASSERT_TRUE(resumed.finished);
+  EXPECT_EQ(resumed.epochs.size(), 4u);
+  EXPECT_EQ(resumed.checkpoint.params, full.checkpoint.params);
+  EXPECT_EQ(test::slurp(default_log_path(part)).size(),
+            test::slurp(dir.file("full.log.csv")).size());
+}
+
+TEST(Run, PointsInMemoryTrainLikeTheSameCsvAndWarningsReachTheCaller) {
+  TempDir dir;
+  Dataset d;
+  d.x = make_shape(Shape::kMoons, 512, 0.1, 4);
+  d.x = (d.x.array() * 5.0f + 2.0f).matrix();
+  d.columns = {"a", "b"};
+  write_csv(dir.file("d.csv"), d.x, d.columns);
+  RunConfig c = small_run("");
+  c.train.epochs = 2;
+  c.train.batch_size = 64;
+  c.data = dir.file("d.csv");
+  const RunResult from_file = run_training(c);
+  std::vector<std::string> warnings;
+  RunCallbacks cb;
+  cb.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+  c.data = "in memory";
+  c.schedule = ScheduleConfig::tutorial();  // leaves signal in x_T: a warning
+  run_training(c, d, cb);
+  c.schedule = ScheduleConfig{};
+  const RunResult from_memory = run_training(c, d, cb);
+  EXPECT_EQ(from_memory.checkpoint.params, from_file.checkpoint.params);
+  EXPECT_EQ(from_memory.checkpoint.normalization.mean, from_file.checkpoint.normalization.mean);
+  EXPECT_EQ(from_memory.checkpoint.columns, d.columns);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("signal"), std::string::npos) << warnings[0];
+  EXPECT_FALSE(test::file_exists(default_log_path("")));
+}
+
+TEST(Run, CheckpointEveryNeedsAPathToSaveTo) {
+  RunConfig c = small_run("");
+  c.checkpoint_every = 2;
+  try {
+    run_training(c);
+    FAIL() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--checkpoint-every"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace diffuse
