@@ -105,6 +105,30 @@ TEST(Run, PointsInMemoryTrainLikeTheSameCsvAndWarningsReachTheCaller) {
   EXPECT_FALSE(test::file_exists(default_log_path("")));
 }
 
+// The README's stage-by-stage example is the run the library (and `diffuse train`) performs.
+TEST(Run, TheReadmesStagesGiveTheRunsWeightsAndSamples) {
+  RunConfig c;
+  c.data = "moons";
+  c.n = 1000;
+  c.hidden = 32;
+  c.train.epochs = 3;
+  const RunResult run = run_training(c);
+
+  const Points data = make_shape(Shape::kMoons, 1000, 0.1, /*seed=*/1);
+  const Schedule s = make_schedule(ScheduleConfig{});
+  Model model({2, 32, s.T()});
+  Rng rng = Rng(0).fork(0);
+  model.init(rng);
+  TrainConfig tc;
+  tc.epochs = 3;
+  Trainer trainer(model, s, data, tc);
+  train(trainer);
+  EXPECT_EQ(trainer.sampling_params(), run.checkpoint.params);
+  const Points x =
+      sample(model_eps_fn(model.config, trainer.sampling_params(), 1), s, 500, 2, SampleConfig{});
+  EXPECT_EQ(x, sample_checkpoint(run.checkpoint, SampleConfig{}, 500, 1));
+}
+
 TEST(Run, CheckpointEveryNeedsAPathToSaveTo) {
   RunConfig c = small_run("");
   c.checkpoint_every = 2;
