@@ -4,7 +4,7 @@ BUILD := build/$(PRESET)
 OUT ?= out
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build demo test test-dev bench fuzz format tidy clean
+.PHONY: all deps configure build demo python test test-dev bench fuzz format tidy clean
 
 all: build
 
@@ -17,9 +17,16 @@ configure: deps
 build: configure
 	@cmake --build --preset $(PRESET)
 
-demo: build
+# Only the command: the tests, benchmarks and Python module are not needed to run the demo.
+demo: configure
+	@cmake --build --preset $(PRESET) --target diffuse_cli
 	$(BUILD)/diffuse demo --out $(OUT)
 
+# The Python module into build/python/: PYTHONPATH=build/python /usr/bin/python3 -c "import diffuse"
+python: configure
+	@cmake --build --preset release --target diffuse_python
+
+# Every test: C++ (GoogleTest), the find_package consumer and the Python suite (pytest).
 test: build
 	ctest --preset $(PRESET)
 

@@ -1,0 +1,131 @@
+"""diffuse: train, sample and evaluate denoising diffusion models on low-dimensional data.
+
+The same C++ engine as the `diffuse` command, with the same defaults and the same numbers: a model
+trained here samples the same bits as `diffuse sample` for the same seed and thread count.
+
+    import diffuse
+    x = diffuse.make_shape("moons", n=10000, seed=1)    # (10000, 2) float32
+    model = diffuse.train(x, epochs=200, progress=True)  # any (N, D) array, a CSV path or a shape
+    y = model.sample(5000, seed=0)                       # (5000, D), in the data's units
+    print(diffuse.evaluate(y, x))                        # the keys of `diffuse eval --json`
+    model.save("moons.safetensors")                      # `diffuse sample moons.safetensors ...`
+
+Bad input raises ValueError (or TypeError) with the line the CLI prints. Ctrl-C during `train`
+stops after the current epoch and returns the model as it is then (`model.finished` is False;
+saving it gives a checkpoint that `train(resume=...)` continues).
+"""
+import inspect as _inspect
+import sys as _sys
+import warnings as _warnings
+
+from ._diffuse import Model, evaluate, load, make_shape, shape_names
+from ._diffuse import _train, train_defaults, tutorial_settings
+from . import safetensors
+
+__all__ = ["Model", "evaluate", "load", "make_shape", "shape_names", "train", "train_defaults",
+           "tutorial_settings", "safetensors"]
+
+# Keywords of `diffuse train` (its long option names, '-' as '_') beyond the ones with a library
+# default: these have "none" as their default.
+_PATH_OPTIONS = ("resume", "log", "output")
+
+
+def _progress_printer(stream=None, every_s=2.0):
+    """A plain progress line every `every_s` seconds and at the end (tqdm's stand-in)."""
+    import time
+    state = {"last": -1e9}
+
+    def show(s):
+        now = time.monotonic()
+        if now - state["last"] >= every_s or s["epoch"] == s["epochs"]:
+            state["last"] = now
+            print(f"epoch {s['epoch']}/{s['epochs']}  loss {s['mean_loss']:.4f}  "
+                  f"{s['steps_per_s']:.0f} steps/s", file=stream or _sys.stderr, flush=True)
+    return show, (lambda: None)
+
+
+def _progress_bar(total):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _progress_printer()
+    bar = tqdm(total=total, unit="epoch")
+
+    def show(s):
+        bar.total = s["epochs"]
+        bar.n = s["epoch"]
+        bar.set_postfix(loss=f"{s['mean_loss']:.4f}", refresh=False)
+        bar.refresh()
+    return show, bar.close
+
+
+def train(data=None, **options):
+    model, interrupted = None, False
+    bound = _SIGNATURE.bind(data, **options)  # TypeError for an unknown keyword, like any call
+    given = {k: v for k, v in bound.arguments.items() if k != "data"}
+    progress = given.pop("progress", None)
+    quiet = bool(given.pop("quiet", False))
+    as_tutorial = bool(given.pop("as_tutorial", False))
+    close = lambda: None  # noqa: E731
+    if progress is True and not quiet:
+        show, close = _progress_bar(given.get("epochs", _DEFAULTS["epochs"]))
+    elif callable(progress) and not quiet:
+        show = progress
+    elif progress in (None, False, True):
+        show = None
+    else:
+        raise TypeError(f"progress: expected True, False, None or a callable, got {progress!r}")
+    for key in _PATH_OPTIONS:
+        if key in given and given[key] is not None:
+            given[key] = str(given[key])  # pathlib.Path works too
+    if isinstance(data, _PathTypes):
+        data = str(data)
+
+    def warn(message):
+        _warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    try:
+        model, interrupted = _train(data, given, as_tutorial, show, warn)
+    finally:
+        close()
+    if interrupted and not model.finished:
+        _warnings.warn(
+            f"interrupted: training stopped after epoch {model.history[-1]['epoch']}/"
+            f"{model.history[-1]['epochs']}; the model holds that epoch's weights "
+            "(save it, then train(resume=PATH) continues the run)", RuntimeWarning, stacklevel=2)
+    return model
+
+
+try:
+    import os as _os
+    _PathTypes = (_os.PathLike,)
+except ImportError:  # pragma: no cover
+    _PathTypes = ()
+
+_DEFAULTS = train_defaults()
+_SIGNATURE = _inspect.Signature(
+    [_inspect.Parameter("data", _inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
+    + [_inspect.Parameter(k, _inspect.Parameter.KEYWORD_ONLY, default=v)
+       for k, v in _DEFAULTS.items()]
+    + [_inspect.Parameter(k, _inspect.Parameter.KEYWORD_ONLY, default=None)
+       for k in _PATH_OPTIONS]
+    + [_inspect.Parameter(k, _inspect.Parameter.KEYWORD_ONLY, default=False)
+       for k in ("as_tutorial", "quiet")]
+    + [_inspect.Parameter("progress", _inspect.Parameter.KEYWORD_ONLY, default=None)])
+train.__signature__ = _SIGNATURE
+train.__doc__ = """Trains a model on `data` and returns it.
+
+data: an (N, D) array (float32 C-order is used as is; anything else is converted once), a CSV
+    path, or a built-in shape name (see shape_names()). Arrays and CSV files are standardized
+    per column; samples come back in the data's units. None with resume=PATH.
+Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default
+    (see train_defaults()): points, noise, epochs, batch_size, lr, steps, schedule, beta_start,
+    beta_end, hidden, seed, threads, grad_clip, ema, warmup, lr_schedule, lr_min,
+    checkpoint_every, resume, log, output (the checkpoint path; nothing is written without it),
+    as_tutorial (the tutorial's settings for every keyword not given), quiet.
+progress: a callable receiving each epoch's statistics (a dict: epoch, epochs, mean_loss,
+    last_loss, steps, seconds, steps_per_s), or True for a tqdm bar (a plain line every 2 s
+    when tqdm is not installed).
+Ctrl-C stops after the current epoch; the model is returned with finished == False.
+Results depend only on the options, the seed and the thread count.
+"""

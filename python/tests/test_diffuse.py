@@ -1,0 +1,295 @@
+"""The Python module against the `diffuse` command: same defaults, same bits, same error lines;
+Ctrl-C, the GIL, progress and the safetensors reader. Small runs only (the suite is part of
+`make test`)."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import diffuse
+from diffuse import safetensors
+
+CLI = os.environ.get("DIFFUSE_CLI") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "release", "diffuse")
+SMALL = dict(points=1000, epochs=3, hidden=16, seed=2)
+
+
+def cli(*args, ok=True):
+    r = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True)
+    if ok:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def cli_options(options):
+    out = []
+    for k, v in options.items():
+        out += ["-n" if k == "points" else "--" + k.replace("_", "-"), v]
+    return out
+
+
+def read_csv(path):
+    return np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
+
+
+def cli_error(*args):
+    r = cli(*args, ok=False)
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip()
+    assert line.startswith("diffuse: error: ")
+    return line[len("diffuse: error: "):]
+
+
+# ---- one set of defaults ---------------------------------------------------------------------
+
+def test_every_train_keyword_has_the_cli_option_and_its_default():
+    help_text = cli("train", "--help").stdout
+    for key, value in diffuse.train_defaults().items():
+        option = "-n,--points" if key == "points" else "--" + key.replace("_", "-")
+        line = next((l.split() for l in help_text.splitlines() if l.split()[:1] == [option]),
+                    None)
+        assert line is not None, f"{option} missing from `diffuse train --help`"
+        shown = line[1].split("=", 1)[1]  # "--lr FLOAT=0.002"
+        if isinstance(value, float):
+            assert float(shown) == value, (key, shown, value)
+        else:
+            assert shown == str(value), (key, shown, value)
+    tutorial = diffuse.tutorial_settings()
+    assert (tutorial["beta_end"], tutorial["lr"], tutorial["ema"]) == (0.02, 1e-3, 0.0)
+
+
+def test_make_shape_is_the_cli_data():
+    x = diffuse.make_shape("moons", n=500, noise=0.1, seed=3)
+    assert x.shape == (500, 2) and x.dtype == np.float32 and x.flags.c_contiguous
+
+
+def test_make_shape_equals_the_cli_file(tmp_path):
+    cli("data", "swiss_roll", "-n", 300, "--seed", 4, "-o", tmp_path / "d.csv")
+    np.testing.assert_array_equal(diffuse.make_shape("swiss_roll", n=300, seed=4),
+                                  read_csv(tmp_path / "d.csv"))
+
+
+# ---- CLI and Python give the same bits -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    path = d / "m.safetensors"
+    cli("train", "--data", "moons", *cli_options(SMALL), "-q", "-o", path)
+    return path
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_cli_checkpoint_samples_the_same_bits_in_python(cli_model, tmp_path, threads):
+    out = tmp_path / "s.csv"
+    cli("sample", cli_model, "-n", 700, "--seed", 9, "--threads", threads, "-o", out)
+    model = diffuse.load(str(cli_model))
+    np.testing.assert_array_equal(model.sample(700, seed=9, threads=threads), read_csv(out))
+
+
+def test_python_training_is_the_cli_training_and_the_cli_samples_it(cli_model, tmp_path):
+    path = tmp_path / "py.safetensors"
+    model = diffuse.train("moons", **SMALL, output=path)
+    assert model.finished and model.epochs == 3 and len(model.history) == 3
+    want = safetensors.state_dict(cli_model)
+    got = model.state_dict()
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    out = tmp_path / "s.csv"
+    cli("sample", path, "-n", 400, "--seed", 1, "--sampler", "ddim", "--nfe", 20, "-o", out)
+    np.testing.assert_array_equal(model.sample(400, seed=1, sampler="ddim", nfe=20),
+                                  read_csv(out))
+    log = np.loadtxt(tmp_path / "py.log.csv", delimiter=",", skiprows=1)
+    assert log[:, 0].tolist() == [1, 2, 3]
+
+
+def test_an_array_trains_like_the_same_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(600, 3)) * [1.0, 5.0, 0.2] + [0.0, 3.0, -1.0]).astype(np.float32)
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",", fmt="%.9g", header="a,b,c", comments="")
+    opts = dict(epochs=2, hidden=16, batch_size=64, seed=5)
+    cli("train", "--data", tmp_path / "x.csv", *cli_options(opts), "-q",
+        "-o", tmp_path / "c.safetensors")
+    model = diffuse.train(x, **opts)
+    ref = safetensors.state_dict(tmp_path / "c.safetensors")
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, ref[name], err_msg=name)
+    # Non-float32 or strided input is converted, with the same result.
+    again = diffuse.train(np.asfortranarray(x.astype(np.float64)), **opts)
+    np.testing.assert_array_equal(again.sample(50, seed=3), model.sample(50, seed=3))
+    y = model.sample(2000, seed=1)
+    assert y.shape == (2000, 3) and y.dtype == np.float32
+    # Trained on standardized columns, sampled back in the data's units.
+    np.testing.assert_allclose(model.mean, x.astype(np.float64).mean(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model.std, x.astype(np.float64).std(axis=0), rtol=1e-6)
+    assert model.columns == ["a", "b", "c"] or model.columns == []
+
+
+def test_as_tutorial_is_the_cli_flag(tmp_path):
+    opts = dict(points=600, epochs=2, hidden=16, seed=1, lr=3e-3)
+    cli("train", "--data", "circles", *cli_options(opts), "--as-tutorial", "-q",
+        "-o", tmp_path / "t.safetensors")
+    model = diffuse.train("circles", **opts, as_tutorial=True)
+    assert model.beta_end == 0.02
+    ref = safetensors.state_dict(tmp_path / "t.safetensors")
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, ref[name], err_msg=name)
+
+
+def test_evaluate_has_the_keys_and_numbers_of_eval_json(cli_model, tmp_path):
+    import json
+    out = tmp_path / "s.csv"
+    cli("sample", cli_model, "-n", 500, "--seed", 2, "-o", out)
+    want = json.loads(cli("eval", out, "--against", "moons", "--json").stdout)
+    got = diffuse.evaluate(read_csv(out), "moons")
+    assert list(got) == list(want)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-12), k
+
+
+# ---- errors: the CLI's line, as ValueError / TypeError -----------------------------------------
+
+@pytest.mark.parametrize("keyword, value, cli_args", [
+    ("epochs", 0, ["--epochs", 0]),
+    ("lr", -1.0, ["--lr", -1]),
+    ("beta_end", 1.5, ["--beta-end", 1.5]),
+    ("schedule", "cubic", ["--schedule", "cubic"]),
+    ("lr_schedule", "step", ["--lr-schedule", "step"]),
+    ("batch_size", 5000, ["-n", 1000, "--batch-size", 5000]),
+])
+def test_bad_values_raise_value_error_with_the_cli_message(tmp_path, keyword, value, cli_args):
+    message = cli_error("train", "--data", "moons", *cli_args, "-o", tmp_path / "m.safetensors")
+    with pytest.raises(ValueError) as e:
+        diffuse.train("moons", points=1000, **{keyword: value})
+    assert str(e.value) == message
+
+
+def test_wrong_types_and_names_raise_type_error():
+    with pytest.raises(TypeError, match="--epochs: expected an integer"):
+        diffuse.train("moons", epochs="many")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        diffuse.train("moons", epoch=3)
+    with pytest.raises(TypeError, match="data: expected an \\(N, D\\) array of numbers"):
+        diffuse.train(np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="data: expected an \\(N, D\\) array, got 1"):
+        diffuse.train(np.zeros(10, dtype=np.float32))
+    with pytest.raises(ValueError, match="row 2, column 1 is not a finite number"):
+        diffuse.train(np.array([[0.0, 1.0], [np.nan, 2.0]]))
+
+
+def test_bad_names_and_files_give_the_cli_line(tmp_path):
+    with pytest.raises(ValueError) as e:
+        diffuse.make_shape("heart")
+    assert str(e.value) == cli_error("data", "heart", "-o", tmp_path / "d.csv")
+    missing = str(tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match="missing.safetensors"):
+        diffuse.load(missing)
+    model = diffuse.train("moons", points=300, epochs=1, hidden=8)
+    with pytest.raises(ValueError, match="--sampler: unknown sampler 'euler'"):
+        model.sample(10, sampler="euler")
+    with pytest.raises(ValueError, match="-n: expected at least 1 sample"):
+        model.sample(0)
+
+
+# ---- progress, Ctrl-C, the GIL -------------------------------------------------------------
+
+def test_progress_gets_every_epoch_and_true_prints_without_tqdm(capsys):
+    seen = []
+    diffuse.train("moons", points=500, epochs=3, hidden=8, progress=seen.append)
+    assert [s["epoch"] for s in seen] == [1, 2, 3]
+    assert {"mean_loss", "steps", "seconds", "steps_per_s", "epochs"} <= set(seen[0])
+    diffuse.train("moons", points=500, epochs=2, hidden=8, progress=True)
+    assert "2/2" in capsys.readouterr().err  # tqdm's bar or the plain printer's line
+
+
+def test_an_exception_in_progress_stops_training_and_propagates():
+    def fail(s):
+        raise RuntimeError("stop here")
+    with pytest.raises(RuntimeError, match="stop here"):
+        diffuse.train("moons", points=500, epochs=5, hidden=8, progress=fail)
+
+
+def test_ctrl_c_stops_after_the_epoch_with_the_model_intact_and_it_resumes(tmp_path):
+    opts = dict(points=800, epochs=6, hidden=16, seed=7, ema=0.9)
+    full = diffuse.train("moons", **opts)
+
+    def interrupt_at_two(s):
+        if s["epoch"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C in a notebook
+
+    with pytest.warns(RuntimeWarning, match="interrupted: training stopped after epoch 2/6"):
+        stopped = diffuse.train("moons", **opts, progress=interrupt_at_two)
+    assert not stopped.finished and len(stopped.history) == 2
+    assert stopped.sample(100, seed=0).shape == (100, 2)
+    path = tmp_path / "stopped.safetensors"
+    stopped.save(str(path))
+    resumed = diffuse.train(resume=path, output=tmp_path / "done.safetensors")
+    assert resumed.finished and resumed.epochs == 6
+    np.testing.assert_array_equal(resumed.sample(300, seed=4), full.sample(300, seed=4))
+
+
+def test_training_and_sampling_release_the_gil():
+    counts = []
+    done = threading.Event()
+
+    def count():
+        n = 0
+        while not done.is_set():
+            n += 1
+        counts.append(n)
+
+    t = threading.Thread(target=count)
+    t.start()
+    start = time.perf_counter()
+    try:
+        model = diffuse.train("moons", points=20000, epochs=1, hidden=64, batch_size=64)
+        model.sample(20000, seed=0)
+    finally:
+        done.set()
+        t.join()
+    seconds = time.perf_counter() - start
+    # Holding the GIL for one epoch and the whole sampling would leave the counter at a few
+    # thousand (it runs only between calls); released, it counts all the while.
+    assert counts[0] > 100000 * seconds, (counts[0], seconds)
+
+
+# ---- files: safetensors without the safetensors package ------------------------------------
+
+def test_the_small_safetensors_reader_reads_what_the_cli_writes(cli_model):
+    tensors, meta = safetensors.load_file(cli_model)
+    assert meta["format"] == "diffuse" and int(meta["hidden"]) == 16
+    model = diffuse.load(str(cli_model))
+    assert (model.dim, model.hidden, model.steps, model.schedule) == (2, 16, 100, "sigmoid")
+    assert model.beta_end == diffuse.train_defaults()["beta_end"]
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(tensors[name], value, err_msg=name)
+
+
+def test_the_reader_names_the_file_when_it_is_not_safetensors(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\xff" * 4)
+    with pytest.raises(ValueError, match="bad.safetensors: not a safetensors file"):
+        safetensors.load_file(bad)
+    bad.write_bytes((10**9).to_bytes(8, "little") + b"{}")
+    with pytest.raises(ValueError, match="runs past the end"):
+        safetensors.load_file(bad)
+
+
+# ---- the example ---------------------------------------------------------------------------
+
+def test_the_tutorial_example_runs_and_its_pytorch_round_trip_agrees(tmp_path):
+    pytest.importorskip("matplotlib")
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "tutorial.py")
+    r = subprocess.run([sys.executable, example, "3", str(tmp_path)], capture_output=True,
+                       text=True, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "tutorial.png").stat().st_size > 10000
+    assert "swd_ratio" in r.stdout
+    if "PyTorch is not installed" not in r.stderr:
+        assert "relative difference" in r.stdout, r.stdout
