@@ -32,14 +32,10 @@ void add_data_command(CLI::App& app) {
       return;
     }
     if (o->name.empty()) throw UsageError("data: a shape name is required (see --list)");
-    const auto shape = shape_from_string(o->name);
-    if (!shape) {
-      load_data(o->name, 1, o->noise, o->seed);  // throws the unknown-name error with the choices
-      throw UsageError("data: '" + o->name + "' is not a built-in shape");
-    }
+    const Shape shape = parse_shape(o->name);
     if (o->out.empty()) throw UsageError("-o: an output file is required");
     check_writable(o->out, "-o");
-    write_csv(o->out, make_shape(*shape, o->n, o->noise, o->seed), {"x", "y"});
+    write_csv(o->out, make_shape(shape, o->n, o->noise, o->seed), {"x", "y"});
   });
 }
 

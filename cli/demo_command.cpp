@@ -2,6 +2,7 @@
 // model, samples, loss log, metrics and every figure of the tutorial (plus a GIF) in one folder.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -15,30 +16,59 @@
 
 namespace diffuse::cli {
 
+namespace {
+
+// Two threads train 1.65-1.85x faster than one on an idle 2-core machine, but a step needs both,
+// so on a loaded machine they are up to 1.7x slower (docs/PERFORMANCE.md, "Default thread count"):
+// two only when the 1-minute load average leaves a core to spare besides the one we take.
+int default_threads(double* load_out) {
+  const unsigned cores = std::thread::hardware_concurrency();
+  double load = -1.0;
+  if (cores < 2 || getloadavg(&load, 1) != 1) load = -1.0;
+  *load_out = load;
+  return load >= 0.0 && load + 1.0 <= cores ? 2 : 1;
+}
+
+}  // namespace
+
 void add_demo_command(CLI::App& app) {
   struct Opts {
     std::string out = "out";
     TrainOptions train;
-    bool figures = true;
+    bool no_figures = false;
     int snapshot_every = 100;
   };
   auto o = std::make_shared<Opts>();
-  o->train.train.threads = std::thread::hardware_concurrency() >= 2 ? 2 : 1;
+  o->train.train.threads = 0;  // auto: default_threads()
   CLI::App* cmd = app.add_subcommand("demo", "Run the tutorial end to end into a folder");
   cmd->add_option("--out", o->out, "output folder")->capture_default_str();
   cmd->add_option("--epochs", o->train.train.epochs, "passes over the data")->capture_default_str();
-  cmd->add_option("--threads", o->train.train.threads, "threads")->capture_default_str();
+  cmd->add_option("--threads", o->train.train.threads,
+                  "threads (0: 2 when the machine has a core to spare, else 1)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->train.train.seed, "seed")->capture_default_str();
   cmd->add_option("--snapshot-every", o->snapshot_every, "reverse-process snapshot every N epochs")
       ->capture_default_str();
   cmd->add_flag("--as-tutorial", o->train.as_tutorial,
                 "the tutorial's own settings (sigmoid schedule, T=100, no EMA) instead of ours");
-  cmd->add_flag("!--no-figures", o->figures, "skip the figures and the GIF");
+  cmd->add_flag("--no-figures", o->no_figures, "skip the figures and the GIF");
   cmd->add_flag("-q,--quiet", o->train.quiet, "no progress output");
   cmd->callback([cmd, o] {
     namespace fs = std::filesystem;
+    const bool figures = !o->no_figures;
     if (o->snapshot_every < 0) throw UsageError("--snapshot-every: expected >= 0");
     TrainOptions t = o->train;
+    if (t.train.threads == 0) {
+      double load = 0.0;
+      t.train.threads = default_threads(&load);
+      if (!t.quiet && load >= 0.0) {
+        std::fprintf(stderr,
+                     "demo: %d thread%s (load average %.1f on %u cores; --threads N to "
+                     "choose)\n",
+                     t.train.threads, t.train.threads == 1 ? "" : "s", load,
+                     std::thread::hardware_concurrency());
+      }
+    }
     if (t.as_tutorial) apply_tutorial_where_unset(*cmd, t);
     validate(t.train, t.n);  // a usage error must leave no half-made output folder behind
     std::error_code ec;
@@ -57,11 +87,13 @@ void add_demo_command(CLI::App& app) {
     write_csv(path("data.csv"), data.x, data.columns);
     const Schedule schedule = make_schedule(t.schedule);
     ExtraEpochHook hook;
-    if (o->figures) {
+    if (figures) {
       plot_points(path("data.png"), data.x,
-                  t.data + ": " + std::to_string(data.x.rows()) + " points");
+                  t.data + ": " + std::to_string(data.x.rows()) + " points",
+                  axis_labels(data.columns));
       plot_schedule(path("schedule.png"), schedule, schedule_title(schedule));
-      forward_strip(path("forward.png"), data.x, schedule, 10, t.train.seed + 2, t.data);
+      forward_strip(path("forward.png"), data.x, schedule, 10, t.train.seed + 2, t.data,
+                    data.columns);
       if (o->snapshot_every > 0) {
         fs::create_directories(dir / "snapshots", ec);
         hook = reverse_snapshot_hook(path("snapshots"), o->snapshot_every, 2000, t.train.seed,
@@ -72,7 +104,7 @@ void add_demo_command(CLI::App& app) {
     const Checkpoint ckpt = run_training_in_terminal(t, hook);
     SampleConfig sc;
     sc.seed = t.train.seed;
-    sc.record_every = o->figures ? auto_every(schedule.T()) : 0;
+    sc.record_every = figures ? auto_every(schedule.T()) : 0;
     Trajectory trajectory;
     const Points samples = sample_checkpoint(ckpt, sc, t.n, t.train.threads, &trajectory);
     write_csv(path("samples.csv"), samples, ckpt.columns);
@@ -81,8 +113,9 @@ void add_demo_command(CLI::App& app) {
     nlohmann::ordered_json j = nlohmann::ordered_json::parse(eval_json(r));
     write_file_atomic(path("metrics.json"), j.dump(2) + "\n");
 
-    if (o->figures) {
-      reverse_strip(path("reverse.png"), trajectory, 10, "reverse process: " + t.data + ", DDPM");
+    if (figures) {
+      reverse_strip(path("reverse.png"), trajectory, 10, "reverse process: " + t.data + ", DDPM",
+                    ckpt.columns);
       const LossCurve loss = read_loss_log(t.log);
       plot_loss(path("loss.png"), loss.epochs, loss.mean_loss, false, "training loss (MSE)");
       // The GIF shows 2,000 of the points: enough to see the shape, small enough for a README.
@@ -99,7 +132,7 @@ void add_demo_command(CLI::App& app) {
     if (!t.quiet) {
       std::fprintf(stderr, "%s", eval_text(r).c_str());
       std::fprintf(stderr, "demo: wrote data, model, log, samples, metrics%s to %s/ in %.1f s\n",
-                   o->figures ? " and figures" : "", o->out.c_str(), total);
+                   figures ? " and figures" : "", o->out.c_str(), total);
     }
   });
 }

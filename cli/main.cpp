@@ -19,6 +19,11 @@ int main(int argc, char** argv) {
   diffuse::cli::add_demo_command(app);
   diffuse::cli::add_plot_command(app);
   diffuse::cli::add_animate_command(app);
+  if (argc == 1) {  // no command: the usage (what CLI11 would print for --help), exit 2
+    app.name("diffuse");
+    std::fputs(app.help().c_str(), stdout);
+    return 2;
+  }
   // CLI11 would only say "A subcommand is required"; name the word it did not know.
   std::string names;
   bool known = false;

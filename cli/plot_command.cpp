@@ -45,8 +45,8 @@ void check_figure_output(const std::string& out) {
 
 // The schedule from --model's checkpoint, or from --schedule/--steps/--beta-start/--beta-end.
 struct ScheduleOpts {
-  std::string model, kind = "sigmoid";
-  ScheduleConfig config;
+  ScheduleConfig config;  // the training defaults: one --beta-end for train and plot
+  std::string model, kind = to_string(config.kind);
 };
 void add_schedule_options(CLI::App* cmd, ScheduleOpts& o) {
   cmd->add_option("--model", o.model, "take the schedule from this checkpoint instead");
@@ -96,7 +96,22 @@ SampleConfig sample_config(const SamplerOpts& o, int record_every) {
 }  // namespace
 
 std::string schedule_title(const Schedule& s) {
-  return to_string(s.config.kind) + " schedule, T=" + std::to_string(s.T());
+  char range[96];
+  if (s.config.kind == ScheduleKind::kCosine) {
+    std::snprintf(range, sizeof range, ", s=%g", s.config.cosine_s);
+  } else {
+    std::snprintf(range, sizeof range, ", \u03b2 %g..%g", s.config.beta_start, s.config.beta_end);
+  }
+  return to_string(s.config.kind) + " schedule, T=" + std::to_string(s.T()) + range;
+}
+
+PlotStyle axis_labels(const std::vector<std::string>& columns) {
+  PlotStyle style;
+  if (columns.size() >= 2) {
+    style.x_label = columns[0];
+    style.y_label = columns[1];
+  }
+  return style;
 }
 
 // Records about 100 states whatever T is (every state when T <= 100).
@@ -104,23 +119,24 @@ int auto_every(int T) { return std::max(1, T / 100); }
 
 // The reverse strip: `panels` states spread over the trajectory, first (x_T) and last (x_0) kept.
 void reverse_strip(const std::string& out, const Trajectory& tr, int panels,
-                   const std::string& figure_title) {
+                   const std::string& figure_title, const std::vector<std::string>& columns) {
   std::vector<Points> xs;
   std::vector<std::string> titles;
   for (int i : spread_indices(static_cast<int>(tr.x.size()), panels)) {
     xs.push_back(tr.x[i]);
     titles.push_back("t=" + std::to_string(tr.t[i]));
   }
-  plot_strip(out, xs, titles, {}, figure_title);
+  plot_strip(out, xs, titles, axis_labels(columns), figure_title);
 }
 
 void forward_strip(const std::string& out, const Points& x0, const Schedule& s, int panels,
-                   uint64_t seed, const std::string& what) {
+                   uint64_t seed, const std::string& what,
+                   const std::vector<std::string>& columns) {
   const std::vector<int> steps = strip_steps(s.T(), std::min(panels, s.T()));
   std::vector<std::string> titles;
   titles.reserve(steps.size());
   for (int t : steps) titles.push_back("t=" + std::to_string(t));
-  plot_strip(out, forward_samples(x0, s, steps, seed), titles, {},
+  plot_strip(out, forward_samples(x0, s, steps, seed), titles, axis_labels(columns),
              "forward process q(x\u209c | x\u2080): " + what + ", " + schedule_title(s));
 }
 
@@ -132,8 +148,32 @@ void check_panels(int panels) {
   }
 }
 
+// The 0-based index of the column named by --x / --y: a header name, or its number 1..D.
+int column_index(const std::string& which, const Dataset& d, const std::string& option,
+                 const std::string& file) {
+  for (size_t i = 0; i < d.columns.size(); ++i) {
+    if (d.columns[i] == which) return static_cast<int>(i);
+  }
+  int k = 0;
+  size_t used = 0;
+  try {
+    k = std::stoi(which, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != which.size() || k < 1 || k > d.x.cols()) {
+    std::string names;
+    for (const auto& c : d.columns) names += (names.empty() ? "" : ", ") + c;
+    throw UsageError(option + ": " + file + " has no column '" + which + "' (expected 1.." +
+                     std::to_string(d.x.cols()) + (names.empty() ? "" : " or one of " + names) +
+                     ")");
+  }
+  return k - 1;
+}
+
 void add_plot_data(CLI::App* plot) {
   struct Opts {
+    std::string x_column = "1", y_column = "2";
     std::string data, out;
     int n = 10000;
     double noise = 0.1;
@@ -147,12 +187,29 @@ void add_plot_data(CLI::App* plot) {
       ->capture_default_str();
   cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of a built-in shape")->capture_default_str();
+  cmd->add_option("--x", o->x_column, "column drawn across: a name from the header or 1..D")
+      ->capture_default_str();
+  cmd->add_option("--y", o->y_column, "column drawn upwards: a name from the header or 1..D")
+      ->capture_default_str();
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
     check_figure_output(o->out);
     const Dataset d = load_data(o->data, o->n, o->noise, o->seed);
     const std::string name = is_shape_name(o->data) ? o->data : file_name(o->data);
-    plot_points(o->out, d.x, name + " (" + with_commas(d.x.rows()) + " points)");
+    const int cx = column_index(o->x_column, d, "--x", name);
+    const int cy =
+        d.x.cols() == 1 && o->y_column == "2" ? cx : column_index(o->y_column, d, "--y", name);
+    Points xy(d.x.rows(), 2);
+    xy.col(0) = d.x.col(cx);
+    xy.col(1) = d.x.col(cy);
+    const auto label = [&d](int c) {
+      return c < static_cast<int>(d.columns.size()) ? d.columns[c]
+                                                    : "column " + std::to_string(c + 1);
+    };
+    PlotStyle style;
+    style.x_label = label(cx);
+    style.y_label = label(cy);
+    plot_points(o->out, xy, name + " (" + with_commas(d.x.rows()) + " points)", style);
   });
 }
 
@@ -190,7 +247,7 @@ void add_plot_forward(CLI::App* plot) {
   cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the data and of the forward noise")
       ->capture_default_str();
-  cmd->add_option("--panels", o->panels, "number of panels (t = i T / panels)")
+  cmd->add_option("--panels", o->panels, "number of panels, t from 0 to T-1")
       ->capture_default_str();
   add_schedule_options(cmd, o->schedule);
   add_figure_output(cmd, o->out);
@@ -204,7 +261,7 @@ void add_plot_forward(CLI::App* plot) {
       fit_normalization(d.x).apply(d.x);
       what += ", standardized";
     }
-    forward_strip(o->out, d.x, s, o->panels, o->seed + 1, what);
+    forward_strip(o->out, d.x, s, o->panels, o->seed + 1, what, d.columns);
   });
 }
 
@@ -230,7 +287,8 @@ void add_plot_reverse(CLI::App* plot) {
     Trajectory tr;
     sample_checkpoint(ckpt, sc, o->n, o->sampler.threads, &tr);
     reverse_strip(o->out, tr, o->panels,
-                  "reverse process: " + file_name(o->model) + ", " + to_string(sc.sampler));
+                  "reverse process: " + file_name(o->model) + ", " + to_string(sc.sampler),
+                  ckpt.columns);
   });
 }
 
@@ -276,7 +334,9 @@ void add_animate_command(CLI::App& app) {
   cmd->add_option("model", o->model, "checkpoint (.safetensors)")->required();
   cmd->add_option("-o,--output", o->out, "output GIF")->required();
   cmd->add_option("-n,--points", o->n, "number of samples")->capture_default_str();
-  cmd->add_option("--every", o->every, "one frame per k steps (0: about 100 frames)")
+  cmd->add_option("--every", o->every,
+                  "one frame per k steps (0: about 100 frames); with --nfe below T every step is "
+                  "a frame and --every is not used")
       ->capture_default_str();
   cmd->add_option("--size", o->size, "image side in pixels")->capture_default_str();
   cmd->add_option("--frame-ms", o->frame_ms, "delay between frames")->capture_default_str();

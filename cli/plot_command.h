@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common.h"
+#include "diffuse/plot.h"
 
 namespace diffuse::cli {
 
@@ -15,14 +17,18 @@ namespace diffuse::cli {
 // folder.
 // One frame per k steps so that a trajectory has about 100 states.
 int auto_every(int T);
-// "sigmoid schedule, T=100, beta 1e-4..0.02" for figure titles.
+// "sigmoid schedule, T=100, β 0.0001..0.1" for figure titles (cosine: its offset s).
 std::string schedule_title(const Schedule& s);
 // The reverse strip: `panels` states spread over the trajectory, x_T and x_0 included.
+// columns: the data's column names, for the axis labels (none when empty).
 void reverse_strip(const std::string& out, const Trajectory& tr, int panels,
-                   const std::string& figure_title);
-// The forward strip: q(x_t | x_0) at t = i T / panels, on shared axes.
+                   const std::string& figure_title, const std::vector<std::string>& columns = {});
+// The forward strip: q(x_t | x_0) at `panels` steps from t = 0 to T-1, on shared axes.
 void forward_strip(const std::string& out, const Points& x0, const Schedule& s, int panels,
-                   uint64_t seed, const std::string& what);
+                   uint64_t seed, const std::string& what,
+                   const std::vector<std::string>& columns = {});
+// Axis labels from the first two column names (none when there are fewer).
+PlotStyle axis_labels(const std::vector<std::string>& columns);
 
 // Writes DIR/reverse_epoch_NNNN.png (n samples' reverse strip) every `every` epochs and at the end.
 ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, uint64_t seed,

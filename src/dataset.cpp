@@ -232,6 +232,11 @@ Modes shape_modes(Shape s, double noise) {
   return m;
 }
 
+Shape parse_shape(std::string_view name) {
+  if (auto s = shape_from_string(name)) return *s;
+  throw UsageError("unknown shape '" + std::string(name) + "': expected one of " + valid_names());
+}
+
 bool is_shape_name(std::string_view name_or_path) {
   return shape_from_string(name_or_path).has_value();
 }

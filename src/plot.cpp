@@ -87,7 +87,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 std::vector<int> strip_steps(int T, int panels) {
   std::vector<int> t;
   t.reserve(static_cast<size_t>(std::max(panels, 0)));
-  for (int i = 0; i < panels; ++i) t.push_back(static_cast<int>(int64_t{i} * T / panels));
+  if (panels == 1) return {0};
+  for (int i = 0; i < panels; ++i) {
+    t.push_back(static_cast<int>(int64_t{i} * (T - 1) / (panels - 1)));
+  }
   return t;
 }
 
@@ -486,9 +489,11 @@ ScatterLayout scatter_layout(const std::vector<Points>& panels, const PlotStyle&
   l.x_axis = linear_axis(lim.x_min, lim.x_max, target);
   l.y_axis = linear_axis(lim.y_min, lim.y_max, target);
   const double label_w = max_text_width(l.y_axis.labels, kTickFont);
-  const int left = static_cast<int>(std::ceil(label_w)) + kTickLen + 2 * kPad;
+  const int left = static_cast<int>(std::ceil(label_w)) + kTickLen + 2 * kPad +
+                   (style.y_label.empty() ? 0 : kLabelFont + kPad);
   const int top = (figure_title ? kFigureTitleRow : 0) + kTitleRow;
-  const int bottom = kTickLen + kPad + kTickFont + kPad + (l.dims > 2 ? kTickFont + kPad : 0);
+  const int bottom = kTickLen + kPad + kTickFont + kPad + (l.dims > 2 ? kTickFont + kPad : 0) +
+                     (style.x_label.empty() ? 0 : kLabelFont + kPad);
   if (n > 1) {  // labels at a panel's edge would run into the neighbour's: leave them out
     const Viewport vp{0, 0, double(l.side), double(l.side), lim};
     for (size_t i = 0; i < l.x_axis.ticks.size(); ++i) {
@@ -533,6 +538,19 @@ void draw_scatter_figure(const std::string& path, const std::vector<Points>& pan
     c.axes_frame(vp, l.x_axis, i == 0 ? l.y_axis : Axis{l.y_axis.ticks, {}});
     c.text(vp.left + vp.width / 2, vp.top - kPad - 2, titles[i], kTitleFont, 0.5,
            VAlign::kBaseline);
+  }
+  // Axis labels below the tick labels (x, under every panel) and left of them (y, first panel).
+  const double x_label_y = fig.panels[0].top + fig.panels[0].height + kTickLen + kPad + kTickFont +
+                           kPad + kLabelFont - 2;
+  if (!style.x_label.empty()) {
+    for (const Viewport& vp : fig.panels) {
+      c.text(vp.left + vp.width / 2, x_label_y, style.x_label, kLabelFont, 0.5, VAlign::kBaseline,
+             false, kMutedInk);
+    }
+  }
+  if (!style.y_label.empty()) {
+    c.vertical_text(kPad + kLabelFont - 2, fig.panels[0].top + fig.panels[0].height / 2,
+                    style.y_label, kLabelFont, kMutedInk);
   }
   if (l.dims > 2) {
     c.text(fig.panels[0].left, fig.height - kPad, "dims 1\u20132 of " + std::to_string(l.dims),

@@ -224,6 +224,11 @@ void validate(const SampleConfig& c, int T) {
     throw UsageError("--eta: only --sampler ddim uses eta, got " + std::to_string(c.eta) +
                      " with --sampler " + to_string(c.sampler));
   }
+  if (c.variance != VarianceKind::kPosterior && c.sampler != SamplerKind::kDdpm) {
+    throw UsageError("--variance: only --sampler ddpm uses it, got --variance " +
+                     to_string(c.variance) + " with --sampler " + to_string(c.sampler) +
+                     (c.sampler == SamplerKind::kDdim ? " (DDIM's noise is --eta)" : ""));
+  }
   if (c.threads < 1 || c.threads > 256) {
     throw UsageError("--threads: expected 1..256, got " + std::to_string(c.threads));
   }

@@ -56,18 +56,21 @@ TEST(PlotCli, DataAndForwardPngsHaveTheLibrarysLayout) {
   auto r = run_cli("plot data moons -n 2000 --seed 4 -o " + dir.file("data.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const Points x = make_shape(Shape::kMoons, 2000, 0.1, 4);
-  const FigureLayout one = strip_layout({x});
+  PlotStyle labelled;  // a shape's columns are x and y
+  labelled.x_label = "x";
+  labelled.y_label = "y";
+  const FigureLayout one = strip_layout({x}, labelled);
   EXPECT_EQ(png_size(dir.file("data.png")), std::make_pair(one.width, one.height));
 
   r = run_cli("plot forward swiss_roll -n 1000 --panels 5 --steps 50 -o " + dir.file("fwd.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  ScheduleConfig sc = ScheduleConfig::tutorial();
+  ScheduleConfig sc;  // plot forward's schedule is train's default
   sc.T = 50;
   const auto steps = strip_steps(50, 5);
-  EXPECT_EQ(steps, (std::vector<int>{0, 10, 20, 30, 40}));
+  EXPECT_EQ(steps, (std::vector<int>{0, 12, 24, 36, 49}));
   const auto panels =
       forward_samples(make_shape(Shape::kSwissRoll, 1000, 0.1, 0), make_schedule(sc), steps, 1);
-  const FigureLayout five = strip_layout(panels, {}, "title");
+  const FigureLayout five = strip_layout(panels, labelled, "title");
   EXPECT_EQ(png_size(dir.file("fwd.png")), std::make_pair(five.width, five.height));
 }
 

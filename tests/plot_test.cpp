@@ -191,9 +191,10 @@ TEST(NiceTicks, AreOneTwoFiveTimesAPowerOfTen) {
   }
 }
 
-TEST(StripSteps, MatchTheTutorialAndSpreadIndicesIncludeBothEnds) {
-  EXPECT_EQ(strip_steps(100, 10), (std::vector<int>{0, 10, 20, 30, 40, 50, 60, 70, 80, 90}));
-  EXPECT_EQ(strip_steps(50, 5), (std::vector<int>{0, 10, 20, 30, 40}));
+TEST(StripSteps, RunFromZeroToTheLastStepAndSpreadIndicesIncludeBothEnds) {
+  EXPECT_EQ(strip_steps(100, 10), (std::vector<int>{0, 11, 22, 33, 44, 55, 66, 77, 88, 99}));
+  EXPECT_EQ(strip_steps(50, 5), (std::vector<int>{0, 12, 24, 36, 49}));
+  EXPECT_EQ(strip_steps(100, 1), (std::vector<int>{0}));
   const auto idx = spread_indices(101, 10);
   ASSERT_EQ(idx.size(), 10u);
   EXPECT_EQ(idx.front(), 0);

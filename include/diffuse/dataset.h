@@ -27,6 +27,8 @@ enum class Shape {
 std::string to_string(Shape s);  // "swiss_roll", "s_curve", "moons", "circles", "checkerboard",
                                  // "8gaussians", "25gaussians", "spiral"
 std::optional<Shape> shape_from_string(std::string_view name);
+// The shape of that name, or UsageError "unknown shape 'NAME': expected one of swiss_roll, ...".
+Shape parse_shape(std::string_view name);
 std::vector<Shape> all_shapes();
 // One line for `diffuse data --list`: the definition, without the name (print to_string first).
 std::string describe(Shape s);

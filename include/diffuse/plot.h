@@ -58,6 +58,8 @@ struct PlotStyle {
   double point_radius = 0.0;     // pixels; 0: chosen from the number of points and the panel size
   double point_alpha = 0.0;      // opacity of one point; 0: chosen from the number of points
   std::optional<Limits> limits;  // fixed axes; default point_limits() of everything drawn
+  // Axis labels (e.g. a CSV's column names): x under every panel, y beside the first; empty: none.
+  std::string x_label, y_label;
 };
 
 // One scatter panel of x (N, D).
@@ -95,7 +97,8 @@ struct LossCurve {
 // Throws Error "PATH:LINE: ..." on a missing column, a non-number or an empty log.
 LossCurve read_loss_log(const std::string& path);
 
-// Steps for a forward strip: t = i * T / panels for i in [0, panels) (0, 10, ..., 90 for T = 100).
+// Steps for a forward strip: t = floor(i (T-1) / (panels-1)) for i in [0, panels), so that the
+// strip runs from x_0's first noising (t = 0) to x_T (t = T-1): 0, 11, 22, ..., 99 for T = 100.
 std::vector<int> strip_steps(int T, int panels = 10);
 // Samples x_t ~ q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I) at each step (Ho et al.
 // 2020, Eq. 4), fresh noise per step from Rng(seed): the panels of a forward strip. x0 is (N, D).

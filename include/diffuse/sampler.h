@@ -50,7 +50,8 @@ struct Trajectory {
   std::vector<Points> x;
 };
 
-// Throws UsageError naming --nfe / --eta / --sampler when the configuration is invalid.
+// Throws UsageError naming --nfe / --eta / --variance / --sampler when the configuration is invalid
+// (eta is DDIM's alone, variance DDPM's alone).
 void validate(const SampleConfig& c, int T);
 
 // The K = nfe (0 means T) strictly decreasing timesteps a sampler evaluates, "trailing" spacing
