@@ -424,9 +424,13 @@ PYBIND11_MODULE(_diffuse, m) {
   m.def(
       "make_shape",
       [](const std::string& name, int n, double noise, uint64_t seed) {
-        const auto shape = shape_from_string(name);
-        if (!shape) load_data(name, 1, noise, seed);  // throws the unknown-name error
-        return to_numpy(make_shape(*shape, n, noise, seed));
+        const Shape shape = parse_shape(name);  // the line of `diffuse data NAME`
+        Points x;
+        {
+          py::gil_scoped_release release;
+          x = make_shape(shape, n, noise, seed);
+        }
+        return to_numpy(std::move(x));
       },
       py::arg("name"), py::arg("n") = 10000, py::arg("noise") = 0.1, py::arg("seed") = 0);
   m.def("_train", &train_model, py::arg("data"), py::arg("options"), py::arg("as_tutorial"),

@@ -195,6 +195,8 @@ def test_bad_names_and_files_give_the_cli_line(tmp_path):
         model.sample(10, sampler="euler")
     with pytest.raises(ValueError, match="-n: expected at least 1 sample"):
         model.sample(0)
+    with pytest.raises(ValueError, match="--variance: only --sampler ddpm uses it"):
+        model.sample(10, sampler="ddim", nfe=10, variance="beta")
 
 
 # ---- progress, Ctrl-C, the GIL -------------------------------------------------------------
