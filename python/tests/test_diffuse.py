@@ -236,6 +236,19 @@ def test_ctrl_c_stops_after_the_epoch_with_the_model_intact_and_it_resumes(tmp_p
     np.testing.assert_array_equal(resumed.sample(300, seed=4), full.sample(300, seed=4))
 
 
+def test_a_signal_from_elsewhere_stops_a_run_without_a_progress_callable():
+    # As a notebook's interrupt button: SIGINT while the run is in C++ with the GIL released.
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            model = diffuse.train("moons", points=500, epochs=20000, hidden=8)
+    finally:
+        timer.cancel()
+    assert not model.finished and 1 <= len(model.history) < 20000
+    assert model.sample(10).shape == (10, 2)
+
+
 def test_training_and_sampling_release_the_gil():
     counts = []
     done = threading.Event()
