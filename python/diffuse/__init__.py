@@ -115,7 +115,7 @@ _SIGNATURE = _inspect.Signature(
 train.__signature__ = _SIGNATURE
 train.__doc__ = """Trains a model on `data` and returns it.
 
-data: an (N, D) array (float32 C-order is used as is; anything else is converted once), a CSV
+data: an (N, D) array (copied once into float32 row-major; your array is never modified), a CSV
     path, or a built-in shape name (see shape_names()). Arrays and CSV files are standardized
     per column; samples come back in the data's units. None with resume=PATH.
 Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default

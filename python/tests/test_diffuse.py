@@ -116,7 +116,9 @@ def test_an_array_trains_like_the_same_csv(tmp_path):
     opts = dict(epochs=2, hidden=16, batch_size=64, seed=5)
     cli("train", "--data", tmp_path / "x.csv", *cli_options(opts), "-q",
         "-o", tmp_path / "c.safetensors")
+    before = x.copy()
     model = diffuse.train(x, **opts)
+    np.testing.assert_array_equal(x, before)  # standardized in the library's copy only
     ref = safetensors.state_dict(tmp_path / "c.safetensors")
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, ref[name], err_msg=name)
