@@ -109,6 +109,14 @@ def test_python_training_is_the_cli_training_and_the_cli_samples_it(cli_model, t
     assert log[:, 0].tolist() == [1, 2, 3]
 
 
+def test_two_threads_train_the_cli_weights_too(tmp_path):
+    opts = dict(points=800, epochs=2, hidden=16, seed=4, threads=2)
+    cli("train", "--data", "circles", *cli_options(opts), "-q", "-o", tmp_path / "c.safetensors")
+    ref = safetensors.state_dict(tmp_path / "c.safetensors")
+    for name, value in diffuse.train("circles", **opts).state_dict().items():
+        np.testing.assert_array_equal(value, ref[name], err_msg=name)
+
+
 def test_an_array_trains_like_the_same_csv(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(600, 3)) * [1.0, 5.0, 0.2] + [0.0, 3.0, -1.0]).astype(np.float32)
