@@ -281,8 +281,10 @@ py::array sample_model(const PyModel& m, int n, uint64_t seed, const std::string
   return to_numpy(std::move(x));
 }
 
-py::dict evaluate_samples(const py::object& samples, const py::object& reference, double noise,
-                          uint64_t seed) {
+// diffuse.evaluate: the CLI's `eval` (evaluate_against in cli/common.cpp) on arrays, its JSON keys
+// as a dict. When the library gets its own evaluation entry point (issue 11), this should call it.
+py::dict evaluate_for_python(const py::object& samples, const py::object& reference, double noise,
+                             uint64_t seed) {
   Points x = to_points(samples, "samples");
   EvalResult r;
   if (py::isinstance<py::str>(reference)) {
@@ -444,7 +446,7 @@ PYBIND11_MODULE(_diffuse, m) {
         return model;
       },
       py::arg("path"), "Loads a checkpoint written by `diffuse train` or Model.save.");
-  m.def("evaluate", &evaluate_samples, py::arg("samples"), py::arg("reference"),
+  m.def("evaluate", &evaluate_for_python, py::arg("samples"), py::arg("reference"),
         py::arg("noise") = 0.1, py::arg("seed") = 1000);
 
   const SampleConfig sd;
