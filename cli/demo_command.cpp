@@ -97,7 +97,7 @@ void add_demo_command(CLI::App& app) {
       if (o->snapshot_every > 0) {
         fs::create_directories(dir / "snapshots", ec);
         hook = reverse_snapshot_hook(path("snapshots"), o->snapshot_every, 2000, t.train.seed,
-                                     t.train.threads);
+                                     t.train.threads, data.columns);
       }
     }
 

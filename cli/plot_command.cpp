@@ -373,7 +373,7 @@ void add_animate_command(CLI::App& app) {
 }
 
 ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, uint64_t seed,
-                                     int threads) {
+                                     int threads, const std::vector<std::string>& columns) {
   if (every < 1) {
     throw UsageError("--snapshot-every: expected at least 1, got " + std::to_string(every));
   }
@@ -400,7 +400,7 @@ ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, u
     char name[64];
     std::snprintf(name, sizeof name, "reverse_epoch_%04d.png", s.epoch);
     reverse_strip((std::filesystem::path(dir) / name).string(), tr, 10,
-                  "reverse process after epoch " + std::to_string(s.epoch));
+                  "reverse process after epoch " + std::to_string(s.epoch), columns);
   };
 }
 

@@ -30,8 +30,9 @@ void forward_strip(const std::string& out, const Points& x0, const Schedule& s, 
 // Axis labels from the first two column names (none when there are fewer).
 PlotStyle axis_labels(const std::vector<std::string>& columns);
 
-// Writes DIR/reverse_epoch_NNNN.png (n samples' reverse strip) every `every` epochs and at the end.
+// Writes DIR/reverse_epoch_NNNN.png (n samples' reverse strip) every `every` epochs and at the end,
+// its axes labelled with `columns` (the data's column names) when given.
 ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, uint64_t seed,
-                                     int threads);
+                                     int threads, const std::vector<std::string>& columns = {});
 
 }  // namespace diffuse::cli

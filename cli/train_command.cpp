@@ -28,8 +28,13 @@ void add_train_command(CLI::App& app) {
     if (snap->every < 0) throw UsageError("--snapshot-every: expected >= 0");
     ExtraEpochHook hook;
     if (snap->every > 0) {
+      // A shape's columns are x and y; a CSV's header (or a resumed run's data) is read by the
+      // run itself, so those snapshots are not labelled.
+      const std::vector<std::string> columns = is_shape_name(o->data) && o->resume.empty()
+                                                   ? std::vector<std::string>{"x", "y"}
+                                                   : std::vector<std::string>{};
       hook = reverse_snapshot_hook(snap->dir, snap->every, snap->points, o->train.seed,
-                                   o->train.threads);
+                                   o->train.threads, columns);
     }
     const Checkpoint ckpt = run_training_in_terminal(*o, hook);
     if (!o->quiet) {
