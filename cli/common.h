@@ -41,12 +41,6 @@ using ExtraEpochHook =
 // checkpoint and throws Interrupted saying how to continue.
 Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook = {});
 
-// Evaluates samples against a reference: a shape name or a CSV path.
-EvalResult evaluate_against(const Points& samples, const std::string& against, double noise,
-                            uint64_t seed);
-std::string eval_json(const EvalResult& r);
-std::string eval_text(const EvalResult& r);
-
 // Parses a --schedule / --sampler / --variance name or throws UsageError listing the choices.
 ScheduleKind parse_schedule(const std::string& name);
 SamplerKind parse_sampler(const std::string& name);

@@ -1,4 +1,4 @@
-// `diffuse data`: writes a built-in shape as CSV, or lists the shapes.
+// `diffuse data`: writes a built-in shape as CSV, lists the shapes, or splits a CSV (`data split`).
 #include <cstdio>
 
 #include "commands.h"
@@ -24,7 +24,43 @@ void add_data_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
   cmd->add_option("-o,--output", o->out, "output CSV file");
   cmd->add_flag("--list", o->list, "list the built-in shapes");
-  cmd->callback([o] {
+  // `diffuse data split FILE.csv --test 0.2 --seed K`: train and test files for held-out eval.
+  struct SplitOpts {
+    std::string file, train_out, test_out;
+    double test = 0.2;
+    uint64_t seed = 0;
+  };
+  auto so = std::make_shared<SplitOpts>();
+  CLI::App* split = cmd->add_subcommand(
+      "split", "Split a CSV's rows at random into train and test files (header kept)");
+  split->add_option("file", so->file, "the CSV to split")->required();
+  split->add_option("--test", so->test, "share of the rows held out for testing")
+      ->capture_default_str();
+  split->add_option("--seed", so->seed, "random seed of the split")->capture_default_str();
+  split->add_option("--train-out", so->train_out, "train file (default FILE.train.csv)");
+  split->add_option("--test-out", so->test_out, "test file (default FILE.test.csv)");
+  split->callback([so] {
+    std::string stem = so->file;
+    if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".csv") == 0) {
+      stem.resize(stem.size() - 4);
+    }
+    const std::string train_out = so->train_out.empty() ? stem + ".train.csv" : so->train_out;
+    const std::string test_out = so->test_out.empty() ? stem + ".test.csv" : so->test_out;
+    if (train_out == test_out || train_out == so->file || test_out == so->file) {
+      throw UsageError(
+          "split: --train-out, --test-out and the input must be three different files");
+    }
+    check_writable(train_out, "--train-out");
+    check_writable(test_out, "--test-out");
+    const Split s = split_rows(read_csv(so->file), so->test, so->seed);
+    write_csv(train_out, s.train.x, s.train.columns);
+    write_csv(test_out, s.test.x, s.test.columns);
+    std::fprintf(stderr, "split: %lld rows to %s, %lld to %s\n",
+                 static_cast<long long>(s.train.x.rows()), train_out.c_str(),
+                 static_cast<long long>(s.test.x.rows()), test_out.c_str());
+  });
+  cmd->callback([o, split] {
+    if (split->parsed()) return;
     if (o->list) {
       for (Shape s : all_shapes()) {
         std::printf("%-12s %s\n", to_string(s).c_str(), describe(s).c_str());

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "common.h"
 #include "diffuse/error.h"
+#include "diffuse/evaluate.h"
 #include "diffuse/io.h"
 #include "diffuse/plot.h"
 #include "plot_command.h"
@@ -109,13 +110,18 @@ void add_demo_command(CLI::App& app) {
     const Points samples = sample_checkpoint(ckpt, sc, t.n, t.train.threads, &trajectory);
     write_csv(path("samples.csv"), samples, ckpt.columns);
 
-    const EvalResult r = evaluate_against(samples, t.data, t.noise, t.train.seed + 1000);
-    nlohmann::ordered_json j = nlohmann::ordered_json::parse(eval_json(r));
+    EvalConfig eval_config;
+    eval_config.noise = t.noise;
+    eval_config.seed = t.train.seed + 1000;
+    const Reference ref = resolve_reference(t.data, t.noise);
+    const Evaluation r = evaluate_samples(samples, ref, eval_config);
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(evaluation_json(r));
     write_file_atomic(path("metrics.json"), j.dump(2) + "\n");
 
     if (figures) {
       reverse_strip(path("reverse.png"), trajectory, 10, "reverse process: " + t.data + ", DDPM",
                     ckpt.columns);
+      compare_figure(path("compare.png"), samples, ref, r);
       const LossCurve loss = read_loss_log(t.log);
       plot_loss(path("loss.png"), loss.epochs, loss.mean_loss, false, "training loss (MSE)");
       // The GIF shows 2,000 of the points: enough to see the shape, small enough for a README.
@@ -130,7 +136,7 @@ void add_demo_command(CLI::App& app) {
     const double total =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!t.quiet) {
-      std::fprintf(stderr, "%s", eval_text(r).c_str());
+      std::fprintf(stderr, "%s", evaluation_text(r).c_str());
       std::fprintf(stderr, "demo: wrote data, model, log, samples, metrics%s to %s/ in %.1f s\n",
                    figures ? " and figures" : "", o->out.c_str(), total);
     }

@@ -1,15 +1,20 @@
-// `diffuse plot data|schedule|forward|reverse|loss` (PNG or SVG) and `diffuse animate` (GIF): load
-// or compute the points, then call the plot library. No drawing code lives here.
+// `diffuse plot data|schedule|forward|reverse|loss|compare` (PNG or SVG) and `diffuse animate`
+// (GIF): load or compute the points, then call the plot library. No drawing code lives here.
 #include "plot_command.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <numeric>
+#include <sstream>
+#include <vector>
 
 #include "commands.h"
 #include "diffuse/checkpoint.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
+#include "diffuse/evaluate.h"
 #include "diffuse/io.h"
 #include "diffuse/plot.h"
 #include "diffuse/sampler.h"
@@ -310,7 +315,83 @@ void add_plot_loss(CLI::App* plot) {
   });
 }
 
+void add_plot_compare(CLI::App* plot) {
+  struct Opts {
+    std::string samples, against, out, columns;
+    EvalConfig config;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = plot->add_subcommand(
+      "compare", "Data beside samples (2-D: two panels; N-D: pairwise grid of a few columns)");
+  cmd->add_option("samples", o->samples, "samples CSV")->required();
+  cmd->add_option("--against", o->against, "built-in shape name or reference CSV")->required();
+  cmd->add_option("--columns", o->columns,
+                  "N-D: comma-separated column names or 0-based indices, at most 6 (default: "
+                  "the 4 columns with the worst W1 ratio)");
+  cmd->add_option("--noise", o->config.noise, "noise of the built-in shape")->capture_default_str();
+  cmd->add_option("--seed", o->config.seed, "seed of the evaluation")->capture_default_str();
+  add_figure_output(cmd, o->out);
+  cmd->callback([o] {
+    check_figure_output(o->out);
+    const Reference ref = resolve_reference(o->against, o->config.noise);
+    const Dataset s = read_csv(o->samples);
+    const Evaluation e = evaluate_samples(s.x, ref, o->config);
+    std::vector<int> cols;
+    if (!o->columns.empty()) {
+      std::stringstream list(o->columns);
+      std::string item;
+      while (std::getline(list, item, ',')) {
+        const auto at = std::find(ref.columns.begin(), ref.columns.end(), item);
+        if (at != ref.columns.end()) {
+          cols.push_back(static_cast<int>(at - ref.columns.begin()));
+          continue;
+        }
+        try {
+          size_t used = 0;
+          const int c = std::stoi(item, &used);
+          if (used != item.size()) throw std::invalid_argument(item);
+          cols.push_back(c);
+        } catch (const std::logic_error&) {
+          throw UsageError("--columns: '" + item + "' is neither a column name of " + o->against +
+                           " nor an index");
+        }
+      }
+    }
+    compare_figure(o->out, s.x, ref, e, cols);
+  });
+}
+
 }  // namespace
+
+void compare_figure(const std::string& out, const Points& samples, const Reference& ref,
+                    const Evaluation& e, std::vector<int> cols) {
+  const Points data =
+      ref.shape ? draw_shape_iid(*ref.shape,
+                                 static_cast<int>(std::min<Eigen::Index>(samples.rows(), 100000)),
+                                 ref.noise, 1)
+                : ref.rows;
+  char title[160];
+  std::snprintf(title, sizeof title, "swd_ratio %.2f against %s", e.scores.swd_ratio,
+                file_name(ref.name).c_str());
+  if (samples.cols() == 2 && cols.empty()) {
+    plot_strip(out, {data, samples},
+               {"data (" + with_commas(data.rows()) + ")",
+                "samples (" + with_commas(samples.rows()) + ")"},
+               {}, title);
+    return;
+  }
+  if (cols.empty()) {  // the worst columns by W1 ratio, shown in file order
+    std::vector<int> order(e.columns.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return e.columns[size_t(a)].w1_ratio > e.columns[size_t(b)].w1_ratio;
+    });
+    order.resize(std::min<size_t>(order.size(), 4));
+    std::sort(order.begin(), order.end());
+    cols = order;
+  }
+  plot_compare_grid(out, data, samples, cols, ref.columns, title);
+}
 
 void add_plot_command(CLI::App& app) {
   CLI::App* plot = app.add_subcommand("plot", "Draw figures (.png or .svg)");
@@ -320,6 +401,7 @@ void add_plot_command(CLI::App& app) {
   add_plot_forward(plot);
   add_plot_reverse(plot);
   add_plot_loss(plot);
+  add_plot_compare(plot);
 }
 
 void add_animate_command(CLI::App& app) {

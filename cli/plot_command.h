@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common.h"
+#include "diffuse/evaluate.h"
 #include "diffuse/plot.h"
 
 namespace diffuse::cli {
@@ -29,6 +30,11 @@ void forward_strip(const std::string& out, const Points& x0, const Schedule& s, 
                    const std::vector<std::string>& columns = {});
 // Axis labels from the first two column names (none when there are fewer).
 PlotStyle axis_labels(const std::vector<std::string>& columns);
+
+// `plot compare`'s figure: 2-D data and samples side by side with the swd_ratio in the title, or
+// for N-D (or given cols) a pairwise grid of cols (default: the 4 worst columns by W1 ratio).
+void compare_figure(const std::string& out, const Points& samples, const Reference& ref,
+                    const Evaluation& e, std::vector<int> cols = {});
 
 // Writes DIR/reverse_epoch_NNNN.png (n samples' reverse strip) every `every` epochs and at the end,
 // its axes labelled with `columns` (the data's column names) when given.

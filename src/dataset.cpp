@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <numbers>
+#include <numeric>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "diffuse/error.h"
 #include "diffuse/rng.h"
@@ -323,6 +326,42 @@ void Normalization::undo(Points& x) const {
       x(i, j) = static_cast<float>(x(i, j) * std[j] + mean[j]);
     }
   }
+}
+
+Split split_rows(const Dataset& data, double test_share, uint64_t seed) {
+  if (!(test_share > 0.0 && test_share < 1.0)) {
+    throw UsageError("--test: got " + std::to_string(test_share) +
+                     ", expected a share of the rows in (0, 1), e.g. 0.2");
+  }
+  const Eigen::Index n = data.x.rows();
+  if (n < 2) {
+    throw Error("split: the data has " + std::to_string(n) + " row(s); a split needs at least 2");
+  }
+  if (n > Eigen::Index(UINT32_MAX)) throw Error("split: more than 2^32 - 1 rows");
+  const auto n_test = static_cast<Eigen::Index>(
+      std::clamp<double>(std::round(test_share * double(n)), 1.0, double(n - 1)));
+  // A partial Fisher-Yates shuffle picks the test rows; both parts keep the file's order.
+  Rng rng(seed);
+  std::vector<uint32_t> perm(static_cast<size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0u);
+  std::vector<char> is_test(static_cast<size_t>(n), 0);
+  for (Eigen::Index i = 0; i < n_test; ++i) {
+    std::swap(perm[size_t(i)], perm[size_t(i) + rng.below(static_cast<uint32_t>(n - i))]);
+    is_test[perm[size_t(i)]] = 1;
+  }
+  Split s;
+  s.train.columns = s.test.columns = data.columns;
+  s.train.x.resize(n - n_test, data.x.cols());
+  s.test.x.resize(n_test, data.x.cols());
+  Eigen::Index a = 0, b = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    if (is_test[size_t(i)] != 0) {
+      s.test.x.row(b++) = data.x.row(i);
+    } else {
+      s.train.x.row(a++) = data.x.row(i);
+    }
+  }
+  return s;
 }
 
 }  // namespace diffuse

@@ -6,8 +6,6 @@
 #include <array>
 #include <bit>
 #include <cmath>
-#include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -355,64 +353,6 @@ Coverage mode_coverage(const Points& samples, const Modes& modes) {
   c.mode_share = double(c.modes_hit) / double(c.modes);
   c.sample_share = double(near) / double(samples.rows());
   return c;
-}
-
-EvalResult evaluate(const Points& samples, const DrawFn& fresh, uint64_t seed, const Modes* modes) {
-  check_points(samples, "evaluate", "the samples", 2);
-  Rng ev(seed);
-  std::vector<Points> f;
-  f.reserve(10);
-  for (int i = 0; i < 10; ++i) {
-    f.push_back(fresh(ev));
-    check_points(f.back(), "evaluate", "a reference draw", 2);
-    check_same_dim(samples, f.back(), "evaluate", "the samples", "the reference draws");
-  }
-  EvalResult r;
-  r.n = samples.rows();
-  // Same order of rng use as the reference: the five sample swds, then the five floor swds.
-  for (int i = 0; i < 5; ++i) r.swd += swd(samples, f[i], ev) / 5.0;
-  for (int i = 0; i < 5; ++i) r.swd_floor += swd(f[i], f[i + 5], ev) / 5.0;
-  // Every mmd uses f[0] as its reference: one median for all ten.
-  const double med = median_pairwise_distance(f[0], 1000);
-  for (int i = 0; i < 5; ++i) r.mmd += mmd_with_median(samples, f[i], med, 5000) / 5.0;
-  for (int i = 0; i < 5; ++i) r.mmd_floor += mmd_with_median(f[i], f[i + 5], med, 5000) / 5.0;
-  if (!(r.swd_floor > 0.0)) {
-    throw Error(
-        "evaluate: the sliced Wasserstein floor between fresh reference draws is 0 (the "
-        "draws are identical); swd_ratio is undefined");
-  }
-  r.swd_ratio = r.swd / r.swd_floor;
-  if (modes != nullptr && modes->centres.rows() > 0) r.coverage = mode_coverage(samples, *modes);
-  return r;
-}
-
-DrawFn shape_draws(Shape s, int n, double noise) {
-  if (n < 2) throw UsageError("shape_draws: n is " + std::to_string(n) + "; expected >= 2");
-  return [s, n, noise](Rng& rng) { return make_shape(s, n, noise, rng.next_u64()); };
-}
-
-DrawFn halves_draws(const Points& data) {
-  check_points(data, "halves_draws", "the data", 4);
-  if (data.rows() > Eigen::Index(UINT32_MAX)) {
-    throw Error("halves_draws: the data has " + std::to_string(data.rows()) +
-                " points; expected at most 2^32 - 1");
-  }
-  auto shared = std::make_shared<const Points>(data);
-  return [shared](Rng& rng) {
-    const Points& x = *shared;
-    const auto n = static_cast<uint32_t>(x.rows());
-    const uint32_t half = n / 2;
-    // The first `half` entries of a Fisher-Yates shuffle (the same as shuffling all of it and
-    // keeping the front), rows kept in shuffled order so that any prefix is a random subset.
-    std::vector<uint32_t> perm(n);
-    std::iota(perm.begin(), perm.end(), 0u);
-    Points out(half, x.cols());
-    for (uint32_t i = 0; i < half; ++i) {
-      std::swap(perm[i], perm[i + rng.below(n - i)]);
-      out.row(i) = x.row(perm[i]);
-    }
-    return out;
-  };
 }
 
 }  // namespace diffuse

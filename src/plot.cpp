@@ -327,7 +327,7 @@ void Canvas::scatter(const Viewport& vp, const Points& x, const PointLook& look)
   cairo_save(cr_);
   cairo_rectangle(cr_, vp.left, vp.top, vp.width, vp.height);
   cairo_clip(cr_);
-  set_colour(cr_, kPointColor, look.alpha);
+  set_colour(cr_, look.colour, look.alpha);
   // One fill per point, so that overlapping points add up to darker shades of dense regions.
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     cairo_arc(cr_, vp.px(x(i, 0)), vp.py(x(i, 1)), look.radius, 0.0, 2 * M_PI);
@@ -378,9 +378,9 @@ void Canvas::raster_scatter(const Viewport& vp, const Points& x, const PointLook
                             static_cast<int>(std::floor(vp.left + vp.width + 0.5)));
   const int y_hi = std::min(cairo_image_surface_get_height(surface_),
                             static_cast<int>(std::floor(vp.top + vp.height + 0.5)));
-  const float colour[3] = {static_cast<float>(kPointColor.b * 255.0),
-                           static_cast<float>(kPointColor.g * 255.0),
-                           static_cast<float>(kPointColor.r * 255.0)};  // byte order of RGB24
+  const float colour[3] = {static_cast<float>(look.colour.b * 255.0),
+                           static_cast<float>(look.colour.g * 255.0),
+                           static_cast<float>(look.colour.r * 255.0)};  // byte order of RGB24
   const auto alpha = static_cast<float>(look.alpha / 255.0);
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     const double px = vp.px(x(i, 0)), py = vp.py(x(i, 1));
@@ -410,11 +410,12 @@ void Canvas::raster_scatter(const Viewport& vp, const Points& x, const PointLook
   cairo_surface_mark_dirty(surface_);
 }
 
-void Canvas::line(const Viewport& vp, const std::vector<double>& x, const std::vector<double>& y) {
+void Canvas::line(const Viewport& vp, const std::vector<double>& x, const std::vector<double>& y,
+                  Rgb colour) {
   cairo_save(cr_);
   cairo_rectangle(cr_, vp.left, vp.top, vp.width, vp.height);
   cairo_clip(cr_);
-  set_colour(cr_, kPointColor);
+  set_colour(cr_, colour);
   cairo_set_line_width(cr_, 1.8);
   cairo_set_line_join(cr_, CAIRO_LINE_JOIN_ROUND);
   for (size_t i = 0; i < x.size(); ++i) cairo_line_to(cr_, vp.px(x[i]), vp.py(y[i]));
@@ -635,6 +636,160 @@ void plot_strip(const std::string& path, const std::vector<Points>& panels,
                 const std::vector<std::string>& titles, const PlotStyle& style,
                 const std::string& figure_title) {
   draw_scatter_figure(path, panels, titles, style, figure_title);
+}
+
+namespace {
+
+// At most `cap` rows of x, a random subset (fixed seed) when there are more: a file sorted by
+// class must not show only its first classes.
+Points subsample_rows(const Points& x, Eigen::Index cap, uint64_t seed) {
+  if (x.rows() <= cap) return x;
+  Rng rng(seed);
+  std::vector<Eigen::Index> idx(static_cast<size_t>(x.rows()));
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<Eigen::Index>(i);
+  for (Eigen::Index i = 0; i < cap; ++i) {
+    std::swap(idx[size_t(i)], idx[size_t(i) + rng.below(static_cast<uint32_t>(x.rows() - i))]);
+  }
+  idx.resize(static_cast<size_t>(cap));
+  return x(idx, Eigen::all);
+}
+
+// The 0.5% and 99.5% quantiles of a column of both sets, padded by 5%: one outlier does not
+// squeeze the rest into a corner.
+std::pair<double, double> column_range(const Points& a, const Points& b, Eigen::Index c) {
+  std::vector<double> v;
+  v.reserve(static_cast<size_t>(a.rows() + b.rows()));
+  for (Eigen::Index i = 0; i < a.rows(); ++i) v.push_back(a(i, c));
+  for (Eigen::Index i = 0; i < b.rows(); ++i) v.push_back(b(i, c));
+  std::sort(v.begin(), v.end());
+  double lo = v[static_cast<size_t>(0.005 * double(v.size() - 1))];
+  double hi = v[static_cast<size_t>(0.995 * double(v.size() - 1))];
+  if (!(hi > lo)) {
+    lo = v.front();
+    hi = v.back();
+  }
+  if (!(hi > lo)) {
+    const double h = std::max(std::abs(lo) * 0.1, 0.5);
+    lo -= h, hi += h;
+  }
+  const double p = 0.05 * (hi - lo);
+  return {lo - p, hi + p};
+}
+
+// A density histogram of column c of x on `bins` bins over [lo, hi], as the corners of a step line.
+void histogram_steps(const Points& x, Eigen::Index c, double lo, double hi, int bins,
+                     std::vector<double>& sx, std::vector<double>& sy, double& peak) {
+  std::vector<double> count(static_cast<size_t>(bins), 0.0);
+  const double w = (hi - lo) / bins;
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const int k = static_cast<int>(std::floor((x(i, c) - lo) / w));
+    if (k >= 0 && k < bins) count[static_cast<size_t>(k)] += 1.0;
+  }
+  sx.clear();
+  sy.clear();
+  sx.push_back(lo);
+  sy.push_back(0.0);
+  for (int k = 0; k < bins; ++k) {
+    const double d = count[static_cast<size_t>(k)] / (double(x.rows()) * w);
+    peak = std::max(peak, d);
+    sx.push_back(lo + k * w);
+    sy.push_back(d);
+    sx.push_back(lo + (k + 1) * w);
+    sy.push_back(d);
+  }
+  sx.push_back(hi);
+  sy.push_back(0.0);
+}
+
+}  // namespace
+
+void plot_compare_grid(const std::string& path, const Points& data, const Points& samples,
+                       const std::vector<int>& cols, const std::vector<std::string>& names,
+                       const std::string& figure_title) {
+  const ImageFormat fmt = image_format_for(path);
+  if (data.rows() == 0 || samples.rows() == 0) throw Error(path + ": no points to plot");
+  if (data.cols() != samples.cols()) {
+    throw Error(path + ": the data has " + std::to_string(data.cols()) +
+                " columns but the samples have " + std::to_string(samples.cols()));
+  }
+  if (!data.allFinite() || !samples.allFinite()) throw Error(path + ": a value is not finite");
+  if (cols.empty() || cols.size() > 6) {
+    throw UsageError("--columns: got " + std::to_string(cols.size()) + " columns; expected 1 to 6");
+  }
+  for (int c : cols) {
+    if (c < 0 || c >= data.cols()) {
+      throw UsageError("--columns: column " + std::to_string(c) +
+                       " is out of range (the data has " + std::to_string(data.cols()) + ")");
+    }
+  }
+  constexpr Rgb kSampleColour{0.90, 0.45, 0.10};
+  constexpr int kCell = 150, kGap = 10, kLeft = 64, kBottom = 44, kBins = 30;
+  const int k = static_cast<int>(cols.size());
+  const int top = kFigureTitleRow + 20;
+  const int width = kLeft + k * kCell + (k - 1) * kGap + kRightMargin;
+  const int height = top + k * kCell + (k - 1) * kGap + kBottom;
+  const Points d = subsample_rows(data, 3000, 1), s = subsample_rows(samples, 3000, 2);
+  std::vector<std::pair<double, double>> range;
+  for (int c : cols) range.push_back(column_range(data, samples, c));
+
+  AtomicFile out(path);
+  Canvas cv(fmt, width, height);
+  cv.text(kLeft, kFigureTitleRow - 9, figure_title, kFigureTitleFont, 0.0, VAlign::kBaseline, true);
+  const std::string legend_d = "data (" + std::to_string(data.rows()) + ")";
+  cv.marker(kLeft + 4, kFigureTitleRow + 6, 4, kPointColor);
+  cv.text(kLeft + 12, kFigureTitleRow + 6, legend_d, kLabelFont, 0.0, VAlign::kMiddle);
+  const double legend_s = kLeft + 24 + max_text_width({legend_d}, kLabelFont);
+  cv.marker(legend_s, kFigureTitleRow + 6, 4, kSampleColour);
+  cv.text(legend_s + 8, kFigureTitleRow + 6, "samples (" + std::to_string(samples.rows()) + ")",
+          kLabelFont, 0.0, VAlign::kMiddle);
+  for (int r = 0; r < k; ++r) {
+    for (int c = 0; c < k; ++c) {
+      Viewport vp;
+      vp.left = kLeft + c * (kCell + kGap);
+      vp.top = top + r * (kCell + kGap);
+      vp.width = vp.height = kCell;
+      const auto [x_lo, x_hi] = range[size_t(c)];
+      const Axis x_axis = linear_axis(x_lo, x_hi, 3);
+      if (r == c) {
+        std::vector<double> dx, dy, sx, sy;
+        double peak = 0.0;
+        histogram_steps(data, cols[size_t(c)], x_lo, x_hi, kBins, dx, dy, peak);
+        histogram_steps(samples, cols[size_t(c)], x_lo, x_hi, kBins, sx, sy, peak);
+        vp.limits = {x_lo, x_hi, 0.0, std::max(peak, 1e-12) * 1.1};
+        cv.axes_background(vp, x_axis.ticks, {});
+        cv.line(vp, dx, dy, kPointColor);
+        cv.line(vp, sx, sy, kSampleColour);
+        cv.axes_frame(vp, r == k - 1 ? x_axis : Axis{x_axis.ticks, {}}, Axis{});
+      } else {
+        const auto [y_lo, y_hi] = range[size_t(r)];
+        const Axis y_axis = linear_axis(y_lo, y_hi, 3);
+        vp.limits = {x_lo, x_hi, y_lo, y_hi};
+        Points dp(d.rows(), 2), sp(s.rows(), 2);
+        dp << d.col(cols[size_t(c)]), d.col(cols[size_t(r)]);
+        sp << s.col(cols[size_t(c)]), s.col(cols[size_t(r)]);
+        cv.axes_background(vp, x_axis.ticks, y_axis.ticks);
+        PointLook look = point_look(dp.rows() + sp.rows(), kCell, 0.0, 0.0);
+        cv.scatter(vp, dp, look);
+        look.colour = kSampleColour;
+        cv.scatter(vp, sp, look);
+        cv.axes_frame(vp, r == k - 1 ? x_axis : Axis{x_axis.ticks, {}},
+                      c == 0 ? y_axis : Axis{y_axis.ticks, {}});
+      }
+      const std::string& name = names.at(size_t(cols[size_t(c)]));
+      if (r == k - 1) {
+        cv.text(vp.left + kCell / 2.0, height - 8, name, kLabelFont, 0.5, VAlign::kBaseline, false,
+                kMutedInk);
+      }
+      if (c == 0) {
+        cv.vertical_text(
+            14, vp.top + kCell / 2.0,
+            r == 0 ? names.at(size_t(cols[0])) + " (density)" : names.at(size_t(cols[size_t(r)])),
+            kLabelFont, kMutedInk);
+      }
+    }
+  }
+  out.write(cv.finish());
+  out.commit();
 }
 
 void plot_schedule(const std::string& path, const Schedule& s, const std::string& figure_title) {

@@ -38,6 +38,7 @@ std::string tick_label(double v, double step);
 
 struct PointLook {
   double radius = 1.0, alpha = 1.0;
+  Rgb colour = kPointColor;
 };
 PointLook point_look(Eigen::Index n, double panel_px, double radius, double alpha);
 // Throws Error naming `what` for an empty set or fewer than 2 columns.
@@ -67,7 +68,8 @@ class Canvas {
   void axes_frame(const Viewport& vp, const Axis& x, const Axis& y);
   // The first two columns of x (N, D), clipped to the panel.
   void scatter(const Viewport& vp, const Points& x, const PointLook& look);
-  void line(const Viewport& vp, const std::vector<double>& x, const std::vector<double>& y);
+  void line(const Viewport& vp, const std::vector<double>& x, const std::vector<double>& y,
+            Rgb colour = kPointColor);
   void marker(double x, double y, double radius, Rgb colour);
 
   // PNG bytes or SVG text; the canvas is finished afterwards. Throws Error on a cairo failure.

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <numbers>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -311,100 +310,6 @@ TEST(Coverage, EightGaussiansWithoutOneModeHitSevenModes) {
   EXPECT_EQ(c.modes_hit, 7);
   EXPECT_DOUBLE_EQ(c.mode_share, 7.0 / 8.0);
   EXPECT_NEAR(c.sample_share, 1.0 - std::exp(-4.5), 0.006);
-}
-
-DrawFn gaussian_draws(int n, double mean = 0.0) {
-  return [n, mean](Rng& rng) {
-    Points p(n, 2);
-    rng.fill_normal(p.data(), size_t(p.size()));
-    return Points((p.array() + float(mean)).matrix());
-  };
-}
-
-TEST(Evaluate, IsDeterministicAndGivesRatioNearOneForFreshDraws) {
-  const Points samples = gaussian(600, 2, 99);
-  const EvalResult r1 = evaluate(samples, gaussian_draws(600), 5);
-  const EvalResult r2 = evaluate(samples, gaussian_draws(600), 5);
-  EXPECT_EQ(r1.swd, r2.swd);
-  EXPECT_EQ(r1.swd_floor, r2.swd_floor);
-  EXPECT_EQ(r1.mmd, r2.mmd);
-  EXPECT_EQ(r1.mmd_floor, r2.mmd_floor);
-  EXPECT_EQ(r1.n, 600);
-  EXPECT_FALSE(r1.coverage.has_value());
-  EXPECT_DOUBLE_EQ(r1.swd_ratio, r1.swd / r1.swd_floor);
-  EXPECT_GT(r1.swd_ratio, 0.6);  // 0.74..1.53 over 30 seeds: the floor is a mean of 5
-  EXPECT_LT(r1.swd_ratio, 1.7);
-  EXPECT_LT(std::abs(r1.mmd), 3e-3);
-  EXPECT_LT(std::abs(r1.mmd_floor), 3e-3);
-  // Another seed, other draws.
-  EXPECT_NE(evaluate(samples, gaussian_draws(600), 6).swd_floor, r1.swd_floor);
-
-  // Samples shifted by 1 are far above the floor.
-  const EvalResult off = evaluate(gaussian(600, 2, 99, 1.0), gaussian_draws(600), 5);
-  EXPECT_GT(off.swd_ratio, 5.0);
-  EXPECT_GT(off.mmd, 0.05);
-  EXPECT_EQ(off.swd_floor, r1.swd_floor);  // same seed, same fresh draws and directions
-}
-
-TEST(Evaluate, FillsCoverageWhenModesAreGiven) {
-  Modes modes;
-  modes.std = 1.0;
-  modes.centres = from_rows({{0, 0}, {50, 50}});
-  const EvalResult r = evaluate(gaussian(300, 2, 1), gaussian_draws(300), 1, &modes);
-  ASSERT_TRUE(r.coverage.has_value());
-  EXPECT_EQ(r.coverage->modes_hit, 1);
-  EXPECT_GT(r.coverage->sample_share, 0.95);
-  Modes none;
-  EXPECT_FALSE(evaluate(gaussian(300, 2, 1), gaussian_draws(300), 1, &none).coverage.has_value());
-}
-
-TEST(Evaluate, RejectsSamplesOfAnotherDimension) {
-  try {
-    evaluate(gaussian(100, 3, 1), gaussian_draws(100), 1);
-    FAIL() << "expected diffuse::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("the samples: 3 columns"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("the reference draws: 2 columns"), std::string::npos) << msg;
-  }
-}
-
-TEST(Draws, HalvesAreRandomHalvesOfTheData) {
-  Points data(101, 2);
-  for (int i = 0; i < 101; ++i) data.row(i) << float(i), float(-i);
-  const DrawFn halves = halves_draws(data);
-  Rng rng(3), again(3);
-  const Points h1 = halves(rng), h2 = halves(rng);
-  ASSERT_EQ(h1.rows(), 50);
-  ASSERT_EQ(h1.cols(), 2);
-  std::set<int> rows;
-  for (Eigen::Index i = 0; i < h1.rows(); ++i) {
-    const int r = int(h1(i, 0));
-    EXPECT_EQ(h1(i, 1), float(-r));  // a whole row of the data
-    rows.insert(r);
-  }
-  EXPECT_EQ(rows.size(), 50u);  // no row twice
-  EXPECT_NE(h1, h2);
-  EXPECT_EQ(halves(again), h1);
-  EXPECT_THROW(halves_draws(data.topRows(3)), Error);
-}
-
-TEST(Evaluate, FreshShapeDrawsScoreAtTheFloorWithFullCoverage) {
-  const Modes modes = shape_modes(Shape::kEightGaussians, 0.1);
-  const Points samples = make_shape(Shape::kEightGaussians, 500, 0.1, 12345);
-  const EvalResult r = evaluate(samples, shape_draws(Shape::kEightGaussians, 500, 0.1), 2, &modes);
-  EXPECT_GT(r.swd_ratio, 0.6);
-  EXPECT_LT(r.swd_ratio, 1.7);
-  ASSERT_TRUE(r.coverage.has_value());
-  EXPECT_EQ(r.coverage->modes_hit, 8);
-}
-
-TEST(Draws, ShapeDrawsUseASeedFromTheRng) {
-  const DrawFn moons = shape_draws(Shape::kMoons, 64, 0.1);
-  Rng rng(8), seeds(8);
-  const Points p = moons(rng);
-  EXPECT_EQ(p, make_shape(Shape::kMoons, 64, 0.1, seeds.next_u64()));
-  EXPECT_EQ(moons(rng), make_shape(Shape::kMoons, 64, 0.1, seeds.next_u64()));
 }
 
 }  // namespace

@@ -96,4 +96,13 @@ struct Normalization {
 // Fits mean and std per column; a constant column gets std 1 and its index in constant_columns.
 Normalization fit_normalization(const Points& x, std::vector<int>* constant_columns = nullptr);
 
+// A random split of a table's rows for held-out evaluation: test gets round(test_share * N) rows
+// (at least 1, at most N - 1), train the rest; both keep the columns and the rows' original order.
+// Same seed, same split. Throws UsageError for test_share outside (0, 1) ("--test") and Error
+// for fewer than 2 rows.
+struct Split {
+  Dataset train, test;
+};
+Split split_rows(const Dataset& data, double test_share, uint64_t seed);
+
 }  // namespace diffuse

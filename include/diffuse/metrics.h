@@ -1,11 +1,10 @@
 // Sample-quality metrics, as defined in the peer reference (shared/reference/seed_reference.py):
-// sliced Wasserstein-1 and unbiased MMD^2, each against fresh draws of the data, with the noise
-// floor measured between fresh draws themselves. Not a plotting or statistics library.
+// sliced Wasserstein-1, unbiased MMD^2 and mode coverage between point sets. The evaluation
+// protocol (reference, units, floor) is in evaluate.h. Not a plotting or statistics library.
 #pragma once
 
 #include <Eigen/Core>
 #include <cstdint>
-#include <functional>
 #include <optional>
 
 #include "diffuse/dataset.h"
@@ -49,29 +48,12 @@ struct Coverage {
 // samples is (N, D), modes.centres is (K, D); distances are Euclidean.
 Coverage mode_coverage(const Points& samples, const Modes& modes);
 
+// The headline scores of an evaluation (see evaluate.h for the protocol that fills them).
 struct EvalResult {
   double swd = 0, swd_floor = 0, swd_ratio = 0;
   double mmd = 0, mmd_floor = 0;
   int64_t n = 0;
   std::optional<Coverage> coverage;
 };
-
-// A source of fresh reference draws: a built-in shape (new points each call) or the halves of a
-// data file (each call a new random half).
-using DrawFn = std::function<Points(Rng& rng)>;
-
-// As the reference's main(): with Rng ev(seed), ten fresh draws f[0..9] = fresh(ev); then
-// swd = mean over i < 5 of swd(samples, f[i], ev), swd_floor = mean of swd(f[i], f[i + 5], ev),
-// mmd = mean of mmd(samples, f[i], f[0]), mmd_floor = mean of mmd(f[i], f[i + 5], f[0]),
-// swd_ratio = swd / swd_floor. Deterministic for a seed. Coverage is filled when modes is given
-// and not empty. samples is (N, D).
-EvalResult evaluate(const Points& samples, const DrawFn& fresh, uint64_t seed,
-                    const Modes* modes = nullptr);
-
-// Fresh draws for a reference: a shape (n points each, seed drawn from the rng) or a file's points
-// (each call an independent random half, floor(N / 2) rows: two draws may share rows, which makes
-// a floor between them a little lower than between disjoint halves).
-DrawFn shape_draws(Shape s, int n, double noise);
-DrawFn halves_draws(const Points& data);
 
 }  // namespace diffuse

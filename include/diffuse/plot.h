@@ -81,6 +81,15 @@ struct FigureLayout {
 FigureLayout strip_layout(const std::vector<Points>& panels, const PlotStyle& style = {},
                           const std::string& figure_title = "");
 
+// Data against samples on a few columns (1 to 6): a k x k grid; on the diagonal the histograms of
+// column cols[i] of both (densities on shared bins: data blue, samples orange), off it the scatter
+// of columns (cols[j], cols[i]), data in blue under the samples in orange (at most 3,000 random
+// rows of each). names are all the columns' names. Throws Error for mismatched columns, an empty
+// or non-finite set, or a column index out of range.
+void plot_compare_grid(const std::string& path, const Points& data, const Points& samples,
+                       const std::vector<int>& cols, const std::vector<std::string>& names,
+                       const std::string& figure_title);
+
 // beta_t over t, and sqrt(alpha_bar_t) over t beside it on [0, 1] with its terminal value marked,
 // so that a schedule that leaves signal in x_T is visible at a glance.
 void plot_schedule(const std::string& path, const Schedule& schedule,
