@@ -1,5 +1,5 @@
 // The Python module's compiled half, `diffuse._diffuse`: thin pybind11 bindings over the library
-// (run.h, checkpoint.h, sampler.h, dataset.h, metrics.h). The public API and its keyword handling
+// (run.h, checkpoint.h, sampler.h, dataset.h, evaluate.h). The public API and its keyword handling
 // are in python/diffuse/__init__.py; nothing here decides a default (they come from RunConfig{},
 // SampleConfig{}, ...). Training and sampling release the GIL; a training run takes it back once
 // an epoch to report progress and to check for Ctrl-C (PyErr_CheckSignals), which stops the run
@@ -19,7 +19,7 @@
 #include "diffuse/checkpoint.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
-#include "diffuse/metrics.h"
+#include "diffuse/evaluate.h"
 #include "diffuse/model.h"
 #include "diffuse/run.h"
 #include "diffuse/sampler.h"
@@ -281,61 +281,36 @@ py::array sample_model(const PyModel& m, int n, uint64_t seed, const std::string
   return to_numpy(std::move(x));
 }
 
-// diffuse.evaluate: the CLI's `eval` (evaluate_against in cli/common.cpp) on arrays, its JSON keys
-// as a dict. When the library gets its own evaluation entry point (issue 11), this should call it.
-py::dict evaluate_for_python(const py::object& samples, const py::object& reference, double noise,
-                             uint64_t seed) {
-  Points x = to_points(samples, "samples");
-  EvalResult r;
+// diffuse.evaluate: the library's evaluate_samples (the same protocol and JSON as `diffuse eval`),
+// against a shape name, a CSV path or an array of reference rows; train adds copy_share.
+py::object evaluate_for_python(const py::object& samples, const py::object& reference, double noise,
+                               uint64_t seed, const py::object& train) {
+  const Points x = to_points(samples, "samples");
+  Reference ref;
   if (py::isinstance<py::str>(reference)) {
-    const std::string against = reference.cast<std::string>();
-    if (auto shape = shape_from_string(against)) {
-      if (x.cols() != 2) {
-        throw Error("samples have " + std::to_string(x.cols()) + " columns but '" + against +
-                    "' is 2-D");
-      }
-      const Modes modes = shape_modes(*shape, noise);
-      py::gil_scoped_release release;
-      r = evaluate(x, shape_draws(*shape, static_cast<int>(x.rows()), noise), seed,
-                   modes.centres.rows() > 0 ? &modes : nullptr);
-    } else {
-      if (!is_shape_name(against) && against.find('/') == std::string::npos &&
-          against.find(".csv") == std::string::npos) {
-        load_data(against, 1, noise, seed);  // throws the unknown-name error listing the shapes
-      }
-      const Dataset ref = read_csv(against);
-      if (ref.x.cols() != x.cols()) {
-        throw Error(against + ": has " + std::to_string(ref.x.cols()) +
-                    " columns but the samples have " + std::to_string(x.cols()));
-      }
-      if (ref.x.rows() < 4) throw Error(against + ": needs at least 4 rows to split into halves");
-      py::gil_scoped_release release;
-      r = evaluate(x, halves_draws(ref.x), seed);
-    }
+    ref = resolve_reference(reference.cast<std::string>(), noise);
   } else {
-    const Points ref = to_points(reference, "reference");
-    if (ref.cols() != x.cols()) {
-      throw Error("reference has " + std::to_string(ref.cols()) + " columns but the samples have " +
-                  std::to_string(x.cols()));
+    ref.name = "reference";
+    ref.rows = to_points(reference, "reference");
+    if (ref.rows.rows() < 4) throw Error("reference: needs at least 4 rows (two samples of 2)");
+    for (Eigen::Index c = 0; c < ref.rows.cols(); ++c) {
+      ref.columns.push_back("x" + std::to_string(c));
     }
-    if (ref.rows() < 4) throw Error("reference: needs at least 4 rows to split into halves");
+  }
+  std::optional<Points> t;
+  if (!train.is_none()) {
+    t = py::isinstance<py::str>(train) ? read_csv(train.cast<std::string>()).x
+                                       : to_points(train, "train");
+  }
+  EvalConfig config;
+  config.noise = noise;
+  config.seed = seed;
+  std::string json;
+  {
     py::gil_scoped_release release;
-    r = evaluate(x, halves_draws(ref), seed);
+    json = evaluation_json(evaluate_samples(x, ref, config, t ? &*t : nullptr));
   }
-  py::dict d;
-  d["swd"] = r.swd;
-  d["swd_floor"] = r.swd_floor;
-  d["swd_ratio"] = r.swd_ratio;
-  d["mmd"] = r.mmd;
-  d["mmd_floor"] = r.mmd_floor;
-  d["n"] = r.n;
-  if (r.coverage) {
-    d["modes"] = r.coverage->modes;
-    d["modes_hit"] = r.coverage->modes_hit;
-    d["mode_coverage"] = r.coverage->mode_share;
-    d["in_mode_share"] = r.coverage->sample_share;
-  }
-  return d;
+  return py::module_::import("json").attr("loads")(json);
 }
 
 // The weights under their PyTorch state_dict names, as arrays of their PyTorch shapes (copies).
@@ -446,8 +421,9 @@ PYBIND11_MODULE(_diffuse, m) {
         return model;
       },
       py::arg("path"), "Loads a checkpoint written by `diffuse train` or Model.save.");
+  const EvalConfig ed;
   m.def("evaluate", &evaluate_for_python, py::arg("samples"), py::arg("reference"),
-        py::arg("noise") = 0.1, py::arg("seed") = 1000);
+        py::arg("noise") = ed.noise, py::arg("seed") = ed.seed, py::arg("train") = py::none());
 
   const SampleConfig sd;
   py::class_<PyModel>(m, "Model", "A trained denoising diffusion model (a checkpoint in memory).")
