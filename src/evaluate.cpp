@@ -263,7 +263,7 @@ Evaluation evaluate_samples(const Points& samples, const Reference& ref, const E
                 " row(s); expected at least 2");
   }
   if (ref.shape && samples.cols() != 2) {
-    throw Error("the samples have " + std::to_string(samples.cols()) + " columns but '" + ref.name +
+    throw Error("samples have " + std::to_string(samples.cols()) + " columns but '" + ref.name +
                 "' is 2-D");
   }
   if (!ref.shape && samples.cols() != ref.rows.cols()) {
