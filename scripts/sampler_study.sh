@@ -4,6 +4,9 @@
 # with its own seed), with the time to sample 10,000 points. Not run by CI.
 #   usage: scripts/sampler_study.sh [BUILD_DIR] [OUT.md] [MODELS_DIR]
 # MODELS_DIR may hold NAME.SEED.safetensors from scripts/quality.sh (trained here when missing).
+#   env: SEEDS="0 1 2"  NFES="5 10 20 50 100"  MODEL_NOTE= (how MODELS_DIR's models were trained)
+#        EVAL_OPTS= (extra `diffuse eval` options, e.g.
+#        "--pairs 96" for a faster, noisier score)
 set -euo pipefail
 build=${1:-build/release}
 out=${2:-docs/SAMPLERS.md}
@@ -23,7 +26,7 @@ for data in swiss_roll moons; do
     [[ -f $m ]] || "$bin" train --data "$data" --seed "$seed" --threads 2 -q -o "$m"
     T=$("$py" -c "import json,struct,sys;b=open(sys.argv[1],'rb').read();n=struct.unpack('<Q',b[:8])[0];print(json.loads(b[8:8+n])['__metadata__']['T'])" "$m")
     rows=("ddpm:$T:0")
-    for k in 5 10 20 50 100; do
+    for k in ${NFES:-5 10 20 50 100}; do
       [[ $k -le $T ]] || continue
       rows+=("ddim:$k:0" "ddim:$k:1" "dpmpp2m:$k:0")
     done
@@ -33,7 +36,8 @@ for data in swiss_roll moons; do
       "$bin" sample "$m" -n 10000 --seed "$seed" --threads 1 --sampler "$sampler" --nfe "$nfe" \
         --eta "$eta" -o "$work/s.csv"
       t1=$(now)
-      json=$("$bin" eval "$work/s.csv" --against "$data" --json)
+      # shellcheck disable=SC2086
+      json=$("$bin" eval "$work/s.csv" --against "$data" ${EVAL_OPTS:-} --json)
       echo "{\"data\": \"$data\", \"T\": $T, \"seed\": $seed, \"sampler\": \"$sampler\", \"nfe\": $nfe, \"eta\": $eta, \"s\": $(awk "BEGIN{print $t1 - $t0}"), \"eval\": $json}" >>"$results"
     done
     echo "samplers: $data seed $seed done" >&2
@@ -44,13 +48,16 @@ done
   echo
   echo "Written by \`scripts/sampler_study.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores,"
   echo "$(lscpu | sed -n 's/^Model name: *//p' | head -1)), on a machine shared with other jobs."
-  "$py" - "$results" "$seeds" <<'PY'
+  "$py" - "$results" "$seeds" "${EVAL_OPTS:-}" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 seeds = sys.argv[2].split()
-print(f"One model per data set and training seed ({', '.join(seeds)}), default settings "
-      "(`diffuse train --data NAME --seed S`); 10,000 samples with sampling seed S, one thread; "
-      "`swd_ratio` from `diffuse eval` (standardized units; 1 = as good as fresh data), "
+opts = f" {sys.argv[3]}" if sys.argv[3] else ""
+import os
+trained = os.environ.get("MODEL_NOTE", "default settings (`diffuse train --data NAME --seed S`)")
+print(f"One model per data set and training seed ({', '.join(seeds)}), {trained}; "
+      "10,000 samples with sampling seed S, one thread; "
+      f"`swd_ratio` from `diffuse eval{opts}` (standardized units; 1 = as good as fresh data), "
       "**mean ± spread over the training seeds**: differences smaller than the spreads are not "
       "differences. DDPM evaluates the model at every one of the T steps, so it has one row "
       "(NFE = T). DDIM and DPM-Solver++(2M) use the \"trailing\" timestep subsequence "
