@@ -7,7 +7,7 @@ trained here samples the same bits as `diffuse sample` for the same seed and thr
     x = diffuse.make_shape("moons", n=10000, seed=1)    # (10000, 2) float32
     model = diffuse.train(x, epochs=200, progress=True)  # any (N, D) array, a CSV path or a shape
     y = model.sample(5000, seed=0)                       # (5000, D), in the data's units
-    print(diffuse.evaluate(y, x))                        # the keys of `diffuse eval --json`
+    print(diffuse.evaluate(y, "moons"))                  # `diffuse eval --json`; train=x: copy_share
     model.save("moons.safetensors")                      # `diffuse sample moons.safetensors ...`
 
 Bad input raises ValueError (or TypeError) with the line the CLI prints. Ctrl-C during `train`
