@@ -768,10 +768,12 @@ void plot_compare_grid(const std::string& path, const Points& data, const Points
         dp << d.col(cols[size_t(c)]), d.col(cols[size_t(r)]);
         sp << s.col(cols[size_t(c)]), s.col(cols[size_t(r)]);
         cv.axes_background(vp, x_axis.ticks, y_axis.ticks);
-        PointLook look = point_look(dp.rows() + sp.rows(), kCell, 0.0, 0.0);
-        cv.scatter(vp, dp, look);
-        look.colour = kSampleColour;
-        cv.scatter(vp, sp, look);
+        // The samples first, the data on top, each sized for its own count: 36 held-out rows
+        // must stay visible over 3,000 samples.
+        PointLook sample_look = point_look(sp.rows(), kCell, 0.0, 0.0);
+        sample_look.colour = kSampleColour;
+        cv.scatter(vp, sp, sample_look);
+        cv.scatter(vp, dp, point_look(dp.rows(), kCell, 0.0, 0.0));
         cv.axes_frame(vp, r == k - 1 ? x_axis : Axis{x_axis.ticks, {}},
                       c == 0 ? y_axis : Axis{y_axis.ticks, {}});
       }

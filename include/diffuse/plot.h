@@ -83,7 +83,7 @@ FigureLayout strip_layout(const std::vector<Points>& panels, const PlotStyle& st
 
 // Data against samples on a few columns (1 to 6): a k x k grid; on the diagonal the histograms of
 // column cols[i] of both (densities on shared bins: data blue, samples orange), off it the scatter
-// of columns (cols[j], cols[i]), data in blue under the samples in orange (at most 3,000 random
+// of columns (cols[j], cols[i]), data in blue over the samples in orange (at most 3,000 random
 // rows of each). names are all the columns' names. Throws Error for mismatched columns, an empty
 // or non-finite set, or a column index out of range.
 void plot_compare_grid(const std::string& path, const Points& data, const Points& samples,
