@@ -308,6 +308,37 @@ Normalization parse_normalization(const Meta& meta, const std::string& src, int 
   return n;
 }
 
+DataRange parse_range(const Meta& meta, const std::string& src, int dim) {
+  const json j = meta.json_value("range");
+  const std::string what = "metadata \"range\"";
+  if (!j.is_object()) {
+    fail(src, what + " must be an object {\"min\": [..], \"max\": [..], \"integer\": [..]}, " +
+                  "found " + brief(j));
+  }
+  for (const char* key : {"min", "max", "integer"}) {
+    if (!j.contains(key)) fail(src, what + " has no \"" + key + "\"");
+  }
+  DataRange r;
+  r.min = number_array(src, what + " min", j["min"], dim);
+  r.max = number_array(src, what + " max", j["max"], dim);
+  const json& ints = j["integer"];
+  if (!ints.is_array() || ints.size() != static_cast<size_t>(dim)) {
+    fail(src, what + " integer must be an array of " + std::to_string(dim) + " true/false, found " +
+                  brief(ints));
+  }
+  for (const json& b : ints) {
+    if (!b.is_boolean()) fail(src, what + " integer must hold true/false, found " + brief(b));
+    r.integer.push_back(b.get<bool>());
+  }
+  for (int i = 0; i < dim; ++i) {
+    if (!std::isfinite(r.min[i]) || !std::isfinite(r.max[i]) || !(r.min[i] <= r.max[i])) {
+      fail(src, what + " column " + std::to_string(i) + " has min " + format_double(r.min[i]) +
+                    " and max " + format_double(r.max[i]) + ", expected finite min <= max");
+    }
+  }
+  return r;
+}
+
 std::vector<std::string> parse_columns(const Meta& meta, const std::string& src, int dim) {
   const json j = meta.json_value("columns");
   if (!j.is_array()) fail(src, "metadata \"columns\" must be a JSON array of strings");
@@ -482,6 +513,7 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
   }
 
   if (meta.find("normalization")) ck.normalization = parse_normalization(meta, src, D);
+  if (meta.find("range")) ck.range = parse_range(meta, src, D);
   if (meta.find("columns")) ck.columns = parse_columns(meta, src, D);
   for (const auto& [key, value] : st.metadata) {
     if (key.rfind(kInfoPrefix, 0) == 0) ck.info[key.substr(std::strlen(kInfoPrefix))] = value;
@@ -533,6 +565,22 @@ SafeTensors checkpoint_to_safetensors(const std::string& path, const Checkpoint&
                        format_double(norm.mean[i]) + ", std " + format_double(norm.std[i]));
     }
   }
+  const DataRange& range = ck.range;
+  if (!range.empty() &&
+      (range.min.size() != static_cast<size_t>(D) || range.max.size() != range.min.size() ||
+       range.integer.size() != range.min.size())) {
+    refuse(path, "range has " + std::to_string(range.min.size()) + " minima, " +
+                     std::to_string(range.max.size()) + " maxima and " +
+                     std::to_string(range.integer.size()) +
+                     " integer flags for dim=" + std::to_string(D));
+  }
+  for (size_t i = 0; i < range.min.size(); ++i) {
+    if (!std::isfinite(range.min[i]) || !std::isfinite(range.max[i]) ||
+        !(range.min[i] <= range.max[i])) {
+      refuse(path, "range column " + std::to_string(i) + " has min " + format_double(range.min[i]) +
+                       ", max " + format_double(range.max[i]));
+    }
+  }
   if (!ck.columns.empty() && ck.columns.size() != static_cast<size_t>(D)) {
     refuse(path, std::to_string(ck.columns.size()) + " column names for dim=" + std::to_string(D));
   }
@@ -556,6 +604,9 @@ SafeTensors checkpoint_to_safetensors(const std::string& path, const Checkpoint&
   md["cosine_s"] = format_double(ck.schedule.cosine_s);
   // nlohmann writes doubles in the shortest form that reads back to the same bits.
   if (!norm.empty()) md["normalization"] = json{{"mean", norm.mean}, {"std", norm.std}}.dump();
+  if (!range.empty()) {
+    md["range"] = json{{"min", range.min}, {"max", range.max}, {"integer", range.integer}}.dump();
+  }
   if (!ck.columns.empty()) md["columns"] = json(ck.columns).dump();
   for (const auto& [key, value] : ck.info) md[kInfoPrefix + key] = value;
 

@@ -46,6 +46,11 @@ Checkpoint make_checkpoint(const ModelConfig& mc, bool with_train) {
     ck.normalization.mean.push_back(rng.normal() * 10);
     ck.normalization.std.push_back(0.1 + rng.uniform());
   }
+  for (int i = 0; i < mc.dim; ++i) {
+    ck.range.min.push_back(rng.normal() * 10 - 20);
+    ck.range.max.push_back(rng.normal() * 10 + 20);
+    ck.range.integer.push_back(i % 2 == 0);
+  }
   ck.columns = {"x", "temp\xc3\xa9 \"C\"", "z,w"};  // UTF-8, a quote and a comma
   ck.columns.resize(mc.dim, "c");
   ck.info = {{"data", "moons"}, {"epochs", "10"}, {"note", "tab\there"}};
@@ -180,6 +185,9 @@ TEST(Checkpoint, RoundTripIsBitExact) {
   expect_bits_equal(back.params, ck.params, "params");
   expect_bits_equal(back.normalization.mean, ck.normalization.mean, "mean");
   expect_bits_equal(back.normalization.std, ck.normalization.std, "std");
+  expect_bits_equal(back.range.min, ck.range.min, "range.min");
+  expect_bits_equal(back.range.max, ck.range.max, "range.max");
+  EXPECT_EQ(back.range.integer, ck.range.integer);
   EXPECT_EQ(back.columns, ck.columns);
   EXPECT_EQ(back.info, ck.info);
 
@@ -203,6 +211,7 @@ TEST(Checkpoint, OptionalPartsStayAbsent) {
   TempDir dir;
   Checkpoint ck = make_checkpoint(kSmall, false);
   ck.normalization = {};
+  ck.range = {};  // as in checkpoints saved before the range was stored: they load without it
   ck.columns.clear();
   ck.info.clear();
   ck.schedule.kind = ScheduleKind::kQuadratic;
@@ -210,10 +219,12 @@ TEST(Checkpoint, OptionalPartsStayAbsent) {
   const SafeTensors st = read_safetensors(dir.file("a.safetensors"));
   EXPECT_EQ(st.tensors.size(), 11u);
   EXPECT_EQ(st.metadata.count("normalization"), 0u);
+  EXPECT_EQ(st.metadata.count("range"), 0u);
   EXPECT_EQ(st.metadata.count("columns"), 0u);
 
   const Checkpoint back = load_checkpoint(dir.file("a.safetensors"));
   EXPECT_TRUE(back.normalization.empty());
+  EXPECT_TRUE(back.range.empty());
   EXPECT_TRUE(back.columns.empty());
   EXPECT_TRUE(back.info.empty());
   EXPECT_FALSE(back.train_state.has_value());
@@ -381,6 +392,12 @@ TEST(Checkpoint, SaveRefusesInconsistentCheckpoints) {
   EXPECT_THROW(save_checkpoint(path, ck), Error);
   ck = make_checkpoint(kSmall, true);
   ck.normalization.std.pop_back();
+  EXPECT_THROW(save_checkpoint(path, ck), Error);
+  ck = make_checkpoint(kSmall, true);
+  ck.range.integer.pop_back();
+  EXPECT_THROW(save_checkpoint(path, ck), Error);
+  ck = make_checkpoint(kSmall, true);
+  ck.range.min[1] = ck.range.max[1] + 1;
   EXPECT_THROW(save_checkpoint(path, ck), Error);
   ck = make_checkpoint(kSmall, true);
   ck.schedule.T = 7;
@@ -629,6 +646,14 @@ TEST_F(CheckpointFile, MetadataContradictsTensors) {
       LoadFailsWith(path, {"metadata \"normalization\" must be an object", "found an array"}));
   edit_metadata("normalization", R"({"mean": [1, 2, 3], "std": [1, 1)");
   EXPECT_TRUE(LoadFailsWith(path, {"metadata \"normalization\" is not valid JSON"}));
+  edit_metadata("range", R"({"min": [0, 0], "max": [1, 1], "integer": [true, true]})");
+  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"range\" min has 2 values but the model has dim=3"}));
+  edit_metadata("range", R"({"min": [0, 0, 0], "max": [1, 1, 1]})");
+  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"range\" has no \"integer\""}));
+  edit_metadata("range", R"({"min": [0, 2, 0], "max": [1, 1, 1], "integer": [true, true, true]})");
+  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"range\" column 1 has min 2 and max 1"}));
+  edit_metadata("range", R"({"min": [0, 0, 0], "max": [1, 1, 1], "integer": [true, 1, true]})");
+  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"range\" integer must hold true/false, found 1"}));
   edit_metadata("columns", R"(["x", "y"])");
   EXPECT_TRUE(
       LoadFailsWith(path, {"metadata \"columns\" names 2 columns but the model has dim=3"}));

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "diffuse/data_range.h"
 #include "diffuse/dataset.h"
 #include "diffuse/model.h"
 #include "diffuse/optim.h"
@@ -34,6 +35,7 @@ struct Checkpoint {
   ModelConfig model;
   ScheduleConfig schedule;
   Normalization normalization;       // empty: data were not standardized
+  DataRange range;                   // the training data's range; empty: not stored (old files)
   std::vector<std::string> columns;  // data column names, if any
   std::vector<float> params;         // the weights to sample from (EMA when trained with EMA)
   std::optional<TrainState> train_state;
@@ -44,8 +46,9 @@ struct Checkpoint {
 // present, as extra 1-D tensors "train.adam.m", "train.adam.v", "train.raw" (omitted when
 // raw_params is empty) and metadata keys. Metadata (all values strings): "format" = "diffuse",
 // "format_version", "dim", "hidden", "T", "schedule", "beta_start", "beta_end", "cosine_s"
-// (%.17g, exact round trip), optional "normalization" {"mean": [..], "std": [..]} and "columns"
-// [..] as JSON text, "info.KEY" per info entry; with train state "train.epoch", "train.adam.step",
+// (%.17g, exact round trip), optional "normalization" {"mean": [..], "std": [..]}, "range"
+// {"min": [..], "max": [..], "integer": [true/false..]} (data units) and "columns" [..] as JSON
+// text, "info.KEY" per info entry; with train state "train.epoch", "train.adam.step",
 // "train.adam.lr", "train.adam.beta1", "train.adam.beta2", "train.adam.eps", "train.rng" (JSON
 // array of 4 decimal strings) and "train.config". Throws Error naming path when ckpt is
 // inconsistent (sizes, non-finite weights) instead of writing a file load_checkpoint rejects.
