@@ -159,6 +159,43 @@ class Recorder {
   bool full_;
 };
 
+// The x0 clamp (SampleConfig::x0_clamp) as a step on the model's output: the x0 prediction
+// implied by eps at timestep t is clamped, and where it moved eps is re-derived from it.
+// Allocates its buffers once, so apply() allocates nothing.
+class X0Guard {
+ public:
+  X0Guard(const SampleConfig& c, const Schedule& s, int n, int D)
+      : mode_(c.x0_clamp), range_(c.x0_range), schedule_(s), n_(n) {
+    if (!active()) return;
+    if (range_.lo.size() != static_cast<size_t>(D) || range_.hi.size() != range_.lo.size()) {
+      throw Error("sample: the x0 range has " + std::to_string(range_.lo.size()) +
+                  " columns but the samples have " + std::to_string(D));
+    }
+    x0_.resize(static_cast<size_t>(n) * D);
+    scratch_.resize(D);
+  }
+  bool active() const { return mode_ != X0Clamp::kOff && !range_.empty(); }
+  void apply(const float* x, int t, float* eps) {
+    if (!active()) return;
+    const double a = schedule_.sqrt_alpha_bar[t], s = schedule_.sqrt_one_minus_alpha_bar[t];
+    if (!(s > 0)) return;  // no noise left: x is its own x0 and eps does not matter
+    const size_t size = x0_.size();
+    auto x0_of = [&](size_t k) { return static_cast<float>((x[k] - s * eps[k]) / a); };
+    for (size_t k = 0; k < size; ++k) x0_[k] = x0_of(k);
+    if (clamp_x0(mode_, range_, x0_.data(), n_, scratch_.data()) == 0) return;
+    for (size_t k = 0; k < size; ++k) {
+      if (x0_[k] != x0_of(k)) eps[k] = static_cast<float>((x[k] - a * x0_[k]) / s);
+    }
+  }
+
+ private:
+  X0Clamp mode_;
+  const X0Range& range_;
+  const Schedule& schedule_;
+  int n_;
+  std::vector<float> x0_, scratch_;
+};
+
 void check_schedule(const Schedule& s) {
   const size_t T = s.beta.size();
   if (T < 1 || s.alpha.size() != T || s.alpha_bar.size() != T || s.alpha_bar_prev.size() != T ||
@@ -288,6 +325,7 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
   Points x(n, D);  // (n, D) row-major == (D, n) column-major, the EpsFn's layout
   fill_noise(x.data());
   Recorder rec(trajectory, c.record_every, K == T);
+  X0Guard guard(c, schedule, n, D);
   rec.initial(T, x);
 
   // Everything the loop touches is allocated here; Map wraps raw buffers without allocating.
@@ -304,6 +342,7 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
     for (int i = 0; i < K; ++i) {
       const DpmStep& st = steps[i];
       eps_fn(x.data(), st.t, n, eps_buf.data());
+      guard.apply(x.data(), st.t, eps_buf.data());
       Vec cur(x0_cur, static_cast<Eigen::Index>(size));
       Vec prev(x0_prev, static_cast<Eigen::Index>(size));
       // Kept for the next step's second-order term (not needed after the last step).
@@ -328,6 +367,7 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
     for (int i = 0; i < K; ++i) {
       const LinearStep& st = steps[i];
       eps_fn(x.data(), st.t, n, eps_buf.data());
+      guard.apply(x.data(), st.t, eps_buf.data());
       if (st.noise) {
         fill_noise(z_buf.data());
         xv = static_cast<float>(st.a) * xv + static_cast<float>(st.b) * eps +

@@ -609,6 +609,181 @@ TEST(GaussianMoments, DiscretisationErrorShrinksWithSteps) {
   }
 }
 
+// ---- the x0 clamp ----
+
+// Data N(0, 1) in both dimensions and a range well inside it, so the exact predictor's x0 leaves
+// the range at most steps of most samples.
+const std::vector<double> kMu0 = {0.0, 0.0}, kS1 = {1.0, 1.0};
+const X0Range kNarrow = {{-0.5f, -0.2f}, {0.5f, 1.0f}};
+
+SampleConfig clamped(SamplerKind k, int nfe, double eta, X0Clamp mode, const X0Range& r) {
+  SampleConfig c = config(k, nfe, eta, 5);
+  c.x0_clamp = mode;
+  c.x0_range = r;
+  return c;
+}
+
+// E[x0 | x_t] for data N(mu, s^2), in double.
+double exact_x0(const Schedule& sch, int t, double x, double mu, double s) {
+  const double ab = sch.alpha_bar[t];
+  return mu + s * s * std::sqrt(ab) * (x - std::sqrt(ab) * mu) / (ab * s * s + 1 - ab);
+}
+
+double clip(double v, int d, const X0Range& r) { return std::clamp<double>(v, r.lo[d], r.hi[d]); }
+
+size_t outside(const Points& x, const X0Range& r, float tol) {
+  size_t k = 0;
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    for (int d = 0; d < 2; ++d) k += x(i, d) < r.lo[d] - tol || x(i, d) > r.hi[d] + tol;
+  }
+  return k;
+}
+
+// Without the clamp most sampled values leave the range; with it (clip or threshold) none does,
+// for every sampler.
+TEST(X0Clamp, EverySamplerEndsInsideTheRange) {
+  const Schedule sch = cosine_schedule(100);
+  const EpsFn eps = gaussian_eps(sch, kMu0, kS1);
+  const int n = 2000;
+  struct Case {
+    SamplerKind k;
+    int nfe;
+    double eta;
+  };
+  for (const Case& cs : {Case{SamplerKind::kDdpm, 0, 0.0}, Case{SamplerKind::kDdim, 10, 0.0},
+                         Case{SamplerKind::kDdim, 10, 1.0}, Case{SamplerKind::kDpmpp2m, 10, 0.0}}) {
+    const std::string name = to_string(cs.k) + " eta " + std::to_string(cs.eta);
+    const Points off =
+        sample(eps, sch, n, 2, clamped(cs.k, cs.nfe, cs.eta, X0Clamp::kOff, kNarrow));
+    EXPECT_GT(outside(off, kNarrow, 0.0f), static_cast<size_t>(n)) << name;  // > 25% of 2n
+    for (X0Clamp mode : {X0Clamp::kClip, X0Clamp::kThreshold}) {
+      const Points x = sample(eps, sch, n, 2, clamped(cs.k, cs.nfe, cs.eta, mode, kNarrow));
+      EXPECT_EQ(outside(x, kNarrow, 1e-6f), 0u) << name << " " << to_string(mode);
+    }
+  }
+}
+
+// The clamp acts at every step, not only on the output: each DDIM (eta 0) step, recorded in the
+// trajectory, is Song et al.'s Eq. 12 with the clipped x0 of the exact predictor, computed here in
+// double: x_prev = sqrt(ab_prev) x0c + sqrt(1 - ab_prev) (x - sqrt(ab) x0c) / sqrt(1 - ab).
+TEST(X0Clamp, EachDdimStepUsesTheClippedX0) {
+  const Schedule sch = cosine_schedule(100);
+  const int K = 10, n = 200;
+  SampleConfig c = clamped(SamplerKind::kDdim, K, 0.0, X0Clamp::kClip, kNarrow);
+  c.record_every = 1;
+  Trajectory tr;
+  sample(gaussian_eps(sch, kMu0, kS1), sch, n, 2, c, &tr);
+  const std::vector<int> ts = sampling_timesteps(100, K);
+  ASSERT_EQ(tr.x.size(), ts.size() + 1);
+  size_t clipped = 0;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const double ab = sch.alpha_bar[ts[i]];
+    const double ab_prev = i + 1 < ts.size() ? sch.alpha_bar[ts[i + 1]] : 1.0;
+    for (int j = 0; j < n; ++j) {
+      for (int d = 0; d < 2; ++d) {
+        const double x = tr.x[i](j, d);
+        const double x0 = exact_x0(sch, ts[i], x, kMu0[d], kS1[d]);
+        const double x0c = clip(x0, d, kNarrow);
+        clipped += x0c != x0;
+        const double want = std::sqrt(ab_prev) * x0c +
+                            std::sqrt(1 - ab_prev) * (x - std::sqrt(ab) * x0c) / std::sqrt(1 - ab);
+        ASSERT_NEAR(tr.x[i + 1](j, d), want, 1e-4 * (1 + std::abs(want)))
+            << "step " << i << " sample " << j << " dim " << d;
+      }
+    }
+  }
+  EXPECT_GT(clipped, ts.size() * n / 2) << "the range should bind at many steps";
+}
+
+// DDPM with the clamp is Ho et al.'s clip_denoised: each step goes to the mean of the posterior
+// q(x_{t-1} | x_t, x0 = clip(x0_hat)) plus sigma_t z, reproduced here in double with the
+// documented draw order (x_T, then one z per step but the last).
+TEST(X0Clamp, DdpmStepsToThePosteriorMeanOfTheClippedX0) {
+  const Schedule sch = cosine_schedule(20);
+  const int n = 100, D = 2;
+  const size_t size = static_cast<size_t>(n) * D;
+  const SampleConfig c = clamped(SamplerKind::kDdpm, 0, 0.0, X0Clamp::kClip, kNarrow);
+  const Points got = sample(gaussian_eps(sch, kMu0, kS1), sch, n, D, c);
+  Rng rng(c.seed);
+  std::vector<float> xf(size), z(size);
+  rng.fill_normal(xf.data(), size);
+  std::vector<double> x(xf.begin(), xf.end());
+  for (int t = sch.T() - 1; t >= 0; --t) {
+    const double ab = sch.alpha_bar[t], ab_prev = sch.alpha_bar_prev[t], beta = sch.beta[t];
+    const double c0 = std::sqrt(ab_prev) * beta / (1 - ab);
+    const double ct = std::sqrt(sch.alpha[t]) * (1 - ab_prev) / (1 - ab);
+    if (t > 0) rng.fill_normal(z.data(), size);
+    for (size_t k = 0; k < size; ++k) {
+      const int d = static_cast<int>(k % D);
+      const double x0c = clip(exact_x0(sch, t, x[k], kMu0[d], kS1[d]), d, kNarrow);
+      x[k] = c0 * x0c + ct * x[k] + (t > 0 ? std::sqrt(sch.posterior_variance[t]) * z[k] : 0.0);
+    }
+  }
+  for (size_t k = 0; k < size; ++k) {
+    EXPECT_NEAR(got.data()[k], x[k], 1e-4 * (1 + std::abs(x[k]))) << k;
+  }
+}
+
+// DPM-Solver++(2M) with the clamp: Lu et al.'s Alg. 2 with every data prediction clipped (as
+// their Sec. 5 proposes thresholding), reproduced here in double.
+TEST(X0Clamp, DpmSolverUsesTheClippedDataPredictions) {
+  const Schedule sch = cosine_schedule(100);
+  const int n = 100, D = 2, K = 6;
+  const size_t size = static_cast<size_t>(n) * D;
+  const SampleConfig c = clamped(SamplerKind::kDpmpp2m, K, 0.0, X0Clamp::kClip, kNarrow);
+  const Points got = sample(gaussian_eps(sch, kMu0, kS1), sch, n, D, c);
+  std::vector<float> xf(size);
+  Rng(c.seed).fill_normal(xf.data(), size);
+  const std::vector<int> ts = sampling_timesteps(100, K);
+  auto lambda = [&](int t) {
+    return std::log(std::sqrt(sch.alpha_bar[t]) / std::sqrt(1 - sch.alpha_bar[t]));
+  };
+  for (size_t k = 0; k < size; ++k) {
+    const int d = static_cast<int>(k % D);
+    double x = xf[k], x0_prev = 0, h_prev = 0;
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const int t = ts[i];
+      const double x0 = clip(exact_x0(sch, t, x, kMu0[d], kS1[d]), d, kNarrow);
+      if (i + 1 == ts.size()) {
+        x = x0;
+        break;
+      }
+      const int tn = ts[i + 1];
+      const double h = lambda(tn) - lambda(t);
+      const double dd = i == 0 ? x0 : (1 + h / (2 * h_prev)) * x0 - h / (2 * h_prev) * x0_prev;
+      x = std::sqrt(1 - sch.alpha_bar[tn]) / std::sqrt(1 - sch.alpha_bar[t]) * x -
+          std::sqrt(sch.alpha_bar[tn]) * std::expm1(-h) * dd;
+      x0_prev = x0;
+      h_prev = h;
+    }
+    EXPECT_NEAR(got.data()[k], x, 1e-4 * (1 + std::abs(x))) << k;
+  }
+}
+
+// A range that never binds leaves every sample bit for bit as without the clamp, and so does an
+// empty range or kOff.
+TEST(X0Clamp, ARangeThatNeverBindsChangesNoBit) {
+  const Schedule sch = cosine_schedule(100);
+  const EpsFn eps = gaussian_eps(sch, kMu0, kS1);
+  const X0Range wide = {{-1e9f, -1e9f}, {1e9f, 1e9f}};
+  for (SamplerKind k : {SamplerKind::kDdpm, SamplerKind::kDdim, SamplerKind::kDpmpp2m}) {
+    const int nfe = k == SamplerKind::kDdpm ? 0 : 10;
+    const Points off = sample(eps, sch, 300, 2, clamped(k, nfe, 0.0, X0Clamp::kOff, kNarrow));
+    for (X0Clamp mode : {X0Clamp::kClip, X0Clamp::kThreshold}) {
+      EXPECT_EQ(sample(eps, sch, 300, 2, clamped(k, nfe, 0.0, mode, wide)), off) << to_string(k);
+      EXPECT_EQ(sample(eps, sch, 300, 2, clamped(k, nfe, 0.0, mode, {})), off) << to_string(k);
+    }
+  }
+}
+
+TEST(X0Clamp, ARangeOfTheWrongWidthIsAnError) {
+  const Schedule sch = cosine_schedule(10);
+  const X0Range r3 = {{0, 0, 0}, {1, 1, 1}};
+  EXPECT_THROW(
+      sample(zero_eps(), sch, 4, 2, clamped(SamplerKind::kDdpm, 0, 0.0, X0Clamp::kClip, r3)),
+      Error);
+}
+
 // ---- the model adapter ----
 
 // model_eps_fn deals fixed blocks of columns out to threads: its output is model_predict's, bit

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "diffuse/data_range.h"
 #include "diffuse/model.h"
 #include "diffuse/schedule.h"
 #include "diffuse/tensor.h"
@@ -39,6 +40,15 @@ struct SampleConfig {
   // Threads that share the Box-Muller transform of each step's noise (the model's threads are the
   // EpsFn's). The samples do not depend on it.
   int threads = 1;
+  // The x0 clamp: at every step, the x0 prediction x0 = (x - sqrt(1 - ab) eps) / sqrt(ab) is kept
+  // inside x0_range (model units; empty: no clamp) as x0_clamp says, and where it moved, eps is
+  // re-derived from it, eps = (x - sqrt(ab) x0) / sqrt(1 - ab), before the sampler's update. So
+  // DDPM steps to the posterior mean of the clamped x0 (Ho et al.'s clip_denoised), and DDIM and
+  // DPM-Solver++ use it as their data prediction. Coordinates it leaves alone keep their bits.
+  X0Clamp x0_clamp = X0Clamp::kClip;
+  X0Range x0_range;
+  // Used by sample_checkpoint, not by sample: round the data's integer columns on output.
+  bool round_integers = false;
 };
 
 // Recorded states: x[i] is the state at timestep label t[i] (T for the initial noise; after the
