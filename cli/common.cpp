@@ -46,6 +46,11 @@ VarianceKind parse_variance(const std::string& name) {
   throw UsageError("--variance: unknown variance '" + name + "', expected posterior or beta");
 }
 
+X0Clamp parse_x0_clamp(const std::string& name) {
+  if (auto k = x0_clamp_from_string(name)) return *k;
+  throw UsageError("--x0-clamp: unknown mode '" + name + "', expected clip, threshold or off");
+}
+
 void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--data", o.data, "built-in shape (see `diffuse data --list`) or a CSV file")
       ->capture_default_str();
@@ -65,6 +70,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--beta-start", o.schedule.beta_start, "first beta")->capture_default_str();
   cmd->add_option("--beta-end", o.schedule.beta_end, "last beta")->capture_default_str();
   cmd->add_option("--hidden", o.hidden, "hidden width H of the model")->capture_default_str();
+  cmd->add_option("--standardize", o.standardize,
+                  "train on columns scaled to mean 0, std 1 (undone when sampling): true or false")
+      ->capture_default_str();
   cmd->add_option("--seed", o.train.seed, "seed for the data (seed+1), weights and training")
       ->capture_default_str();
   cmd->add_option("--threads", o.train.threads, "threads (results depend on seed and threads)")
@@ -113,6 +121,7 @@ void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o) {
   if (unset("--beta-start")) o.schedule.beta_start = tutorial.schedule.beta_start;
   if (unset("--beta-end")) o.schedule.beta_end = tutorial.schedule.beta_end;
   if (unset("--hidden")) o.hidden = tutorial.hidden;
+  if (unset("--standardize")) o.standardize = tutorial.standardize;
   if (unset("--epochs")) o.train.epochs = tutorial.train.epochs;
   if (unset("--batch-size")) o.train.batch_size = tutorial.train.batch_size;
   if (unset("--lr")) o.train.lr = tutorial.train.lr;

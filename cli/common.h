@@ -45,5 +45,6 @@ Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook&
 ScheduleKind parse_schedule(const std::string& name);
 SamplerKind parse_sampler(const std::string& name);
 VarianceKind parse_variance(const std::string& name);
+X0Clamp parse_x0_clamp(const std::string& name);
 
 }  // namespace diffuse::cli

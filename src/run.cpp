@@ -24,6 +24,7 @@ nlohmann::json options_json(const RunConfig& o) {
           {"beta_start", o.schedule.beta_start},
           {"beta_end", o.schedule.beta_end},
           {"hidden", o.hidden},
+          {"standardize", o.standardize},
           {"epochs", o.train.epochs},
           {"batch_size", o.train.batch_size},
           {"lr", o.train.lr},
@@ -48,6 +49,8 @@ void options_from_json(const nlohmann::json& j, RunConfig& o) {
   o.schedule.beta_start = j.at("beta_start").get<double>();
   o.schedule.beta_end = j.at("beta_end").get<double>();
   o.hidden = j.at("hidden").get<int>();
+  // Runs saved before the option existed standardized CSV files and not shapes.
+  o.standardize = j.value("standardize", !is_shape_name(o.data));
   o.train.epochs = j.at("epochs").get<int>();
   o.train.batch_size = j.at("batch_size").get<int>();
   o.train.lr = j.at("lr").get<double>();
@@ -136,8 +139,9 @@ RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& 
   if (auto w = schedule_warning(schedule)) warn(*w);
 
   Dataset ds = data != nullptr ? *data : load_data(o.data, o.n, o.noise, o.train.seed + 1);
+  const DataRange range = fit_data_range(ds.x);  // in the data's units, before standardizing
   Normalization norm;
-  if (data != nullptr || !is_shape_name(o.data)) {  // user data: train on standardized columns
+  if (o.standardize) {
     std::vector<int> constant;
     norm = fit_normalization(ds.x, &constant);
     for (int c : constant) {
@@ -146,9 +150,8 @@ RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& 
            " is constant; it is not scaled");
     }
     norm.apply(ds.x);
-  } else if (ds.columns.empty()) {
-    ds.columns = {"x", "y"};
   }
+  if (data == nullptr && is_shape_name(o.data) && ds.columns.empty()) ds.columns = {"x", "y"};
 
   const ModelConfig mc{static_cast<int>(ds.x.cols()), o.hidden, schedule.T()};
   if (resumed) {  // the same data, or the continued run would silently differ
@@ -182,6 +185,7 @@ RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& 
     c.model = mc;
     c.schedule = schedule.config;
     c.normalization = norm;
+    c.range = range;
     c.columns = ds.columns;
     c.params = trainer.sampling_params();
     c.info["data"] = o.data;
@@ -260,6 +264,7 @@ RunConfig RunConfig::tutorial() {
   c.schedule = ScheduleConfig::tutorial();
   c.train = TrainConfig::tutorial();
   c.hidden = 128;
+  c.standardize = false;
   return c;
 }
 
@@ -288,9 +293,13 @@ Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, 
   SampleConfig config = sc;
   config.threads = threads;
   validate(config, schedule.T());
+  config.x0_range = x0_range(ckpt.range, ckpt.normalization);
   Points x = sample(model_eps_fn(ckpt.model, ckpt.params, threads), schedule, n, ckpt.model.dim,
                     config, trajectory);
   ckpt.normalization.undo(x);
+  // The last step returns the clamped x0; undoing the standardization can round it a hair out.
+  if (config.x0_clamp != X0Clamp::kOff) clip_to_range(ckpt.range, x);
+  if (config.round_integers) round_integer_columns(ckpt.range, x);
   if (trajectory != nullptr) {
     for (Points& p : trajectory->x) ckpt.normalization.undo(p);
   }

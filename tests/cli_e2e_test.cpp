@@ -127,6 +127,75 @@ TEST(Cli, CsvDataAreStandardizedAndSampledInTheirOwnUnits) {
   EXPECT_NEAR(mean(2), 0, 2.5);
 }
 
+// The checkpoint keeps the data's range; sampling keeps every value inside it unless told not to,
+// and --round-integers rounds the columns that held only whole numbers.
+TEST(Cli, SamplesStayInsideTheDataRangeAndIntegerColumnsRound) {
+  TempDir dir;
+  Rng rng(4);
+  Points x(400, 2);
+  for (int i = 0; i < x.rows(); ++i) {
+    x(i, 0) = std::floor(static_cast<float>(17 * rng.uniform()));  // 0..16, like digits' pixels
+    x(i, 1) = static_cast<float>(rng.uniform());
+  }
+  write_csv(dir.file("d.csv"), x, {"pixel", "u"});
+  const std::string model = dir.file("m.safetensors");
+  auto r = run_cli("train --data " + dir.file("d.csv") + " --epochs 20 --batch-size 100 " +
+                   "--hidden 16 -q -o " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Checkpoint ck = load_checkpoint(model);
+  EXPECT_EQ(ck.range.min, (std::vector<double>{x.col(0).minCoeff(), x.col(1).minCoeff()}));
+  EXPECT_EQ(ck.range.max, (std::vector<double>{x.col(0).maxCoeff(), x.col(1).maxCoeff()}));
+  EXPECT_EQ(ck.range.integer, (std::vector<bool>{true, false}));
+
+  auto outside = [&](const Points& s) {
+    int k = 0;
+    for (int j = 0; j < 2; ++j) {
+      k += ((s.col(j).array() < x.col(j).minCoeff()) || (s.col(j).array() > x.col(j).maxCoeff()))
+               .count();
+    }
+    return k;
+  };
+  auto whole = [](const Eigen::VectorXf& c) { return (c.array() == c.array().round()).all(); };
+  // A briefly trained model strays outside the range when nothing holds it in.
+  r = run_cli("sample " + model + " -n 2000 --x0-clamp off -o " + dir.file("off.csv"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_GT(outside(read_csv(dir.file("off.csv")).x), 100);
+  for (const char* mode : {"clip", "threshold"}) {
+    r = run_cli("sample " + model + " -n 2000 --x0-clamp " + mode + " -o " + dir.file("s.csv"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const Points s = read_csv(dir.file("s.csv")).x;
+    EXPECT_EQ(outside(s), 0) << mode;
+    EXPECT_FALSE(whole(s.col(0))) << mode;
+  }
+  r = run_cli("sample " + model + " -n 2000 --round-integers -o " + dir.file("r.csv"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Points rounded = read_csv(dir.file("r.csv")).x;
+  EXPECT_EQ(outside(rounded), 0);
+  EXPECT_TRUE(whole(rounded.col(0)));
+  EXPECT_FALSE(whole(rounded.col(1)));
+  expect_fails("sample " + model + " --x0-clamp tight -o " + dir.file("x.csv"), 2, "--x0-clamp");
+}
+
+// Built-in shapes are standardized like CSV files (the checkpoint holds the normalization and
+// sampling undoes it), unless --standardize false asks for the tutorial's raw points.
+TEST(Cli, ShapesAreStandardizedUnlessAskedNot) {
+  TempDir dir;
+  const std::string model = dir.file("m.safetensors");
+  auto r = run_cli("train --data s_curve -n 500 --epochs 2 --hidden 16 -q -o " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Checkpoint ck = load_checkpoint(model);
+  ASSERT_EQ(ck.normalization.std.size(), 2u);
+  const Normalization want = fit_normalization(make_shape(Shape::kSCurve, 500, 0.1, 1));
+  EXPECT_NEAR(ck.normalization.std[0], want.std[0], 1e-12);  // the data seed is --seed + 1
+  EXPECT_NEAR(ck.normalization.mean[1], want.mean[1], 1e-12);
+  EXPECT_EQ(ck.columns, (std::vector<std::string>{"x", "y"}));
+  r = run_cli("train --data s_curve -n 500 --epochs 2 --hidden 16 --standardize false -q -o " +
+              model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(load_checkpoint(model).normalization.empty());
+  expect_fails("train --standardize maybe -o " + model, 2, "--standardize");
+}
+
 // D = 1 and D = 16 through train and sample: names come back, and so do the units (means and
 // spreads of columns on very different scales).
 TEST(Cli, OneAndSixteenColumnCsvsRoundTripThroughTrainAndSample) {

@@ -27,6 +27,10 @@ struct RunConfig {
   double noise = 0.1;               // noise of a generated shape
   ScheduleConfig schedule;
   int hidden = 128;  // hidden width H of the model
+  // Train on standardized columns (mean 0, std 1), built-in shapes and points in memory included;
+  // the checkpoint stores the normalization and sampling undoes it. The tutorial trains on the
+  // raw points (false in tutorial()).
+  bool standardize = true;
   TrainConfig train;
   std::string out;           // checkpoint path; empty: nothing is written (no log either)
   std::string log;           // per-epoch CSV log; empty: default_log_path(out)
@@ -71,7 +75,10 @@ RunResult run_training(const RunConfig& config, const Dataset& data,
 std::string default_log_path(const std::string& checkpoint);
 
 // Samples n points from a checkpoint with `threads` threads, in the data's units (the
-// standardization undone). Throws UsageError for n < 1 or a bad sampler configuration.
+// standardization undone). sc.x0_clamp keeps every step's x0 prediction inside the checkpoint's
+// data range (none stored: no clamp; sc.x0_range is ignored) and the output is clipped to it;
+// sc.round_integers rounds its integer columns. Throws UsageError for n < 1 or a bad sampler
+// configuration.
 Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
                          Trajectory* trajectory = nullptr);
 
