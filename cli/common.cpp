@@ -57,8 +57,15 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("-n,--points", o.n, "points to generate for a built-in shape")
       ->capture_default_str();
   cmd->add_option("--noise", o.noise, "noise of a built-in shape")->capture_default_str();
-  cmd->add_option("--epochs", o.train.epochs, "passes over the data")->capture_default_str();
-  cmd->add_option("--batch-size", o.train.batch_size, "points per optimizer step")
+  cmd->add_option("--updates", o.train.updates,
+                  "training budget in optimizer steps (whole epochs, rounded up)")
+      ->capture_default_str();
+  cmd->add_option("--epochs", o.train.epochs,
+                  "passes over the data; sets the budget instead of --updates (0: as many as "
+                  "--updates needs)")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", o.train.batch_size,
+                  "points per optimizer step (0: 128, or all the rows when there are fewer)")
       ->capture_default_str();
   cmd->add_option("--lr", o.train.lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--steps", o.schedule.T, "T, the number of diffusion steps")
@@ -122,7 +129,7 @@ void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o) {
   if (unset("--beta-end")) o.schedule.beta_end = tutorial.schedule.beta_end;
   if (unset("--hidden")) o.hidden = tutorial.hidden;
   if (unset("--standardize")) o.standardize = tutorial.standardize;
-  if (unset("--epochs")) o.train.epochs = tutorial.train.epochs;
+  if (unset("--epochs") && unset("--updates")) o.train.epochs = tutorial.train.epochs;
   if (unset("--batch-size")) o.train.batch_size = tutorial.train.batch_size;
   if (unset("--lr")) o.train.lr = tutorial.train.lr;
   if (unset("--grad-clip")) o.train.grad_clip = tutorial.train.grad_clip;

@@ -43,7 +43,10 @@ void add_demo_command(CLI::App& app) {
   o->train.train.threads = 0;  // auto: default_threads()
   CLI::App* cmd = app.add_subcommand("demo", "Run the tutorial end to end into a folder");
   cmd->add_option("--out", o->out, "output folder")->capture_default_str();
-  cmd->add_option("--epochs", o->train.train.epochs, "passes over the data")->capture_default_str();
+  cmd->add_option(
+         "--epochs", o->train.train.epochs,
+         "passes over the data (0: as many as the default budget of optimizer steps needs)")
+      ->capture_default_str();
   cmd->add_option("--threads", o->train.train.threads,
                   "threads (0: 2 when the machine has a core to spare, else 1)")
       ->capture_default_str();

@@ -26,6 +26,7 @@ nlohmann::json options_json(const RunConfig& o) {
           {"hidden", o.hidden},
           {"standardize", o.standardize},
           {"epochs", o.train.epochs},
+          {"updates", o.train.updates},
           {"batch_size", o.train.batch_size},
           {"lr", o.train.lr},
           {"grad_clip", o.train.grad_clip},
@@ -52,6 +53,7 @@ void options_from_json(const nlohmann::json& j, RunConfig& o) {
   // Runs saved before the option existed standardized CSV files and not shapes.
   o.standardize = j.value("standardize", !is_shape_name(o.data));
   o.train.epochs = j.at("epochs").get<int>();
+  o.train.updates = j.value("updates", kDefaultUpdates);  // runs saved before it gave epochs
   o.train.batch_size = j.at("batch_size").get<int>();
   o.train.lr = j.at("lr").get<double>();
   o.train.grad_clip = j.at("grad_clip").get<double>();
@@ -152,6 +154,8 @@ RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& 
     norm.apply(ds.x);
   }
   if (data == nullptr && is_shape_name(o.data) && ds.columns.empty()) ds.columns = {"x", "y"};
+
+  if (auto w = budget_warning(resolve_budget(o.train, ds.x.rows()), ds.x.rows())) warn(*w);
 
   const ModelConfig mc{static_cast<int>(ds.x.cols()), o.hidden, schedule.T()};
   if (resumed) {  // the same data, or the continued run would silently differ

@@ -4,8 +4,11 @@
 #include "diffuse/train.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <numbers>
 #include <sstream>
 #include <string>
@@ -41,9 +44,17 @@ TrainConfig TrainConfig::tutorial() {
 }
 
 void validate(const TrainConfig& c, int64_t n_data) {
-  if (c.epochs < 1) throw UsageError("--epochs: expected at least 1, got " + num(c.epochs));
-  if (c.batch_size < 1) {
-    throw UsageError("--batch-size: expected at least 1, got " + num(c.batch_size));
+  if (c.epochs < 0) {
+    throw UsageError("--epochs: expected at least 1 (or 0 to train for --updates steps), got " +
+                     num(c.epochs));
+  }
+  if (c.epochs == 0 && c.updates < 1) {
+    throw UsageError("--updates: expected at least 1 optimizer step, got " +
+                     num(static_cast<double>(c.updates)));
+  }
+  if (c.batch_size < 0) {
+    throw UsageError("--batch-size: expected at least 1 (or 0 for min(" + num(kDefaultBatchSize) +
+                     ", rows)), got " + num(c.batch_size));
   }
   if (c.batch_size > n_data) {
     throw UsageError("--batch-size: " + num(c.batch_size) + " is larger than the data (" +
@@ -65,6 +76,45 @@ void validate(const TrainConfig& c, int64_t n_data) {
   }
 }
 
+TrainConfig resolve_budget(const TrainConfig& c, int64_t n_data) {
+  validate(c, n_data);
+  TrainConfig r = c;
+  if (r.batch_size == 0) {
+    r.batch_size =
+        static_cast<int>(std::min<int64_t>(kDefaultBatchSize, std::max<int64_t>(n_data, 1)));
+  }
+  if (r.epochs == 0) {
+    const int64_t per_epoch = (n_data + r.batch_size - 1) / r.batch_size;
+    const int64_t epochs = (r.updates + per_epoch - 1) / per_epoch;
+    if (epochs > std::numeric_limits<int>::max()) {
+      throw UsageError("--updates: " + num(static_cast<double>(r.updates)) +
+                       " optimizer steps need more than 2^31 epochs");
+    }
+    r.epochs = static_cast<int>(epochs);
+  }
+  return r;
+}
+
+int64_t planned_updates(const TrainConfig& resolved, int64_t n_data) {
+  if (resolved.batch_size < 1) return 0;
+  return static_cast<int64_t>(resolved.epochs) *
+         ((n_data + resolved.batch_size - 1) / resolved.batch_size);
+}
+
+std::optional<std::string> budget_warning(const TrainConfig& resolved, int64_t n_data) {
+  const int64_t steps = planned_updates(resolved, n_data);
+  if (4 * steps >= kDefaultUpdates) return std::nullopt;
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "this run makes only %lld optimizer steps (%d epochs of %lld batches), far fewer "
+                "than the default --updates %lld, and may not reproduce the data (--epochs, when "
+                "given, sets the budget instead of --updates)",
+                static_cast<long long>(steps), resolved.epochs,
+                static_cast<long long>((n_data + resolved.batch_size - 1) / resolved.batch_size),
+                static_cast<long long>(kDefaultUpdates));
+  return std::string(buf);
+}
+
 // Per-step buffers, sized once for the largest batch.
 struct Trainer::Scratch {
   ColMatrix x0, xt, eps, y, dy;  // (D, B)
@@ -82,8 +132,11 @@ struct Trainer::Scratch {
 
 Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
                  const TrainConfig& config)
-    : model_(model), schedule_(schedule), data_(data), config_(config), rng_(config.seed) {
-  validate(config_, data_.rows());
+    : model_(model),
+      schedule_(schedule),
+      data_(data),
+      config_(resolve_budget(config, data.rows())),
+      rng_(config.seed) {
   validate(model_.config);
   if (data_.cols() != model_.config.dim) {
     throw Error("data have " + num(static_cast<double>(data_.cols())) +

@@ -42,7 +42,7 @@ TEST(Cli, DataWritesAShapeAndListsThem) {
 TEST(Cli, UsageErrorsExitTwoNamingTheOption) {
   TempDir dir;
   const std::string m = " -o " + dir.file("m.safetensors");
-  expect_fails("train --epochs 0" + m, 2, "--epochs");
+  expect_fails("train --updates 0" + m, 2, "--updates");
   expect_fails("train --epochs -4" + m, 2, "--epochs");
   expect_fails("train --batch-size 0" + m, 2, "--batch-size");
   expect_fails("train -n 100 --batch-size 128" + m, 2, "--batch-size");
@@ -194,6 +194,30 @@ TEST(Cli, ShapesAreStandardizedUnlessAskedNot) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(load_checkpoint(model).normalization.empty());
   expect_fails("train --standardize maybe -o " + model, 2, "--standardize");
+}
+
+// A table smaller than the default batch trains at the defaults (one batch of all its rows), the
+// budget is counted in optimizer steps, and a run far below the default budget says so.
+TEST(Cli, SmallTablesTrainAtTheDefaultsAndShortRunsAreWarnedAbout) {
+  TempDir dir;
+  write_csv(dir.file("d.csv"), make_shape(Shape::kMoons, 120, 0.1, 3), {"a", "b"});
+  const std::string model = dir.file("m.safetensors");
+  auto r = run_cli("train --data " + dir.file("d.csv") + " --updates 300 --hidden 16 -o " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: this run makes only 300 optimizer steps (300 epochs of 1 "
+                          "batches)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(load_checkpoint(model).info.at("epochs"), "300");
+  r = run_cli("train --data " + dir.file("d.csv") + " --epochs 7 --batch-size 50 --hidden 16 -o " +
+              model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("only 21 optimizer steps (7 epochs of 3 batches)"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(load_checkpoint(model).info.at("epochs"), "7");
+  expect_fails("train --data " + dir.file("d.csv") + " --updates 0 -o " + model, 2, "--updates");
+  expect_fails("train --data " + dir.file("d.csv") + " --batch-size 121 -o " + model, 2,
+               "--batch-size");
 }
 
 // D = 1 and D = 16 through train and sample: names come back, and so do the units (means and

@@ -100,8 +100,11 @@ TEST(Run, PointsInMemoryTrainLikeTheSameCsvAndWarningsReachTheCaller) {
   EXPECT_EQ(from_memory.checkpoint.params, from_file.checkpoint.params);
   EXPECT_EQ(from_memory.checkpoint.normalization.mean, from_file.checkpoint.normalization.mean);
   EXPECT_EQ(from_memory.checkpoint.columns, d.columns);
-  ASSERT_EQ(warnings.size(), 1u);
+  // Each run is also told that 2 epochs of 8 batches are far below the default budget.
+  ASSERT_EQ(warnings.size(), 3u);
   EXPECT_NE(warnings[0].find("signal"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("only 16 optimizer steps"), std::string::npos) << warnings[1];
+  EXPECT_EQ(warnings[2], warnings[1]);
   EXPECT_FALSE(test::file_exists(default_log_path("")));
 }
 
@@ -114,7 +117,9 @@ TEST(Run, TheReadmesStagesGiveTheRunsWeightsAndSamples) {
   c.train.epochs = 3;
   const RunResult run = run_training(c);
 
-  const Points data = make_shape(Shape::kMoons, 1000, 0.1, /*seed=*/1);
+  Points data = make_shape(Shape::kMoons, 1000, 0.1, /*seed=*/1);
+  const Normalization norm = fit_normalization(data);
+  norm.apply(data);
   const Schedule s = make_schedule(ScheduleConfig{});
   Model model({2, 32, s.T()});
   Rng rng = Rng(0).fork(0);
@@ -124,9 +129,12 @@ TEST(Run, TheReadmesStagesGiveTheRunsWeightsAndSamples) {
   Trainer trainer(model, s, data, tc);
   train(trainer);
   EXPECT_EQ(trainer.sampling_params(), run.checkpoint.params);
-  const Points x =
+  Points x =
       sample(model_eps_fn(model.config, trainer.sampling_params(), 1), s, 500, 2, SampleConfig{});
-  EXPECT_EQ(x, sample_checkpoint(run.checkpoint, SampleConfig{}, 500, 1));
+  norm.undo(x);
+  SampleConfig unclamped;  // sample_checkpoint also keeps x0 inside the data's range by default
+  unclamped.x0_clamp = X0Clamp::kOff;
+  EXPECT_EQ(x, sample_checkpoint(run.checkpoint, unclamped, 500, 1));
 }
 
 TEST(Run, CheckpointEveryNeedsAPathToSaveTo) {

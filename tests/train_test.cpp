@@ -132,9 +132,9 @@ TEST(Train, InvalidOptionsNameTheOption) {
     f(c);
     return c;
   };
-  expect_usage(with([](TrainConfig& c) { c.epochs = 0; }), "--epochs");
   expect_usage(with([](TrainConfig& c) { c.epochs = -3; }), "--epochs");
-  expect_usage(with([](TrainConfig& c) { c.batch_size = 0; }), "--batch-size");
+  expect_usage(with([](TrainConfig& c) { c.updates = 0; }), "--updates");
+  expect_usage(with([](TrainConfig& c) { c.batch_size = -1; }), "--batch-size");
   expect_usage(with([](TrainConfig& c) { c.batch_size = 101; }), "--batch-size");
   expect_usage(with([](TrainConfig& c) { c.lr = 0; }), "--lr");
   expect_usage(with([](TrainConfig& c) { c.lr = -1e-3; }), "--lr");
@@ -219,6 +219,47 @@ TEST(Train, LearningRateWarmupAndCosine) {
   EXPECT_NEAR(
       capped.learning_rate(9) / (1e-4 + 0.5 * (1e-2 - 1e-4) * (1 + std::cos(M_PI * 9 / 99))), 1.0,
       1e-12);
+}
+
+// The default budget is kDefaultUpdates optimizer steps whatever the data's size (150 rows get as
+// many as 10,000); the default batch never exceeds the data; --epochs, when given, wins; a run far
+// below the default budget is warned about.
+TEST(Train, TheDefaultBudgetIsCountedInOptimizerSteps) {
+  const TrainConfig defaults;
+  struct Case {
+    int64_t rows;
+    int batch, epochs;
+  };
+  for (const Case& c : {Case{10000, 128, 1000}, Case{150, 128, 39500}, Case{120, 120, 79000},
+                        Case{1437, 128, 6584}}) {
+    const TrainConfig r = resolve_budget(defaults, c.rows);
+    EXPECT_EQ(r.batch_size, c.batch) << c.rows;
+    EXPECT_EQ(r.epochs, c.epochs) << c.rows;
+    EXPECT_GE(planned_updates(r, c.rows), kDefaultUpdates) << c.rows;
+    EXPECT_LT(planned_updates(r, c.rows), kDefaultUpdates + (c.rows + c.batch - 1) / c.batch);
+    EXPECT_FALSE(budget_warning(r, c.rows).has_value()) << c.rows;
+  }
+  TrainConfig given = defaults;
+  given.epochs = 1000;  // the old default: 2,000 steps on 150 rows
+  const TrainConfig r = resolve_budget(given, 150);
+  EXPECT_EQ(r.epochs, 1000);
+  EXPECT_EQ(planned_updates(r, 150), 2000);
+  const auto warning = budget_warning(r, 150);
+  ASSERT_TRUE(warning.has_value());
+  EXPECT_NE(warning->find("only 2000 optimizer steps"), std::string::npos) << *warning;
+  given.epochs = 0;
+  given.updates = 500;
+  EXPECT_EQ(resolve_budget(given, 150).epochs, 250);
+  given.batch_size = 200;  // an explicit batch larger than the data is still an error
+  EXPECT_THROW(resolve_budget(given, 150), UsageError);
+
+  // The Trainer trains with the resolved budget.
+  const Points data = ring(120, 9);
+  const Schedule s = make_schedule({ScheduleKind::kLinear, 50, 1e-4, 0.1});
+  Model m(ModelConfig{2, 8, 50});
+  Trainer tr(m, s, data, defaults);
+  EXPECT_EQ(tr.config().batch_size, 120);
+  EXPECT_EQ(tr.config().epochs, 79000);
 }
 
 TEST(Train, RejectsDataOfTheWrongWidth) {

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "diffuse/model.h"
@@ -18,12 +20,19 @@ namespace diffuse {
 
 enum class LrSchedule { kConstant, kCosine };
 
+// The default training budget, in optimizer steps: the tutorial's 1000 epochs of 10,000 points in
+// batches of 128 (79 steps an epoch), so that 150 rows get as many updates as 10,000.
+inline constexpr int64_t kDefaultUpdates = 79000;
+inline constexpr int kDefaultBatchSize = 128;  // the batch size when the data have more rows
+
 // The defaults are `diffuse train`'s, measured in docs/DEFAULTS.md (scripts/defaults_study.sh):
-// lr 2e-3 with 1000 warm-up steps and cosine decay to 1e-5, EMA weights. tutorial() is the
-// tutorial's own optimizer (lr 1e-3 constant, no EMA, no warm-up).
+// lr 2e-3 with 1000 warm-up steps and cosine decay to 1e-5, EMA weights, kDefaultUpdates steps.
+// tutorial() is the tutorial's own optimizer (lr 1e-3 constant, no EMA, no warm-up) with the same
+// budget.
 struct TrainConfig {
-  int epochs = 1000;
-  int batch_size = 128;
+  int epochs = 0;                     // passes over the data; 0: as many as `updates` needs
+  int64_t updates = kDefaultUpdates;  // the budget in optimizer steps, used when epochs is 0
+  int batch_size = 0;                 // points per step; 0: min(kDefaultBatchSize, rows)
   double lr = 2e-3;
   double grad_clip = 1.0;  // max global gradient norm; <= 0 disables clipping
   uint64_t seed = 0;
@@ -36,9 +45,19 @@ struct TrainConfig {
   static TrainConfig tutorial();
 };
 
-// Throws UsageError naming the option (--epochs, --batch-size, --lr, ...) for an invalid value,
-// including a batch size larger than the data.
+// Throws UsageError naming the option (--epochs, --updates, --batch-size, --lr, ...) for an invalid
+// value, including a batch size larger than the data.
 void validate(const TrainConfig& c, int64_t n_data);
+
+// c with the budget fixed for n_data rows: batch_size 0 becomes min(kDefaultBatchSize, n_data),
+// epochs 0 the fewest whole epochs that make at least c.updates optimizer steps. The Trainer
+// trains with this. Throws UsageError as validate() does.
+TrainConfig resolve_budget(const TrainConfig& c, int64_t n_data);
+// Optimizer steps a resolved config makes on n_data rows: epochs * ceil(n_data / batch_size).
+int64_t planned_updates(const TrainConfig& resolved, int64_t n_data);
+// A one-line warning when a resolved config makes far fewer optimizer steps (under a quarter)
+// than kDefaultUpdates, which undertrains (iris at 2,000 steps loses the gap between its species).
+std::optional<std::string> budget_warning(const TrainConfig& resolved, int64_t n_data);
 
 struct EpochStats {
   int epoch = 0;           // 1-based number of epochs finished
@@ -54,7 +73,7 @@ struct EpochStats {
 class Trainer {
  public:
   // data are (N, D) points, already normalized; model must match D. model is owned by the caller
-  // and updated in place.
+  // and updated in place. config() is config with its budget resolved (resolve_budget).
   Trainer(Model& model, const Schedule& schedule, const Points& data, const TrainConfig& config);
   ~Trainer();
   Trainer(const Trainer&) = delete;
