@@ -79,7 +79,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--hidden", o.hidden, "hidden width H of the model")->capture_default_str();
   cmd->add_option("--standardize", o.standardize,
                   "train on columns scaled to mean 0, std 1 (undone when sampling): true or false")
-      ->capture_default_str();
+      ->default_str(o.standardize ? "true" : "false");
   cmd->add_option("--seed", o.train.seed, "seed for the data (seed+1), weights and training")
       ->capture_default_str();
   cmd->add_option("--threads", o.train.threads, "threads (results depend on seed and threads)")

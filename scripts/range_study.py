@@ -44,7 +44,9 @@ def run(a):
     variants = []
     for v in a.variants.split(";"):
         name, _, args = v.partition("=")
-        variants.append((name, shlex.split(args)))
+        args = shlex.split(args)
+        post_clip = "--post-clip" in args  # clip the output to the range here, not in diffuse
+        variants.append((name, [x for x in args if x != "--post-clip"], post_clip))
     work = tempfile.mkdtemp(prefix="range_study_")
     for data in a.data.split(","):
         table = is_table(a.tables, data)
@@ -70,15 +72,21 @@ def run(a):
                 print("FAILED:", " ".join(cmd), p.stderr, file=sys.stderr)
                 continue
             warning = p.stderr.strip()
-            for name, args in variants:
+            for name, args, post_clip in variants:
                 out = os.path.join(work, "s.csv")
                 subprocess.run([a.bin, "sample", model, "-n", str(a.n), "--seed", str(100 + seed),
                                 "-o", out] + args, check=True, capture_output=True)
+                if post_clip and table:
+                    with open(out) as f:
+                        header = f.readline().strip()
+                    clipped = np.clip(read_csv(out).astype(np.float32), lo, hi)
+                    np.savetxt(out, clipped, delimiter=",", fmt="%.9g", header=header, comments="")
                 ev = json.loads(subprocess.run(
                     [a.bin, "eval", out, "--against", heldout if table else data, "--json"],
                     check=True, capture_output=True, text=True).stdout)
                 rec = {"label": a.label, "data": data, "seed": seed, "variant": name,
-                       "train_args": a.train_args, "sample_args": " ".join(args),
+                       "train_args": a.train_args,
+                       "sample_args": " ".join(args) + (" (output clipped)" if post_clip else ""),
                        "swd_ratio": ev["swd_ratio"], "train_s": round(train_s, 2)}
                 if "modes_hit" in ev:
                     rec["modes_hit"] = ev["modes_hit"]
@@ -96,7 +104,10 @@ def run(a):
                 with open(a.out, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec), flush=True)
-            os.remove(model)
+            if a.keep_models:
+                os.replace(model, os.path.join(a.keep_models, f"{data}.{seed}.safetensors"))
+            else:
+                os.remove(model)
 
 
 def summary(a):
@@ -131,6 +142,7 @@ def main():
     r.add_argument("--train-args", default="")
     r.add_argument("--variants", default="ddpm=")
     r.add_argument("-n", type=int, default=10000)
+    r.add_argument("--keep-models", default="", help="move the trained models into this folder")
     r.add_argument("--out", required=True)
     s = sub.add_parser("summary")
     s.add_argument("results")

@@ -44,7 +44,7 @@ TEST(Cli, UsageErrorsExitTwoNamingTheOption) {
   const std::string m = " -o " + dir.file("m.safetensors");
   expect_fails("train --updates 0" + m, 2, "--updates");
   expect_fails("train --epochs -4" + m, 2, "--epochs");
-  expect_fails("train --batch-size 0" + m, 2, "--batch-size");
+  expect_fails("train --batch-size -1" + m, 2, "--batch-size");
   expect_fails("train -n 100 --batch-size 128" + m, 2, "--batch-size");
   expect_fails("train --steps 1" + m, 2, "--steps");
   expect_fails("train --beta-end 1.5" + m, 2, "--beta-end");

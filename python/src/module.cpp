@@ -104,8 +104,10 @@ py::dict train_defaults(const RunConfig& c) {
   py::dict d;
   d["points"] = c.n;
   d["noise"] = c.noise;
+  d["updates"] = c.train.updates;
   d["epochs"] = c.train.epochs;
   d["batch_size"] = c.train.batch_size;
+  d["standardize"] = c.standardize;
   d["lr"] = c.train.lr;
   d["steps"] = c.schedule.T;
   d["schedule"] = to_string(c.schedule.kind);
@@ -143,7 +145,9 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   const auto has = [&o](const char* k) { return o.contains(k) && !o[k].is_none(); };
   if (has("points")) c.n = option<int>(o, "points", "-n");
   if (has("noise")) c.noise = option<double>(o, "noise", "--noise");
+  if (has("updates")) c.train.updates = option<int64_t>(o, "updates", "--updates");
   if (has("epochs")) c.train.epochs = option<int>(o, "epochs", "--epochs");
+  if (has("standardize")) c.standardize = option<bool>(o, "standardize", "--standardize");
   if (has("batch_size")) c.train.batch_size = option<int>(o, "batch_size", "--batch-size");
   if (has("lr")) c.train.lr = option<double>(o, "lr", "--lr");
   if (has("steps")) c.schedule.T = option<int>(o, "steps", "--steps");

@@ -55,7 +55,9 @@ def test_every_train_keyword_has_the_cli_option_and_its_default():
                     None)
         assert line is not None, f"{option} missing from `diffuse train --help`"
         shown = line[1].split("=", 1)[1]  # "--lr FLOAT=0.002"
-        if isinstance(value, float):
+        if isinstance(value, bool):
+            assert shown == str(value).lower(), (key, shown, value)
+        elif isinstance(value, float):
             assert float(shown) == value, (key, shown, value)
         else:
             assert shown == str(value), (key, shown, value)
@@ -164,7 +166,8 @@ def test_evaluate_has_the_keys_and_numbers_of_eval_json(cli_model, tmp_path):
 # ---- errors: the CLI's line, as ValueError / TypeError -----------------------------------------
 
 @pytest.mark.parametrize("keyword, value, cli_args", [
-    ("epochs", 0, ["--epochs", 0]),
+    ("epochs", -1, ["--epochs", -1]),
+    ("updates", 0, ["--updates", 0]),
     ("lr", -1.0, ["--lr", -1]),
     ("beta_end", 1.5, ["--beta-end", 1.5]),
     ("schedule", "cubic", ["--schedule", "cubic"]),
