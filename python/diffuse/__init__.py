@@ -121,8 +121,8 @@ data: an (N, D) array (copied once into float32 row-major; your array is never m
 Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default
     (see train_defaults()): points, noise, updates, epochs, batch_size, standardize, lr, steps,
     schedule, beta_start, beta_end, hidden, seed, threads, grad_clip, ema, warmup, lr_schedule,
-    lr_min, checkpoint_every, resume, log, output (the checkpoint path; nothing is written without it),
-    as_tutorial (the tutorial's settings for every keyword not given), quiet.
+    lr_min, checkpoint_every, resume, log, output (the checkpoint path; nothing is written
+    without it), as_tutorial (the tutorial's settings for every keyword not given), quiet.
 progress: a callable receiving each epoch's statistics (a dict: epoch, epochs, mean_loss,
     last_loss, steps, seconds, steps_per_s), or True for a tqdm bar (a plain line every 2 s
     when tqdm is not installed).
