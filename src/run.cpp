@@ -103,8 +103,8 @@ void default_warning(const std::string& w) {
   std::fprintf(stderr, "diffuse: warning: %s\n", w.c_str());
 }
 
-// data: points given in memory, or null to load config.data (a shape or a CSV file).
-RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& cb) {
+// data: points given in memory (moved from), or null to load config.data (a shape or CSV file).
+RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
   RunConfig o = config;
   const auto warn = cb.on_warning ? cb.on_warning : default_warning;
   std::optional<Checkpoint> resumed;
@@ -130,6 +130,9 @@ RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& 
   if (!writes && o.checkpoint_every > 0) {
     throw UsageError("--checkpoint-every: needs a checkpoint path (-o) to save to");
   }
+  if (!writes && !o.log.empty()) {
+    throw UsageError("--log: needs a checkpoint path (-o); the log is written with the checkpoint");
+  }
   std::string log_path;
   if (writes) {
     check_writable(o.out, "-o");
@@ -140,7 +143,8 @@ RunResult run(const RunConfig& config, const Dataset* data, const RunCallbacks& 
   const Schedule schedule = make_schedule(o.schedule);
   if (auto w = schedule_warning(schedule)) warn(*w);
 
-  Dataset ds = data != nullptr ? *data : load_data(o.data, o.n, o.noise, o.train.seed + 1);
+  Dataset ds =
+      data != nullptr ? std::move(*data) : load_data(o.data, o.n, o.noise, o.train.seed + 1);
   const DataRange range = fit_data_range(ds.x);  // in the data's units, before standardizing
   Normalization norm;
   if (o.standardize) {
@@ -278,6 +282,11 @@ RunResult run_training(const RunConfig& config, const RunCallbacks& callbacks) {
 
 RunResult run_training(const RunConfig& config, const Dataset& data,
                        const RunCallbacks& callbacks) {
+  Dataset copy = data;  // standardized in place
+  return run(config, &copy, callbacks);
+}
+
+RunResult run_training(const RunConfig& config, Dataset&& data, const RunCallbacks& callbacks) {
   return run(config, &data, callbacks);
 }
 

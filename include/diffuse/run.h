@@ -70,6 +70,8 @@ RunResult run_training(const RunConfig& config, const RunCallbacks& callbacks = 
 // config.data, n and noise only label the run.
 RunResult run_training(const RunConfig& config, const Dataset& data,
                        const RunCallbacks& callbacks = {});
+// The same, standardizing `data` in place instead of in a copy (the Python module's array).
+RunResult run_training(const RunConfig& config, Dataset&& data, const RunCallbacks& callbacks = {});
 
 // The default log path for a checkpoint path: "model.safetensors" -> "model.log.csv".
 std::string default_log_path(const std::string& checkpoint);
