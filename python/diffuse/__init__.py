@@ -64,22 +64,23 @@ def train(data=None, **options):
     bound = _SIGNATURE.bind(data, **options)  # TypeError for an unknown keyword, like any call
     given = {k: v for k, v in bound.arguments.items() if k != "data"}
     progress = given.pop("progress", None)
-    quiet = bool(given.pop("quiet", False))
-    as_tutorial = bool(given.pop("as_tutorial", False))
+    quiet = given.pop("quiet", False)
+    as_tutorial = given.pop("as_tutorial", False)
+    for key, value in (("quiet", quiet), ("as_tutorial", as_tutorial)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{key}: expected True or False, got {value!r}")
     close = lambda: None  # noqa: E731
-    if progress is True and not quiet:
-        show, close = _progress_bar(given.get("epochs", _DEFAULTS["epochs"]))
-    elif callable(progress) and not quiet:
-        show = progress
-    elif progress in (None, False, True):
+    # The type first (1 is not True), then quiet: it silences the bar, not a caller's callable.
+    if progress is None or progress is False:
         show = None
+    elif progress is True:
+        show = None if quiet else "bar"
+    elif callable(progress):
+        show = progress
     else:
         raise TypeError(f"progress: expected True, False, None or a callable, got {progress!r}")
-    for key in _PATH_OPTIONS:
-        if key in given and given[key] is not None:
-            given[key] = str(given[key])  # pathlib.Path works too
-    if isinstance(data, _PathTypes):
-        data = str(data)
+    if show == "bar":
+        show, close = _progress_bar(given.get("epochs", _DEFAULTS["epochs"]))
 
     def warn(message):
         _warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -96,12 +97,6 @@ def train(data=None, **options):
     return model
 
 
-try:
-    import os as _os
-    _PathTypes = (_os.PathLike,)
-except ImportError:  # pragma: no cover
-    _PathTypes = ()
-
 _DEFAULTS = train_defaults()
 _SIGNATURE = _inspect.Signature(
     [_inspect.Parameter("data", _inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
@@ -115,14 +110,17 @@ _SIGNATURE = _inspect.Signature(
 train.__signature__ = _SIGNATURE
 train.__doc__ = """Trains a model on `data` and returns it.
 
-data: an (N, D) array (copied once into float32 row-major; your array is never modified), a CSV
-    path, or a built-in shape name (see shape_names()). Data are standardized per column (unless
-    standardize=False); samples come back in the data's units. None with resume=PATH.
+data: an (N, D) array of real numbers (copied once, into the run's float32 row-major buffer,
+    which the run then standardizes in place; your array is never modified), a CSV path (str or
+    os.PathLike), or a built-in shape name (see shape_names()). Data are standardized per column
+    (unless standardize=False); samples come back in the data's units. None with resume=PATH.
 Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default
     (see train_defaults()): points, noise, updates, epochs, batch_size, standardize, lr, steps,
     schedule, beta_start, beta_end, hidden, seed, threads, grad_clip, ema, warmup, lr_schedule,
     lr_min, checkpoint_every, resume, log, output (the checkpoint path; nothing is written
-    without it), as_tutorial (the tutorial's settings for every keyword not given), quiet.
+    without it, and log needs it), as_tutorial (the tutorial's settings for every keyword not
+    given), quiet (no progress bar; a progress callable is still called). resume=PATH continues a
+    stopped run; a run trained on an array needs the same array again: train(x, resume=PATH).
 progress: a callable receiving each epoch's statistics (a dict: epoch, epochs, mean_loss,
     last_loss, steps, seconds, steps_per_s), or True for a tqdm bar (a plain line every 2 s
     when tqdm is not installed).

@@ -9,8 +9,10 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,7 +41,63 @@ struct PyModel {
   Checkpoint checkpoint;
   std::vector<EpochStats> history;
   bool finished = true;
+  int epochs = 0;  // epochs trained (the checkpoint's "epochs" metadata)
 };
+
+// The checkpoint's "epochs" metadata (0 when absent); `file` names it when it is not a count.
+int epochs_of(const Checkpoint& c, const std::string& file) {
+  const auto it = c.info.find("epochs");
+  if (it == c.info.end()) return 0;
+  const std::string& s = it->second;
+  int v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 0) {
+    throw Error(file + ": corrupt metadata: 'epochs' is not a whole number of epochs");
+  }
+  return v;
+}
+
+// A Python int (or numpy integer; not a bool) within T's range, for the keyword `name`.
+template <typename T>
+T to_int(const py::handle& v, const std::string& name) {
+  if (PyBool_Check(v.ptr()) || PyIndex_Check(v.ptr()) == 0) {
+    throw py::type_error(name + ": expected an integer, got " + std::string(py::repr(v)));
+  }
+  const auto i = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  const py::int_ lo(std::numeric_limits<T>::min()), hi(std::numeric_limits<T>::max());
+  if (i < lo || i > hi) {
+    throw py::value_error(name + ": expected an integer from " +
+                          std::to_string(std::numeric_limits<T>::min()) + " to " +
+                          std::to_string(std::numeric_limits<T>::max()) + ", got " +
+                          std::string(py::repr(i)));
+  }
+  return i.cast<T>();
+}
+
+// A real number (int, float, numpy scalar; not a bool, a string or a complex number).
+double to_double(const py::handle& v, const std::string& name) {
+  if (!PyBool_Check(v.ptr()) && !PyUnicode_Check(v.ptr()) && !PyBytes_Check(v.ptr()) &&
+      !PyComplex_Check(v.ptr())) {
+    const double d = PyFloat_AsDouble(v.ptr());
+    if (!(d == -1.0 && PyErr_Occurred())) return d;
+    PyErr_Clear();
+  }
+  throw py::type_error(name + ": expected a number, got " + std::string(py::repr(v)));
+}
+
+bool is_path_like(const py::handle& v) {
+  return py::isinstance<py::str>(v) || py::hasattr(v, "__fspath__");
+}
+
+// A str or os.PathLike (pathlib.Path) as a path string.
+std::string to_path(const py::handle& v, const std::string& name) {
+  if (!is_path_like(v)) {
+    throw py::type_error(name + ": expected a path (str or os.PathLike), got " +
+                         std::string(py::repr(v)));
+  }
+  return py::module_::import("os").attr("fsdecode")(v).cast<std::string>();
+}
 
 // (N, D) float32 numpy array owning the points' buffer (no copy).
 py::array to_numpy(Points&& x) {
@@ -51,17 +109,17 @@ py::array to_numpy(Points&& x) {
                             owned->data(), free_when_done);
 }
 
-// An (N, D) array of numbers as Points (one copy, the library's own layout). Throws TypeError /
-// ValueError naming `what` for anything else.
-Points to_points(const py::handle& obj, const std::string& what) {
+// An (N, D) array of real numbers as a checked numpy array (no copy when it already is one).
+// Throws TypeError / ValueError naming `what` for anything else.
+py::array checked_array(const py::handle& obj, const std::string& what) {
   py::array arr;
   try {
     arr = py::array::ensure(obj);
   } catch (const py::error_already_set&) {
     arr = py::array();
   }
-  if (!arr || arr.dtype().kind() == 'O' || arr.dtype().kind() == 'U' || arr.dtype().kind() == 'S' ||
-      arr.dtype().kind() == 'b') {
+  const char kind = arr ? arr.dtype().kind() : 'O';
+  if (kind != 'f' && kind != 'i' && kind != 'u') {  // not bool, complex, strings, objects, dates
     throw py::type_error(what + ": expected an (N, D) array of numbers, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
@@ -69,22 +127,61 @@ Points to_points(const py::handle& obj, const std::string& what) {
     throw py::value_error(what + ": expected an (N, D) array, got " + std::to_string(arr.ndim()) +
                           " dimension(s)");
   }
-  const auto f = FloatArray::ensure(arr);  // converts dtype and layout only when needed
-  if (!f) throw py::type_error(what + ": cannot convert to float32");
-  const py::ssize_t n = f.shape(0), d = f.shape(1);
-  if (n < 1 || d < 1) {
+  if (arr.shape(0) < 1 || arr.shape(1) < 1) {
     throw py::value_error(what + ": expected at least one row and one column, got (" +
-                          std::to_string(n) + ", " + std::to_string(d) + ")");
+                          std::to_string(arr.shape(0)) + ", " + std::to_string(arr.shape(1)) + ")");
   }
-  Points x(n, d);
-  std::memcpy(x.data(), f.data(), static_cast<size_t>(n * d) * sizeof(float));
+  return arr;
+}
+
+void check_finite(const float* x, py::ssize_t n, py::ssize_t d, const std::string& what) {
   for (py::ssize_t i = 0; i < n * d; ++i) {
-    if (!std::isfinite(x.data()[i])) {
+    if (!std::isfinite(x[i])) {
       throw py::value_error(what + ": row " + std::to_string(i / d + 1) + ", column " +
                             std::to_string(i % d + 1) + " is not a finite number");
     }
   }
+}
+
+// An (N, D) array of numbers as Points: exactly one copy, converting dtype and layout on the way
+// (numpy.copyto into the Points' buffer).
+Points to_points(const py::handle& obj, const std::string& what) {
+  const py::array arr = checked_array(obj, what);
+  const py::ssize_t n = arr.shape(0), d = arr.shape(1);
+  Points x(n, d);
+  const py::capsule not_owned(x.data(), [](void*) {});
+  const py::array_t<float> view(
+      {n, d},
+      {d * static_cast<py::ssize_t>(sizeof(float)), static_cast<py::ssize_t>(sizeof(float))},
+      x.data(), not_owned);
+  py::module_::import("numpy").attr("copyto")(view, arr, py::arg("casting") = "unsafe");
+  check_finite(x.data(), n, d, what);
   return x;
+}
+
+// Read-only (N, D) float32 points: a view of a float32 C-contiguous array (no copy), else a copy.
+struct PointsView {
+  Points copy;
+  py::array array;  // keeps the viewed array alive
+  const float* data = nullptr;
+  Eigen::Index rows = 0, cols = 0;
+};
+
+PointsView view_points(const py::handle& obj, const std::string& what) {
+  PointsView v;
+  if (py::isinstance<FloatArray>(obj) && py::reinterpret_borrow<py::array>(obj).ndim() == 2) {
+    v.array = checked_array(obj, what);
+    v.data = static_cast<const float*>(v.array.data());
+    v.rows = v.array.shape(0);
+    v.cols = v.array.shape(1);
+    check_finite(v.data, v.rows, v.cols, what);
+  } else {
+    v.copy = to_points(obj, what);
+    v.data = v.copy.data();
+    v.rows = v.copy.rows();
+    v.cols = v.copy.cols();
+  }
+  return v;
 }
 
 py::dict stats_dict(const EpochStats& s) {
@@ -127,15 +224,23 @@ py::dict train_defaults(const RunConfig& c) {
 
 template <typename T>
 T option(const py::dict& o, const char* key, const char* cli) {
-  try {
-    return o[key].cast<T>();
-  } catch (const py::cast_error&) {
-    const py::handle v = o[key];
-    std::string want = std::is_same_v<T, std::string> ? "a string"
-                       : std::is_floating_point_v<T>  ? "a number"
-                                                      : "an integer";
-    throw py::type_error(std::string(cli) + ": expected " + want + ", got " +
-                         std::string(py::repr(v)));
+  const py::handle v = o[key];
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!py::isinstance<py::str>(v)) {
+      throw py::type_error(std::string(cli) + ": expected a string, got " +
+                           std::string(py::repr(v)));
+    }
+    return v.cast<std::string>();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!PyBool_Check(v.ptr())) {
+      throw py::type_error(std::string(cli) + ": expected True or False, got " +
+                           std::string(py::repr(v)));
+    }
+    return v.ptr() == Py_True;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return to_double(v, cli);
+  } else {
+    return to_int<T>(v, cli);
   }
 }
 
@@ -183,9 +288,9 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   if (has("checkpoint_every")) {
     c.checkpoint_every = option<int>(o, "checkpoint_every", "--checkpoint-every");
   }
-  if (has("resume")) c.resume = option<std::string>(o, "resume", "--resume");
-  if (has("log")) c.log = option<std::string>(o, "log", "--log");
-  if (has("output")) c.out = option<std::string>(o, "output", "-o");
+  if (has("resume")) c.resume = to_path(o["resume"], "--resume");
+  if (has("log")) c.log = to_path(o["log"], "--log");
+  if (has("output")) c.out = to_path(o["output"], "-o");
   return c;
 }
 
@@ -196,8 +301,8 @@ py::tuple train_model(const py::object& data, const py::dict& options, bool as_t
                       const py::object& on_epoch, const py::object& on_warning) {
   RunConfig config = run_config(options, as_tutorial);
   std::optional<Dataset> points;
-  if (py::isinstance<py::str>(data)) {
-    config.data = data.cast<std::string>();
+  if (is_path_like(data)) {
+    config.data = to_path(data, "data");
   } else if (!data.is_none()) {
     points.emplace();
     points->x = to_points(data, "data");
@@ -207,6 +312,10 @@ py::tuple train_model(const py::object& data, const py::dict& options, bool as_t
     }
   } else if (config.resume.empty()) {
     throw py::type_error("data: expected a shape name, a CSV path or an (N, D) array, got None");
+  } else if (const Checkpoint saved = load_checkpoint(config.resume);
+             saved.info.count("data") != 0 && saved.info.at("data") == "array") {
+    throw UsageError("--resume " + config.resume +
+                     ": the run trained on an array; pass the same array: train(x, resume=...)");
   }
 
   bool interrupted = false;
@@ -214,17 +323,22 @@ py::tuple train_model(const py::object& data, const py::dict& options, bool as_t
   RunCallbacks cb;
   // Ctrl-C becomes KeyboardInterrupt wherever Python next runs: in PyErr_CheckSignals or inside
   // the progress callable. Either way the run stops after this epoch instead of losing it.
-  const auto check_signals = [&interrupted] {
-    if (PyErr_CheckSignals() != 0) {
-      PyErr_Clear();
+  // Any other exception a signal handler raises (a SIGALRM handler's TimeoutError) stops the run
+  // and propagates.
+  const auto check_signals = [&interrupted, &callback_error] {
+    if (PyErr_CheckSignals() == 0) return;
+    py::error_already_set e;  // takes the pending exception
+    if (e.matches(PyExc_KeyboardInterrupt)) {
       interrupted = true;
+    } else {
+      callback_error = std::move(e);
     }
   };
   cb.on_epoch = [&](const EpochStats& s, const Trainer&, const Schedule&, const Normalization&) {
     if (on_epoch.is_none() || callback_error || interrupted) return;
     py::gil_scoped_acquire gil;
     check_signals();
-    if (interrupted) return;
+    if (interrupted || callback_error) return;
     try {
       on_epoch(stats_dict(s));
     } catch (py::error_already_set& e) {
@@ -239,7 +353,7 @@ py::tuple train_model(const py::object& data, const py::dict& options, bool as_t
     if (callback_error || interrupted) return true;
     py::gil_scoped_acquire gil;
     check_signals();
-    return interrupted;
+    return interrupted || callback_error.has_value();
   };
   cb.on_warning = [&](const std::string& w) {
     py::gil_scoped_acquire gil;
@@ -249,18 +363,22 @@ py::tuple train_model(const py::object& data, const py::dict& options, bool as_t
   RunResult r;
   {
     py::gil_scoped_release release;
-    r = points ? run_training(config, *points, cb) : run_training(config, cb);
+    r = points ? run_training(config, std::move(*points), cb) : run_training(config, cb);
   }
   if (callback_error) throw std::move(*callback_error);
   auto model = std::make_unique<PyModel>();
   model->checkpoint = std::move(r.checkpoint);
   model->history = std::move(r.epochs);
   model->finished = r.finished;
+  model->epochs = epochs_of(model->checkpoint, "the trained model");
   return py::make_tuple(std::move(model), interrupted);
 }
 
-py::array sample_model(const PyModel& m, int n, uint64_t seed, const std::string& sampler, int nfe,
-                       double eta, const std::string& variance, int threads) {
+py::array sample_model(const PyModel& m, const py::object& n_obj, const py::object& seed,
+                       const std::string& sampler, const py::object& nfe, double eta,
+                       const std::string& variance, const py::object& threads_obj) {
+  const int n = to_int<int>(n_obj, "-n");
+  const int threads = to_int<int>(threads_obj, "--threads");
   SampleConfig sc;
   const auto kind = sampler_from_string(sampler);
   if (!kind) {
@@ -273,9 +391,9 @@ py::array sample_model(const PyModel& m, int n, uint64_t seed, const std::string
   }
   sc.sampler = *kind;
   sc.variance = *var;
-  sc.nfe = nfe;
+  sc.nfe = to_int<int>(nfe, "--nfe");
   sc.eta = eta;
-  sc.seed = seed;
+  sc.seed = to_int<uint64_t>(seed, "--seed");
   if (threads < 1) throw UsageError("--threads: expected at least 1");
   Points x;
   {
@@ -286,13 +404,15 @@ py::array sample_model(const PyModel& m, int n, uint64_t seed, const std::string
 }
 
 // diffuse.evaluate: the library's evaluate_samples (the same protocol and JSON as `diffuse eval`),
-// against a shape name, a CSV path or an array of reference rows; train adds copy_share.
+// against a shape name, a CSV path (str or os.PathLike) or an array of reference rows; train adds
+// copy_share.
 py::object evaluate_for_python(const py::object& samples, const py::object& reference, double noise,
-                               uint64_t seed, const py::object& train) {
+                               const py::object& seed_obj, const py::object& train) {
+  const uint64_t seed = to_int<uint64_t>(seed_obj, "--seed");
   const Points x = to_points(samples, "samples");
   Reference ref;
-  if (py::isinstance<py::str>(reference)) {
-    ref = resolve_reference(reference.cast<std::string>(), noise);
+  if (is_path_like(reference)) {
+    ref = resolve_reference(to_path(reference, "reference"), noise);
   } else {
     ref.name = "reference";
     ref.rows = to_points(reference, "reference");
@@ -303,8 +423,7 @@ py::object evaluate_for_python(const py::object& samples, const py::object& refe
   }
   std::optional<Points> t;
   if (!train.is_none()) {
-    t = py::isinstance<py::str>(train) ? read_csv(train.cast<std::string>()).x
-                                       : to_points(train, "train");
+    t = is_path_like(train) ? read_csv(to_path(train, "train")).x : to_points(train, "train");
   }
   EvalConfig config;
   config.noise = noise;
@@ -332,9 +451,14 @@ py::dict state_dict(const PyModel& m) {
 
 // The reverse process: the states at the timesteps a sampler records every `every` steps (0: about
 // 100 states), x_T first and the samples last, as (K, n, D) in the data's units.
-py::tuple sample_trajectory(const PyModel& m, int n, uint64_t seed, int every, int threads) {
+py::tuple sample_trajectory(const PyModel& m, const py::object& n_obj, const py::object& seed,
+                            const py::object& every_obj, const py::object& threads_obj) {
+  const int n = to_int<int>(n_obj, "-n");
+  const int every = to_int<int>(every_obj, "--every");
+  const int threads = to_int<int>(threads_obj, "--threads");
+  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
   SampleConfig sc;
-  sc.seed = seed;
+  sc.seed = to_int<uint64_t>(seed, "--seed");
   const int T = m.checkpoint.schedule.T;
   sc.record_every = every > 0 ? every : std::max(1, T / 100);
   if (threads < 1) throw UsageError("--threads: expected at least 1");
@@ -353,21 +477,22 @@ py::tuple sample_trajectory(const PyModel& m, int n, uint64_t seed, int every, i
 }
 
 // eps_theta(x, t) for points x (n, D) in the model's standardized units at timestep t.
-py::array predict_noise(const PyModel& m, const py::object& x_obj, int t) {
-  const Points x = to_points(x_obj, "x");
+py::array predict_noise(const PyModel& m, const py::object& x_obj, const py::object& t_obj) {
+  const int t = to_int<int>(t_obj, "t");
+  const PointsView x = view_points(x_obj, "x");  // no copy for a float32 C-contiguous array
   const ModelConfig& c = m.checkpoint.model;
-  if (x.cols() != c.dim) {
+  if (x.cols != c.dim) {
     throw py::value_error("x: expected " + std::to_string(c.dim) + " columns, got " +
-                          std::to_string(x.cols()));
+                          std::to_string(x.cols));
   }
   if (t < 0 || t >= c.T) {
     throw py::value_error("t: expected 0.." + std::to_string(c.T - 1) + ", got " +
                           std::to_string(t));
   }
-  Points eps(x.rows(), x.cols());
+  Points eps(x.rows, x.cols);
   {
     py::gil_scoped_release release;
-    model_eps_fn(c, m.checkpoint.params, 1)(x.data(), t, static_cast<int>(x.rows()), eps.data());
+    model_eps_fn(c, m.checkpoint.params, 1)(x.data, t, static_cast<int>(x.rows), eps.data());
   }
   return to_numpy(std::move(eps));
 }
@@ -404,12 +529,14 @@ PYBIND11_MODULE(_diffuse, m) {
   });
   m.def(
       "make_shape",
-      [](const std::string& name, int n, double noise, uint64_t seed) {
+      [](const std::string& name, const py::object& n_obj, double noise, const py::object& seed) {
         const Shape shape = parse_shape(name);  // the line of `diffuse data NAME`
+        const int n = to_int<int>(n_obj, "-n");
+        const uint64_t s = to_int<uint64_t>(seed, "--seed");
         Points x;
         {
           py::gil_scoped_release release;
-          x = make_shape(shape, n, noise, seed);
+          x = make_shape(shape, n, noise, s);
         }
         return to_numpy(std::move(x));
       },
@@ -418,20 +545,23 @@ PYBIND11_MODULE(_diffuse, m) {
         py::arg("on_epoch"), py::arg("on_warning"));
   m.def(
       "load",
-      [](const std::string& path) {
+      [](const py::object& path_obj) {
+        const std::string path = to_path(path_obj, "path");
         auto model = std::make_unique<PyModel>();
         model->checkpoint = load_checkpoint(path);
         model->finished = !model->checkpoint.train_state.has_value();
+        model->epochs = epochs_of(model->checkpoint, path);
         return model;
       },
       py::arg("path"), "Loads a checkpoint written by `diffuse train` or Model.save.");
   const EvalConfig ed;
   m.def("evaluate", &evaluate_for_python, py::arg("samples"), py::arg("reference"),
-        py::arg("noise") = ed.noise, py::arg("seed") = ed.seed, py::arg("train") = py::none());
+        py::arg("noise") = ed.noise, py::arg("seed") = py::int_(ed.seed),
+        py::arg("train") = py::none());
 
   const SampleConfig sd;
   py::class_<PyModel>(m, "Model", "A trained denoising diffusion model (a checkpoint in memory).")
-      .def("sample", &sample_model, py::arg("n") = 10000, py::arg("seed") = sd.seed,
+      .def("sample", &sample_model, py::arg("n") = 10000, py::arg("seed") = py::int_(sd.seed),
            py::arg("sampler") = to_string(sd.sampler), py::arg("nfe") = sd.nfe,
            py::arg("eta") = sd.eta, py::arg("variance") = to_string(sd.variance),
            py::arg("threads") = 1,
@@ -439,10 +569,12 @@ PYBIND11_MODULE(_diffuse, m) {
            "as `diffuse sample`.")
       .def(
           "save",
-          [](const PyModel& m, const std::string& path) { save_checkpoint(path, m.checkpoint); },
+          [](const PyModel& m, const py::object& path) {
+            save_checkpoint(to_path(path, "path"), m.checkpoint);
+          },
           py::arg("path"), "Writes the model as safetensors (resumable if training was stopped).")
-      .def("sample_trajectory", &sample_trajectory, py::arg("n") = 2000, py::arg("seed") = sd.seed,
-           py::arg("every") = 0, py::arg("threads") = 1,
+      .def("sample_trajectory", &sample_trajectory, py::arg("n") = 2000,
+           py::arg("seed") = py::int_(sd.seed), py::arg("every") = 0, py::arg("threads") = 1,
            "The DDPM reverse process: (timesteps, states (K, n, D)), x_T first, samples last.")
       .def("predict_noise", &predict_noise, py::arg("x"), py::arg("t"),
            "The network's eps_theta(x, t) for x (n, D) in the model's standardized units.")
@@ -477,12 +609,7 @@ PYBIND11_MODULE(_diffuse, m) {
       .def_property_readonly("std", [](const PyModel& m) { return m.checkpoint.normalization.std; })
       .def_property_readonly("info", [](const PyModel& m) { return m.checkpoint.info; })
       .def_property_readonly(
-          "epochs",
-          [](const PyModel& m) {
-            const auto it = m.checkpoint.info.find("epochs");
-            return it == m.checkpoint.info.end() ? 0 : std::stoi(it->second);
-          },
-          "epochs trained")
+          "epochs", [](const PyModel& m) { return m.epochs; }, "epochs trained")
       .def_property_readonly(
           "finished", [](const PyModel& m) { return m.finished; },
           "False when training stopped early (the model can resume)")

@@ -1,7 +1,9 @@
 """The Python module against the `diffuse` command: same defaults, same bits, same error lines;
 Ctrl-C, the GIL, progress and the safetensors reader. Small runs only (the suite is part of
 `make test`)."""
+import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -63,6 +65,26 @@ def test_every_train_keyword_has_the_cli_option_and_its_default():
             assert shown == str(value), (key, shown, value)
     tutorial = diffuse.tutorial_settings()
     assert (tutorial["beta_end"], tutorial["lr"], tutorial["ema"]) == (0.02, 1e-3, 0.0)
+
+
+# The CLI's train options that the Python module does not have yet (the snapshot figures are drawn
+# by the CLI's own plotting hook).
+CLI_ONLY = {"snapshot_every", "snapshot_dir", "snapshot_points"}
+
+
+def test_train_keywords_and_cli_options_are_the_same_set_both_ways():
+    import inspect
+    help_text = cli("train", "--help").stdout
+    options = set()
+    for line in help_text.splitlines():
+        words = line.split()
+        if words and words[0].startswith("-"):
+            long = [w for w in words[0].split(",") if w.startswith("--")]
+            options.add(long[0][2:].replace("-", "_"))
+    options -= {"help"}
+    keywords = set(inspect.signature(diffuse.train).parameters) - {"progress"}
+    assert keywords - options == set(), "Python keywords that `diffuse train` lacks"
+    assert options - keywords == CLI_ONLY, "`diffuse train` options that Python lacks"
 
 
 def test_make_shape_is_the_cli_data():
@@ -140,7 +162,16 @@ def test_an_array_trains_like_the_same_csv(tmp_path):
     # Trained on standardized columns, sampled back in the data's units.
     np.testing.assert_allclose(model.mean, x.astype(np.float64).mean(axis=0), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(model.std, x.astype(np.float64).std(axis=0), rtol=1e-6)
-    assert model.columns == ["a", "b", "c"] or model.columns == []
+    assert model.columns == []  # a bare array has no column names
+    assert diffuse.train(tmp_path / "x.csv", **opts).columns == ["a", "b", "c"]
+
+    class Table:  # a DataFrame's duck type: an array with named columns
+        columns = ["p", "q", "r"]
+
+        def __array__(self, dtype=None):
+            return x
+
+    assert diffuse.train(Table(), **opts).columns == ["p", "q", "r"]
 
 
 def test_as_tutorial_is_the_cli_flag(tmp_path):
@@ -194,6 +225,79 @@ def test_wrong_types_and_names_raise_type_error():
         diffuse.train(np.array([[0.0, 1.0], [np.nan, 2.0]]))
 
 
+def test_out_of_range_integers_are_value_errors_and_bools_type_errors():
+    with pytest.raises(ValueError, match=r"^--seed: expected an integer from 0 to 18446744073709551615, got -1$"):
+        diffuse.train("moons", seed=-1)
+    with pytest.raises(ValueError, match=r"^--epochs: expected an integer from -2147483648 to 2147483647, got 1099511627776$"):
+        diffuse.train("moons", epochs=2**40)
+    with pytest.raises(TypeError, match="--epochs: expected an integer, got True"):
+        diffuse.train("moons", epochs=True)
+    with pytest.raises(TypeError, match="--lr: expected a number, got 'fast'"):
+        diffuse.train("moons", lr="fast")
+    with pytest.raises(TypeError, match="data: expected an \\(N, D\\) array of numbers"):
+        diffuse.train(np.ones((10, 2), dtype=np.complex64))
+    model = diffuse.train("moons", points=300, epochs=np.int64(1), hidden=8)
+    assert model.epochs == 1
+    with pytest.raises(ValueError) as e:
+        model.sample(2**40)
+    assert "\n" not in str(e.value) and str(e.value).startswith("-n: expected an integer from")
+    with pytest.raises(ValueError, match="--seed: expected an integer from 0"):
+        model.sample(10, seed=-3)
+    with pytest.raises(TypeError, match="-n: expected an integer, got 2.5"):
+        diffuse.make_shape("moons", n=2.5)
+
+
+def test_log_without_output_is_a_usage_error(tmp_path):
+    with pytest.raises(ValueError, match="^--log: needs a checkpoint path"):
+        diffuse.train("moons", points=300, epochs=1, hidden=8, log=tmp_path / "l.csv")
+    assert not (tmp_path / "l.csv").exists()
+
+
+def test_paths_may_be_path_objects(tmp_path):
+    model = diffuse.train("moons", points=300, epochs=1, hidden=8)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    again = diffuse.load(path)
+    np.testing.assert_array_equal(again.sample(50, seed=1), model.sample(50, seed=1))
+    ref = diffuse.make_shape("moons", n=400, seed=5)
+    np.savetxt(tmp_path / "r.csv", ref, delimiter=",", fmt="%.9g", header="x,y", comments="")
+    y = model.sample(400, seed=2)
+    got = diffuse.evaluate(y, tmp_path / "r.csv")
+    assert got == diffuse.evaluate(y, str(tmp_path / "r.csv"))
+    with pytest.raises(TypeError, match="path: expected a path"):
+        model.save(3)
+
+
+def test_corrupt_epochs_metadata_names_the_file(tmp_path):
+    path = tmp_path / "m.safetensors"
+    diffuse.train("moons", points=300, epochs=1, hidden=8).save(path)
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    header["__metadata__"]["info.epochs"] = "many"
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size:])
+    with pytest.raises(ValueError, match=r"m.safetensors: corrupt metadata: 'epochs'") as e:
+        diffuse.load(path)
+    assert "\n" not in str(e.value) and "stoi" not in str(e.value)
+
+
+def test_a_float64_array_is_converted_without_a_float32_temporary():
+    import tracemalloc
+    model = diffuse.train("moons", points=300, epochs=1, hidden=8)
+    x = np.random.default_rng(0).normal(size=(400000, 2))  # float64; as float32: 3.2 MB
+    want = model.predict_noise(x.astype(np.float32), 5)
+    tracemalloc.start()
+    try:
+        got = model.predict_noise(x, 5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, want)
+    assert peak < 1_000_000, peak  # numpy's allocations are traced; the library's are not
+
+
 def test_bad_names_and_files_give_the_cli_line(tmp_path):
     with pytest.raises(ValueError) as e:
         diffuse.make_shape("heart")
@@ -219,6 +323,51 @@ def test_progress_gets_every_epoch_and_true_prints_without_tqdm(capsys):
     assert {"mean_loss", "steps", "seconds", "steps_per_s", "epochs"} <= set(seen[0])
     diffuse.train("moons", points=500, epochs=2, hidden=8, progress=True)
     assert "2/2" in capsys.readouterr().err  # tqdm's bar or the plain printer's line
+
+
+def test_progress_type_is_checked_before_quiet(capsys):
+    seen = []
+    diffuse.train("moons", points=300, epochs=2, hidden=8, progress=seen.append, quiet=True)
+    assert [s["epoch"] for s in seen] == [1, 2]  # quiet hides the bar, not the caller's callable
+    diffuse.train("moons", points=300, epochs=2, hidden=8, progress=True, quiet=True)
+    assert "2/2" not in capsys.readouterr().err
+    with pytest.raises(TypeError, match="progress: expected True, False, None or a callable, got 1"):
+        diffuse.train("moons", points=300, epochs=1, hidden=8, progress=1)
+    with pytest.raises(TypeError, match="progress: expected"):
+        diffuse.train("moons", points=300, epochs=1, hidden=8, progress=0, quiet=True)
+
+
+def test_an_exception_from_a_signal_handler_stops_training_and_propagates():
+    def alarm(signum, frame):
+        raise TimeoutError("took too long")
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(TimeoutError, match="took too long"):
+            diffuse.train("moons", points=500, epochs=20000, hidden=8)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_a_run_on_an_array_resumes_with_the_same_array(tmp_path):
+    x = diffuse.make_shape("circles", n=600, seed=3) * 4.0 + 1.0
+    opts = dict(epochs=4, hidden=16, seed=3)
+    full = diffuse.train(x, **opts)
+
+    def stop_at_two(s):
+        if s["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        stopped = diffuse.train(x, **opts, progress=stop_at_two)
+    path = tmp_path / "stopped.safetensors"
+    stopped.save(path)
+    with pytest.raises(ValueError, match="trained on an array; pass the same array"):
+        diffuse.train(resume=path)
+    resumed = diffuse.train(x, resume=path)
+    assert resumed.finished and resumed.epochs == 4
+    np.testing.assert_array_equal(resumed.sample(200, seed=1), full.sample(200, seed=1))
 
 
 def test_an_exception_in_progress_stops_training_and_propagates():
