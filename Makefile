@@ -23,8 +23,11 @@ demo: configure
 	$(BUILD)/diffuse demo --out $(OUT)
 
 # The Python module into build/python/: PYTHONPATH=build/python /usr/bin/python3 -c "import diffuse"
+# (release preset only: python3 cannot load the dev preset's sanitized code).
 python: configure
-	@cmake --build --preset release --target diffuse_python
+	@if [ "$(PRESET)" != release ]; then \
+	  echo "make python: the module is built with PRESET=release only (got $(PRESET))" >&2; exit 2; fi
+	@cmake --build --preset $(PRESET) --target diffuse_python
 
 # Every test: C++ (GoogleTest), the find_package consumer and the Python suite (pytest).
 test: build

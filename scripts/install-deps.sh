@@ -9,6 +9,7 @@ PACKAGES=(
   libcairo2-dev libgif-dev fonts-dejavu-core
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-dev python3-pybind11 pybind11-dev python3-numpy python3-pytest
+  python3-matplotlib  # the Python suite runs examples/tutorial.py, which draws its figures
 )
 # Extra packages for `make fuzz` (clang's libFuzzer runtime); installed only when asked.
 if [[ "${1:-}" == "--fuzz" ]]; then PACKAGES+=(clang libclang-rt-14-dev); fi
