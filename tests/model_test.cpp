@@ -24,6 +24,10 @@ namespace {
 
 using nlohmann::json;
 
+using test::check_grad;
+using test::compare;
+using test::Compare;
+using test::GradCheck;
 using test::load_fixture;
 
 std::vector<float> floats(const json& tensor) {
@@ -74,46 +78,6 @@ const char* const kFixtures[] = {"model_d2_h32.json", "model_d3_h16.json"};
 // backward. Inputs lie on a 2^-12 grid and h is a power of two, so x +- h and x +- 2h are exact in
 // float. Kernels linear in each single element (linear, cond_linear, and mse, quadratic) use h = 1:
 // the stencil is then exact and float rounding of the loss is divided by a large step.
-
-struct GradCheck {
-  double worst = 0;     // max |num - ana| / max(|num|, |ana|, 1e-3) over the checked elements
-  double normwise = 0;  // ||num - ana|| / ||ana|| over the checked elements
-  size_t checked = 0;
-};
-
-// Checks d loss / d p[i] against ana[i] for up to max_checks elements of p (all if fewer).
-GradCheck check_grad(float* p, const float* ana, size_t n, const std::function<double()>& loss,
-                     float h, size_t max_checks = 256, uint64_t seed = 1) {
-  std::vector<size_t> idx(n);
-  for (size_t i = 0; i < n; ++i) idx[i] = i;
-  if (n > max_checks) {  // a random subset, always with the first and last element
-    Rng rng(seed);
-    for (size_t i = n - 1; i > 0; --i)
-      std::swap(idx[i], idx[rng.below(static_cast<uint32_t>(i + 1))]);
-    idx.resize(max_checks);
-    idx[0] = 0;
-    idx[1] = n - 1;
-  }
-  GradCheck r;
-  double d2 = 0, a2 = 0;
-  for (size_t i : idx) {
-    const float p0 = p[i];
-    auto at = [&](float delta) {
-      p[i] = p0 + delta;
-      return loss();
-    };
-    double num = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12.0 * h);
-    p[i] = p0;
-    double a = ana[i];
-    double err = std::abs(num - a) / std::max({std::abs(num), std::abs(a), 1e-3});
-    r.worst = std::max(r.worst, err);
-    d2 += (num - a) * (num - a);
-    a2 += a * a;
-    ++r.checked;
-  }
-  r.normwise = a2 > 0 ? std::sqrt(d2 / a2) : std::sqrt(d2);
-  return r;
-}
 
 // Rounds to multiples of 2^-12, so that adding a step of 2^-k (k <= 12) is exact for |v| < 4096.
 void quantize(std::vector<float>& v) {
@@ -370,28 +334,6 @@ TEST(GradCheck, WholeModelWithSaturatedUnits) {
 
 // ---------------------------------------------------------------------------------------------
 // (b) Against PyTorch: output, loss, the 11 parameter gradients and d/dx.
-
-struct Compare {
-  double normwise = 0;     // ||a - b|| / ||b||
-  double elementwise = 0;  // max |a - b| / (|b| + 1e-3 max|b|)
-};
-
-Compare compare(const float* a, const float* b, size_t n) {
-  double d2 = 0, b2 = 0, bmax = 0;
-  for (size_t i = 0; i < n; ++i) {
-    d2 += (static_cast<double>(a[i]) - b[i]) * (a[i] - b[i]);
-    b2 += static_cast<double>(b[i]) * b[i];
-    bmax = std::max(bmax, std::abs(static_cast<double>(b[i])));
-  }
-  Compare c;
-  c.normwise = b2 > 0 ? std::sqrt(d2 / b2) : std::sqrt(d2);
-  for (size_t i = 0; i < n; ++i) {
-    double floor = std::max(1e-3 * bmax, 1e-30);
-    c.elementwise = std::max(c.elementwise, std::abs(static_cast<double>(a[i]) - b[i]) /
-                                                (std::abs(static_cast<double>(b[i])) + floor));
-  }
-  return c;
-}
 
 void expect_close(const std::string& what, const float* a, const float* b, size_t n, double tol) {
   Compare c = compare(a, b, n);

@@ -5,12 +5,16 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
+
+#include "diffuse/rng.h"
 
 namespace diffuse::test {
 
@@ -67,6 +71,56 @@ std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+GradCheck check_grad(float* p, const float* ana, size_t n, const std::function<double()>& loss,
+                     float h, size_t max_checks, uint64_t seed) {
+  std::vector<size_t> idx(n);
+  for (size_t i = 0; i < n; ++i) idx[i] = i;
+  if (n > max_checks) {  // a random subset, always with the first and last element
+    Rng rng(seed);
+    for (size_t i = n - 1; i > 0; --i)
+      std::swap(idx[i], idx[rng.below(static_cast<uint32_t>(i + 1))]);
+    idx.resize(max_checks);
+    idx[0] = 0;
+    idx[1] = n - 1;
+  }
+  GradCheck r;
+  double d2 = 0, a2 = 0;
+  for (size_t i : idx) {
+    const float p0 = p[i];
+    auto at = [&](float delta) {
+      p[i] = p0 + delta;
+      return loss();
+    };
+    double num = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12.0 * h);
+    p[i] = p0;
+    double a = ana[i];
+    double err = std::abs(num - a) / std::max({std::abs(num), std::abs(a), 1e-3});
+    r.worst = std::max(r.worst, err);
+    d2 += (num - a) * (num - a);
+    a2 += a * a;
+    ++r.checked;
+  }
+  r.normwise = a2 > 0 ? std::sqrt(d2 / a2) : std::sqrt(d2);
+  return r;
+}
+
+Compare compare(const float* a, const float* b, size_t n) {
+  double d2 = 0, b2 = 0, bmax = 0;
+  for (size_t i = 0; i < n; ++i) {
+    d2 += (static_cast<double>(a[i]) - b[i]) * (a[i] - b[i]);
+    b2 += static_cast<double>(b[i]) * b[i];
+    bmax = std::max(bmax, std::abs(static_cast<double>(b[i])));
+  }
+  Compare c;
+  c.normwise = b2 > 0 ? std::sqrt(d2 / b2) : std::sqrt(d2);
+  for (size_t i = 0; i < n; ++i) {
+    double floor = std::max(1e-3 * bmax, 1e-30);
+    c.elementwise = std::max(c.elementwise, std::abs(static_cast<double>(a[i]) - b[i]) /
+                                                (std::abs(static_cast<double>(b[i])) + floor));
+  }
+  return c;
 }
 
 }  // namespace diffuse::test

@@ -1,6 +1,9 @@
 // Shared helpers for the tests: scratch folders, running the diffuse command, reading fixtures.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -37,6 +40,26 @@ std::string fixture_path(const std::string& name);
 // A JSON fixture from tests/fixtures/ (throws when it is missing).
 nlohmann::json load_fixture(const std::string& name);
 bool file_exists(const std::string& path);
+
+// ---- gradient checks and comparisons (the kernels' tests) ----
+
+struct GradCheck {
+  double worst = 0;     // max |num - ana| / max(|num|, |ana|, 1e-3) over the checked elements
+  double normwise = 0;  // ||num - ana|| / ||ana|| over the checked elements
+  size_t checked = 0;
+};
+
+// Checks d loss / d p[i] against ana[i] for up to max_checks elements of p (all if fewer), by the
+// five-point central difference with step h; the subset is random (seeded), with the first and
+// last element always in it.
+GradCheck check_grad(float* p, const float* ana, size_t n, const std::function<double()>& loss,
+                     float h, size_t max_checks = 256, uint64_t seed = 1);
+
+struct Compare {
+  double normwise = 0;     // ||a - b|| / ||b||
+  double elementwise = 0;  // max |a - b| / (|b| + 1e-3 max|b|)
+};
+Compare compare(const float* a, const float* b, size_t n);
 std::string slurp(const std::string& path);
 
 }  // namespace diffuse::test
