@@ -35,6 +35,24 @@ ScheduleKind parse_schedule(const std::string& name) {
                    choices(schedule_names()));
 }
 
+ModelKind parse_model(const std::string& name) {
+  if (auto k = model_kind_from_string(name)) return *k;
+  throw UsageError("--model: unknown model '" + name + "', expected one of " +
+                   choices(model_kind_names()));
+}
+
+Prediction parse_prediction(const std::string& name) {
+  if (auto k = prediction_from_string(name)) return *k;
+  throw UsageError("--predict: unknown target '" + name + "', expected one of " +
+                   choices(prediction_names()));
+}
+
+LossWeighting parse_loss_weighting(const std::string& name) {
+  if (auto k = loss_weighting_from_string(name)) return *k;
+  throw UsageError("--loss-weighting: unknown weighting '" + name + "', expected one of " +
+                   choices(loss_weighting_names()));
+}
+
 SamplerKind parse_sampler(const std::string& name) {
   if (auto k = sampler_from_string(name)) return *k;
   throw UsageError("--sampler: unknown sampler '" + name +
@@ -80,6 +98,23 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--standardize", o.standardize,
                   "train on columns scaled to mean 0, std 1 (undone when sampling): true or false")
       ->default_str(o.standardize ? "true" : "false");
+  cmd->add_option_function<std::string>(
+         "--model", [&o](const std::string& v) { o.model = parse_model(v); },
+         "the network: tutorial or resmlp (residual MLP)")
+      ->default_str(to_string(o.model));
+  cmd->add_option("--depth", o.depth, "residual blocks of the resmlp network")
+      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--predict", [&o](const std::string& v) { o.prediction = parse_prediction(v); },
+         "what the network predicts: eps, x0 or v")
+      ->default_str(to_string(o.prediction));
+  cmd->add_option_function<std::string>(
+         "--loss-weighting",
+         [&o](const std::string& v) { o.train.loss_weighting = parse_loss_weighting(v); },
+         "weight of each noise level in the loss: uniform or min-snr")
+      ->default_str(to_string(o.train.loss_weighting));
+  cmd->add_option("--snr-gamma", o.train.snr_gamma, "gamma of the min-snr weighting")
+      ->capture_default_str();
   cmd->add_option("--seed", o.train.seed, "seed for the data (seed+1), weights and training")
       ->capture_default_str();
   cmd->add_option("--threads", o.train.threads, "threads (results depend on seed and threads)")
@@ -129,6 +164,9 @@ void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o) {
   if (unset("--beta-end")) o.schedule.beta_end = tutorial.schedule.beta_end;
   if (unset("--hidden")) o.hidden = tutorial.hidden;
   if (unset("--standardize")) o.standardize = tutorial.standardize;
+  if (unset("--model")) o.model = tutorial.model;
+  if (unset("--predict")) o.prediction = tutorial.prediction;
+  if (unset("--loss-weighting")) o.train.loss_weighting = tutorial.train.loss_weighting;
   if (unset("--epochs") && unset("--updates")) o.train.epochs = tutorial.train.epochs;
   if (unset("--batch-size")) o.train.batch_size = tutorial.train.batch_size;
   if (unset("--lr")) o.train.lr = tutorial.train.lr;

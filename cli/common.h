@@ -41,8 +41,12 @@ using ExtraEpochHook =
 // checkpoint and throws Interrupted saying how to continue.
 Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook = {});
 
-// Parses a --schedule / --sampler / --variance name or throws UsageError listing the choices.
+// Parses a --schedule / --sampler / --variance / --model / --predict / --loss-weighting name or
+// throws UsageError listing the choices.
 ScheduleKind parse_schedule(const std::string& name);
+ModelKind parse_model(const std::string& name);
+Prediction parse_prediction(const std::string& name);
+LossWeighting parse_loss_weighting(const std::string& name);
 SamplerKind parse_sampler(const std::string& name);
 VarianceKind parse_variance(const std::string& name);
 X0Clamp parse_x0_clamp(const std::string& name);

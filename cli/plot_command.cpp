@@ -476,8 +476,8 @@ ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, u
     sc.threads = threads;
     const Model& m = trainer.model();
     Trajectory tr;
-    sample(model_eps_fn(m.config, trainer.sampling_params(), threads), schedule, n, m.config.dim,
-           sc, &tr);
+    sample(denoiser_eps_fn(m.config, trainer.sampling_params(), schedule, threads), schedule, n,
+           m.config.dim, sc, &tr);
     for (Points& x : tr.x) norm.undo(x);
     char name[64];
     std::snprintf(name, sizeof name, "reverse_epoch_%04d.png", s.epoch);

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""Loads a diffuse checkpoint into the tutorial's PyTorch ConditionalModel and checks its outputs.
+"""Loads a diffuse checkpoint into its PyTorch module and checks its outputs: the tutorial's
+ConditionalModel, or scripts/resmlp_reference.py's ResMlp when the metadata says "model": "resmlp".
 
 usage: check_python_load.py MODEL.safetensors INPUTS.csv EXPECTED.csv
-  INPUTS.csv   rows "t,x1,...,xD"; EXPECTED.csv rows "eps1,...,epsD" computed by diffuse.
+  INPUTS.csv   rows "t,x1,...,xD"; EXPECTED.csv rows "out1,...,outD" (the network's raw output:
+               eps, x0 or v as its "prediction" says) computed by diffuse.
 Exits 0 when load_state_dict(strict=True) succeeds and the outputs agree within 1e-5.
 Needs Debian's python3-torch; reads safetensors with the standard library (no extra package).
 """
 import json
+import os
 import struct
 import sys
 
@@ -63,7 +66,13 @@ class ConditionalModel(nn.Module):  # the tutorial's, with D and H as arguments
 def main():
     model_path, inputs_path, expected_path = sys.argv[1:4]
     state, meta = load_safetensors(model_path)
-    model = ConditionalModel(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]))
+    kind = meta.get("model", "tutorial")  # version 1 files hold the tutorial's model
+    if kind == "resmlp":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from resmlp_reference import ResMlp
+        model = ResMlp(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]), int(meta["depth"]))
+    else:
+        model = ConditionalModel(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]))
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("train.")}, strict=True)
     rows = [list(map(float, line.split(","))) for line in open(inputs_path) if line.strip()]
     t = torch.tensor([int(r[0]) for r in rows])
@@ -73,7 +82,8 @@ def main():
     with torch.no_grad():
         got = model(x, t)
     err = ((got - expected).norm() / expected.norm()).item()
-    print(f"loaded {len(state)} tensors, T={meta['T']} dim={meta['dim']} hidden={meta['hidden']}; "
+    print(f"loaded {len(state)} tensors into {kind}, T={meta['T']} dim={meta['dim']} "
+          f"hidden={meta['hidden']}; "
           f"relative error of the outputs {err:.2e}")
     return 0 if err < 1e-5 else 1
 

@@ -16,6 +16,7 @@
 
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "diffuse/resmlp.h"
 
 namespace diffuse {
 namespace {
@@ -449,6 +450,25 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
   ck.model.dim = static_cast<int>(meta.integer("dim", 1, INT_MAX));
   ck.model.hidden = static_cast<int>(meta.integer("hidden", 1, INT_MAX));
   ck.model.T = static_cast<int>(meta.integer("T", 2, INT_MAX));
+  // Version 1 files predate the choice of network and target: the tutorial's, predicting eps.
+  if (const std::string* m = meta.find("model")) {
+    const std::optional<ModelKind> mk = model_kind_from_string(*m);
+    if (!mk) fail(src, "metadata \"model\" is " + show(*m) + ", expected tutorial or resmlp");
+    ck.model.kind = *mk;
+  }
+  if (ck.model.kind == ModelKind::kResMlp) {
+    ck.model.depth = static_cast<int>(meta.integer("depth", 1, 64));
+  }
+  if (const std::string* p = meta.find("prediction")) {
+    const std::optional<Prediction> pk = prediction_from_string(*p);
+    if (!pk) fail(src, "metadata \"prediction\" is " + show(*p) + ", expected eps, x0 or v");
+    ck.model.prediction = *pk;
+  }
+  try {
+    validate(ck.model);
+  } catch (const UsageError& e) {
+    fail(src, std::string("metadata describes an invalid model: ") + e.what());
+  }
   const int D = ck.model.dim, H = ck.model.hidden, T = ck.model.T;
 
   const std::string& kind = meta.str("schedule");
@@ -477,26 +497,30 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
     if (!known.count(name)) extra += (extra.empty() ? "" : ", ") + show(name);
   }
   if (!extra.empty()) {
-    fail(src, "unexpected tensor(s): " + extra + " (a diffuse checkpoint holds the 11 model " +
-                  "tensors and train.adam.m, train.adam.v, train.raw)");
+    fail(src, "unexpected tensor(s): " + extra + " (a diffuse checkpoint holds the " +
+                  std::to_string(layout.size()) + " tensors of its " + to_string(ck.model.kind) +
+                  " model and train.adam.m, train.adam.v, train.raw)");
   }
 
   // The metadata sizes must be the tensors' sizes; saying which one disagrees beats a bare
   // shape mismatch.
-  const RawTensor& w1 = *find_tensor(st, "lin1.lin.weight");
+  const char* first = ck.model.kind == ModelKind::kTutorial ? "lin1.lin.weight" : "inp.weight";
+  const int first_in = ck.model.kind == ModelKind::kTutorial ? D : D + kTimeFeatures;
+  const RawTensor& w1 = *find_tensor(st, first);
   if (w1.shape.size() == 2 && w1.shape[0] != H) {
-    fail(src, "metadata says hidden=" + std::to_string(H) + " but tensor lin1.lin.weight is " +
+    fail(src, "metadata says hidden=" + std::to_string(H) + " but tensor " + first + " is " +
                   std::to_string(w1.shape[0]) + " wide (shape " + shape_str(w1.shape) + ")");
   }
-  if (w1.shape.size() == 2 && w1.shape[1] != D) {
-    fail(src, "metadata says dim=" + std::to_string(D) + " but tensor lin1.lin.weight takes " +
+  if (w1.shape.size() == 2 && w1.shape[1] != first_in) {
+    fail(src, "metadata says dim=" + std::to_string(D) + " but tensor " + first + " takes " +
                   std::to_string(w1.shape[1]) + " inputs (shape " + shape_str(w1.shape) + ")");
   }
-  const RawTensor& e1 = *find_tensor(st, "lin1.embed.weight");
-  if (e1.shape.size() == 2 && e1.shape[0] != T) {
+  const RawTensor* e1 =
+      ck.model.kind == ModelKind::kTutorial ? find_tensor(st, "lin1.embed.weight") : nullptr;
+  if (e1 != nullptr && e1->shape.size() == 2 && e1->shape[0] != T) {
     fail(src, "metadata says T=" + std::to_string(T) + " but tensor lin1.embed.weight has " +
-                  std::to_string(e1.shape[0]) + " rows, one per timestep (shape " +
-                  shape_str(e1.shape) + ")");
+                  std::to_string(e1->shape[0]) + " rows, one per timestep (shape " +
+                  shape_str(e1->shape) + ")");
   }
   for (const TensorInfo& info : layout) {
     const RawTensor& t = *find_tensor(st, info.name);
@@ -594,7 +618,15 @@ SafeTensors checkpoint_to_safetensors(const std::string& path, const Checkpoint&
   }
   auto& md = st.metadata;
   md["format"] = kFormatName;
-  md["format_version"] = std::to_string(kCheckpointFormatVersion);
+  // A tutorial model predicting eps is a version 1 file, which every earlier build reads; any other
+  // model says it needs a build that knows "model" and "prediction".
+  const bool v1 = ck.model.kind == ModelKind::kTutorial && ck.model.prediction == Prediction::kEps;
+  md["format_version"] = std::to_string(v1 ? 1 : kCheckpointFormatVersion);
+  if (!v1) {
+    md["model"] = to_string(ck.model.kind);
+    md["prediction"] = to_string(ck.model.prediction);
+    if (ck.model.kind == ModelKind::kResMlp) md["depth"] = std::to_string(ck.model.depth);
+  }
   md["dim"] = std::to_string(ck.model.dim);
   md["hidden"] = std::to_string(ck.model.hidden);
   md["T"] = std::to_string(ck.model.T);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "diffuse/error.h"
+#include "diffuse/resmlp.h"
 
 namespace diffuse {
 namespace {
@@ -501,7 +502,39 @@ void forward(const ModelConfig& c, const float* params, const float* const wt[4]
 
 }  // namespace
 
+std::string to_string(ModelKind k) { return k == ModelKind::kResMlp ? "resmlp" : "tutorial"; }
+
+std::optional<ModelKind> model_kind_from_string(std::string_view name) {
+  if (name == "tutorial") return ModelKind::kTutorial;
+  if (name == "resmlp") return ModelKind::kResMlp;
+  return std::nullopt;
+}
+
+std::vector<std::string> model_kind_names() { return {"tutorial", "resmlp"}; }
+
+std::string to_string(Prediction p) {
+  switch (p) {
+    case Prediction::kX0:
+      return "x0";
+    case Prediction::kV:
+      return "v";
+    case Prediction::kEps:
+      break;
+  }
+  return "eps";
+}
+
+std::optional<Prediction> prediction_from_string(std::string_view name) {
+  if (name == "eps") return Prediction::kEps;
+  if (name == "x0") return Prediction::kX0;
+  if (name == "v") return Prediction::kV;
+  return std::nullopt;
+}
+
+std::vector<std::string> prediction_names() { return {"eps", "x0", "v"}; }
+
 std::vector<TensorInfo> param_layout(const ModelConfig& c) {
+  if (c.kind == ModelKind::kResMlp) return resmlp_layout(c);
   const int64_t D = c.dim, H = c.hidden, T = c.T;
   std::vector<TensorInfo> layout;
   size_t offset = 0;
@@ -524,6 +557,10 @@ std::vector<TensorInfo> param_layout(const ModelConfig& c) {
 }
 
 size_t param_count(const ModelConfig& c) {
+  if (c.kind == ModelKind::kResMlp) {
+    const auto layout = resmlp_layout(c);
+    return layout.back().offset + layout.back().size;
+  }
   const size_t D = c.dim, H = c.hidden, T = c.T;
   return (H * D + H + T * H) + 2 * (H * H + H + T * H) + (D * H + D);
 }
@@ -534,11 +571,21 @@ void validate(const ModelConfig& c) {
   if (c.hidden < 1)
     throw UsageError("--hidden: expected at least 1, got " + std::to_string(c.hidden));
   if (c.T < 2) throw UsageError("--steps: expected at least 2, got " + std::to_string(c.T));
+  if (c.kind == ModelKind::kResMlp && (c.depth < 1 || c.depth > 64)) {
+    throw UsageError("--depth: expected 1..64 residual blocks, got " + std::to_string(c.depth));
+  }
+  if (c.hidden > 65536 || c.dim > 65536) {
+    throw UsageError("--hidden: expected at most 65536, got " + std::to_string(c.hidden));
+  }
 }
 
 Model::Model(const ModelConfig& c) : config(c), params(param_count(c), 0.0f) {}
 
 void Model::init(Rng& rng) {
+  if (config.kind == ModelKind::kResMlp) {
+    resmlp_init(config, params.data(), rng);
+    return;
+  }
   const auto layout = param_layout(config);
   for (const auto& ti : layout) {
     float* p = params.data() + ti.offset;
@@ -556,22 +603,31 @@ void Model::init(Rng& rng) {
   }
 }
 
+namespace {
+int tutorial_rows(const ModelConfig& c) { return c.kind == ModelKind::kTutorial ? c.hidden : 0; }
+}  // namespace
+
 Workspace::Workspace(const ModelConfig& c, int max_batch_)
     : max_batch(max_batch_),
-      a1(c.hidden, max_batch_),
-      a2(c.hidden, max_batch_),
-      a3(c.hidden, max_batch_),
-      h1(c.hidden, max_batch_),
-      h2(c.hidden, max_batch_),
-      h3(c.hidden, max_batch_),
-      s1(c.hidden, max_batch_),
-      s2(c.hidden, max_batch_),
-      s3(c.hidden, max_batch_),
-      dh(c.hidden, max_batch_),
-      dz(c.hidden, max_batch_),
+      a1(tutorial_rows(c), max_batch_),
+      a2(tutorial_rows(c), max_batch_),
+      a3(tutorial_rows(c), max_batch_),
+      h1(tutorial_rows(c), max_batch_),
+      h2(tutorial_rows(c), max_batch_),
+      h3(tutorial_rows(c), max_batch_),
+      s1(tutorial_rows(c), max_batch_),
+      s2(tutorial_rows(c), max_batch_),
+      s3(tutorial_rows(c), max_batch_),
+      dh(tutorial_rows(c), max_batch_),
+      dz(tutorial_rows(c), max_batch_),
       dx(c.dim, max_batch_),
       t(max_batch_, 0),
-      scratch(scratch_floats(c), 0.0f) {}
+      scratch(c.kind == ModelKind::kTutorial ? scratch_floats(c) : 0, 0.0f) {
+  if (c.kind == ModelKind::kResMlp) {
+    buffer.assign(resmlp_buffer_floats(c, max_batch_), 0.0f);
+    resmlp_init_workspace(c, *this);
+  }
+}
 
 // ---- layer kernels ----
 
@@ -704,21 +760,32 @@ void mse_backward(float* dy, const float* y, const float* target, size_t n) {
 void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                    int B, Workspace& ws, float* y) {
   // x is (D, B); t is (B); y is (D, B)
+  if (c.kind == ModelKind::kResMlp) {
+    resmlp_forward(c, params, x, t, B, ws, y);
+    return;
+  }
   const Scratch s = carve(c, ws.scratch.data());
   pack_all(c, params, s.wt);
   forward<Pass::kTrain>(c, params, s.wt, x, t, B, ws, y);
 }
 
-PackedWeights::PackedWeights(const ModelConfig& c) : data(scratch_floats(c), 0.0f) {}
+// The residual MLP packs inside its layers' calls: it has nothing to share here.
+PackedWeights::PackedWeights(const ModelConfig& c)
+    : data(c.kind == ModelKind::kTutorial ? scratch_floats(c) : 0, 0.0f) {}
 
 void pack_weights(const ModelConfig& c, const float* params, PackedWeights& packed, int part,
                   int parts) {
+  if (c.kind != ModelKind::kTutorial) return;
   const Scratch s = carve(c, packed.data.data());
   pack_all(c, params, s.wt, part, parts);
 }
 
 void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
                    const float* x, const int32_t* t, int B, Workspace& ws, float* y) {
+  if (c.kind == ModelKind::kResMlp) {
+    resmlp_forward(c, params, x, t, B, ws, y);
+    return;
+  }
   const Scratch s = carve(c, const_cast<float*>(packed.data.data()));  // only read
   forward<Pass::kTrain>(c, params, s.wt, x, t, B, ws, y);
 }
@@ -726,6 +793,10 @@ void model_forward(const ModelConfig& c, const float* params, const PackedWeight
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                     int B, const float* dy, Workspace& ws, float* grads) {
   // dy is (D, B); grads has the flat layout of params; ws.dx gets d loss / d x, (D, B)
+  if (c.kind == ModelKind::kResMlp) {
+    resmlp_backward(c, params, x, t, B, dy, ws, grads);
+    return;
+  }
   const int D = c.dim, H = c.hidden, T = c.T;
   const auto p = tensors(c, params);
   const auto g = tensors(c, grads);
@@ -791,6 +862,14 @@ void model_predict(const ModelConfig& c, const float* params, const float* x, in
   // x, y are (D, n); one timestep t for every column
   std::fill(ws.t.begin(), ws.t.end(), t);
   const int D = c.dim;
+  if (c.kind == ModelKind::kResMlp) {
+    for (int j = 0; j < n; j += ws.max_batch) {
+      const int B = std::min(ws.max_batch, n - j);
+      resmlp_forward(c, params, x + static_cast<size_t>(j) * D, ws.t.data(), B, ws,
+                     y + static_cast<size_t>(j) * D);
+    }
+    return;
+  }
   const Scratch s = carve(c, ws.scratch.data());
   pack_all(c, params, s.wt);
   for (int j = 0; j < n; j += ws.max_batch) {

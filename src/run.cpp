@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "diffuse/denoiser.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
 
@@ -25,6 +26,11 @@ nlohmann::json options_json(const RunConfig& o) {
           {"beta_end", o.schedule.beta_end},
           {"hidden", o.hidden},
           {"standardize", o.standardize},
+          {"model", to_string(o.model)},
+          {"depth", o.depth},
+          {"predict", to_string(o.prediction)},
+          {"loss_weighting", to_string(o.train.loss_weighting)},
+          {"snr_gamma", o.train.snr_gamma},
           {"epochs", o.train.epochs},
           {"updates", o.train.updates},
           {"batch_size", o.train.batch_size},
@@ -52,6 +58,21 @@ void options_from_json(const nlohmann::json& j, RunConfig& o) {
   o.hidden = j.at("hidden").get<int>();
   // Runs saved before the option existed standardized CSV files and not shapes.
   o.standardize = j.value("standardize", !is_shape_name(o.data));
+  // Absent from runs saved before the choice of network: the tutorial's, as they were.
+  const std::string model = j.value("model", std::string("tutorial"));
+  const std::string predict = j.value("predict", std::string("eps"));
+  const std::string weighting = j.value("loss_weighting", std::string("uniform"));
+  const auto mk = model_kind_from_string(model);
+  const auto pk = prediction_from_string(predict);
+  const auto wk = loss_weighting_from_string(weighting);
+  if (!mk) throw Error("unknown model '" + model + "'");
+  if (!pk) throw Error("unknown prediction target '" + predict + "'");
+  if (!wk) throw Error("unknown loss weighting '" + weighting + "'");
+  o.model = *mk;
+  o.prediction = *pk;
+  o.train.loss_weighting = *wk;
+  o.depth = j.value("depth", 3);
+  o.train.snr_gamma = j.value("snr_gamma", 5.0);
   o.train.epochs = j.at("epochs").get<int>();
   o.train.updates = j.value("updates", kDefaultUpdates);  // runs saved before it gave epochs
   o.train.batch_size = j.at("batch_size").get<int>();
@@ -161,7 +182,8 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
 
   if (auto w = budget_warning(resolve_budget(o.train, ds.x.rows()), ds.x.rows())) warn(*w);
 
-  const ModelConfig mc{static_cast<int>(ds.x.cols()), o.hidden, schedule.T()};
+  const ModelConfig mc{
+      static_cast<int>(ds.x.cols()), o.hidden, schedule.T(), o.model, o.depth, o.prediction};
   if (resumed) {  // the same data, or the continued run would silently differ
     if (mc.dim != resumed->model.dim) {
       throw Error(o.resume + ": the run trained on " + std::to_string(resumed->model.dim) +
@@ -273,6 +295,8 @@ RunConfig RunConfig::tutorial() {
   c.train = TrainConfig::tutorial();
   c.hidden = 128;
   c.standardize = false;
+  c.model = ModelKind::kTutorial;
+  c.prediction = Prediction::kEps;
   return c;
 }
 
@@ -307,8 +331,8 @@ Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, 
   config.threads = threads;
   validate(config, schedule.T());
   config.x0_range = x0_range(ckpt.range, ckpt.normalization);
-  Points x = sample(model_eps_fn(ckpt.model, ckpt.params, threads), schedule, n, ckpt.model.dim,
-                    config, trajectory);
+  Points x = sample(denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n,
+                    ckpt.model.dim, config, trajectory);
   ckpt.normalization.undo(x);
   // The last step returns the clamped x0; undoing the standardization can round it a hair out.
   if (config.x0_clamp != X0Clamp::kOff) clip_to_range(ckpt.range, x);

@@ -386,6 +386,10 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
 
 EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int threads) {
   validate(c);
+  if (c.prediction != Prediction::kEps) {
+    throw Error("model: it predicts " + to_string(c.prediction) +
+                ", not the noise: sample through denoiser_eps_fn");
+  }
   if (params.size() != param_count(c)) {
     throw Error("model: expected " + std::to_string(param_count(c)) + " parameters for dim " +
                 std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden) + ", T " +

@@ -38,6 +38,7 @@ TrainConfig TrainConfig::tutorial() {
   c.lr_schedule = LrSchedule::kConstant;
   c.warmup_steps = 0;
   c.ema_decay = 0.0;
+  c.loss_weighting = LossWeighting::kUniform;
   // lr_min keeps its default: a constant rate never reads it, and resumable checkpoints of
   // tutorial runs store the same options as before the preset existed.
   return c;
@@ -73,6 +74,9 @@ void validate(const TrainConfig& c, int64_t n_data) {
   if (c.warmup_steps < 0) throw UsageError("--warmup: expected >= 0, got " + num(c.warmup_steps));
   if (!(c.lr_min >= 0.0 && c.lr_min <= c.lr)) {
     throw UsageError("--lr-min: expected a value in [0, lr], got " + num(c.lr_min));
+  }
+  if (!(c.snr_gamma > 0.0) || !std::isfinite(c.snr_gamma)) {
+    throw UsageError("--snr-gamma: expected a positive number, got " + num(c.snr_gamma));
   }
 }
 
@@ -118,6 +122,8 @@ std::optional<std::string> budget_warning(const TrainConfig& resolved, int64_t n
 // Per-step buffers, sized once for the largest batch.
 struct Trainer::Scratch {
   ColMatrix x0, xt, eps, y, dy;  // (D, B)
+  ColMatrix target;              // (D, B) when the model does not predict eps
+  std::vector<float> weight;     // (B) per-column loss weights, unless uniform
   std::vector<int32_t> t;        // (B)
   std::vector<Workspace> ws;     // one per thread, each for its share of the batch
   std::vector<std::vector<float, Eigen::aligned_allocator<float>>> grads;  // per thread, flat
@@ -160,6 +166,8 @@ Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
   s.eps.resize(D, B);
   s.y.resize(D, B);
   s.dy.resize(D, B);
+  if (model_.config.prediction != Prediction::kEps) s.target.resize(D, B);
+  if (config_.loss_weighting != LossWeighting::kUniform) s.weight.resize(B);
   s.t.resize(B);
   const int per_thread = (B + nt - 1) / nt;
   for (int i = 0; i < nt; ++i) {
@@ -242,7 +250,8 @@ void Trainer::columns(int lo, int hi, int B, int p, const PackedWeights* packed)
   const float* params = model_.params.data();
   float* y = s.y.data() + off;
   float* dy = s.dy.data() + off;
-  const float* eps = s.eps.data() + off;
+  // The regression target: the noise itself, or what noise_columns made of it.
+  const float* target = (s.target.size() > 0 ? s.target.data() : s.eps.data()) + off;
   if (packed == nullptr) {
     model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
   } else {
@@ -250,10 +259,21 @@ void Trainer::columns(int lo, int hi, int B, int p, const PackedWeights* packed)
   }
   const float scale = 2.0f / static_cast<float>(static_cast<size_t>(B) * D);  // d mean / d y
   double sq = 0.0;
-  for (size_t i = 0; i < static_cast<size_t>(b) * D; ++i) {
-    const float d = y[i] - eps[i];
-    sq += static_cast<double>(d) * d;
-    dy[i] = scale * d;
+  if (s.weight.empty()) {
+    for (size_t i = 0; i < static_cast<size_t>(b) * D; ++i) {
+      const float d = y[i] - target[i];
+      sq += static_cast<double>(d) * d;
+      dy[i] = scale * d;
+    }
+  } else {  // sum_j w_j |y_j - target_j|^2 / (B D)
+    for (int j = 0; j < b; ++j) {
+      const float w = s.weight[lo + j];
+      for (size_t i = static_cast<size_t>(j) * D; i < static_cast<size_t>(j + 1) * D; ++i) {
+        const float d = y[i] - target[i];
+        sq += static_cast<double>(w) * d * d;
+        dy[i] = scale * w * d;
+      }
+    }
   }
   s.sq[p] = sq;
   model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p], s.grads[p].data());
@@ -270,6 +290,18 @@ void Trainer::noise_columns(int64_t first, int lo, int hi) {
   const size_t off = static_cast<size_t>(lo) * D;
   q_sample(schedule_, s.x0.data() + off, s.eps.data() + off, s.t.data() + lo, hi - lo, D,
            s.xt.data() + off);
+  const Prediction pred = model_.config.prediction;
+  for (int j = lo; j < hi; ++j) {
+    const size_t o = static_cast<size_t>(j) * D;
+    if (pred != Prediction::kEps) {
+      prediction_target(pred, schedule_, s.t[j], s.x0.data() + o, s.eps.data() + o, D,
+                        s.target.data() + o);
+    }
+    if (!s.weight.empty()) {
+      s.weight[j] = static_cast<float>(
+          loss_weight(config_.loss_weighting, config_.snr_gamma, pred, schedule_, s.t[j]));
+    }
+  }
 }
 
 float Trainer::ema_decay_next() const {

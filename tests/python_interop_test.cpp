@@ -1,4 +1,5 @@
-// A Python user loads our checkpoint into the tutorial's PyTorch model and gets our outputs.
+// A Python user loads our checkpoint into its PyTorch module (the tutorial's, or the residual MLP's
+// reference in scripts/resmlp_reference.py) with strict=True and gets our outputs.
 // Runs scripts/check_python_load.py with Debian's python3-torch; skipped where torch is missing.
 #include <gtest/gtest.h>
 
@@ -12,12 +13,11 @@
 namespace diffuse {
 namespace {
 
-TEST(PythonInterop, TutorialModelLoadsOurCheckpointAndAgrees) {
-  if (test::run_shell("/usr/bin/python3 -c 'import torch'").exit_code != 0) {
-    GTEST_SKIP() << "python3-torch is not installed";
-  }
+bool have_torch() { return test::run_shell("/usr/bin/python3 -c 'import torch'").exit_code == 0; }
+
+// Saves a model of config c, runs it on 40 random columns, and has PyTorch load and run it.
+test::CommandResult python_load(const ModelConfig& c) {
   test::TempDir dir;
-  const ModelConfig c{3, 24, 17};
   Model m(c);
   Rng rng(5);
   m.init(rng);
@@ -47,11 +47,25 @@ TEST(PythonInterop, TutorialModelLoadsOurCheckpointAndAgrees) {
   }
   std::fclose(in);
   std::fclose(out);
-  const auto r = test::run_shell(std::string("/usr/bin/python3 ") + DIFFUSE_SOURCE_DIR +
-                                 "/scripts/check_python_load.py " + dir.file("m.safetensors") +
-                                 " " + dir.file("in.csv") + " " + dir.file("out.csv"));
+  return test::run_shell(std::string("/usr/bin/python3 ") + DIFFUSE_SOURCE_DIR +
+                         "/scripts/check_python_load.py " + dir.file("m.safetensors") + " " +
+                         dir.file("in.csv") + " " + dir.file("out.csv"));
+}
+
+TEST(PythonInterop, TutorialModelLoadsOurCheckpointAndAgrees) {
+  if (!have_torch()) GTEST_SKIP() << "python3-torch is not installed";
+  const auto r = python_load(ModelConfig{3, 24, 17});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("loaded 11 tensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded 11 tensors into tutorial"), std::string::npos) << r.output;
+}
+
+TEST(PythonInterop, ResMlpReferenceLoadsOurCheckpointStrictAndAgrees) {
+  if (!have_torch()) GTEST_SKIP() << "python3-torch is not installed";
+  // v prediction: the raw output is compared, whatever it stands for.
+  const auto r = python_load(ModelConfig{3, 24, 1000, ModelKind::kResMlp, 2, Prediction::kV});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // inp 2 + 2 blocks x 6 + norm 2 + out 2
+  EXPECT_NE(r.output.find("loaded 18 tensors into resmlp"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Checkpoints as safetensors files (https://github.com/huggingface/safetensors): tensors named and
-// shaped as the tutorial's PyTorch state_dict, F32, with everything sampling needs in __metadata__.
-// Not a general tensor store: loading validates the file against the model it describes.
+// shaped as the model's PyTorch state_dict (the tutorial's, or scripts/resmlp_reference.py's), F32,
+// with everything sampling needs in __metadata__. Not a general tensor store: loading validates the
+// file against the model it describes.
 #pragma once
 
 #include <array>
@@ -20,7 +21,9 @@
 
 namespace diffuse {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+// 1: the tutorial's model predicting eps (no "model" / "prediction" metadata; still written for
+// it). 2: adds "model" (tutorial, resmlp), "prediction" (eps, x0, v) and, for resmlp, "depth".
+inline constexpr int kCheckpointFormatVersion = 2;
 
 // What a training run needs to continue bit-for-bit (diffuse train --resume).
 struct TrainState {
@@ -46,9 +49,11 @@ struct Checkpoint {
 // present, as extra 1-D tensors "train.adam.m", "train.adam.v", "train.raw" (omitted when
 // raw_params is empty) and metadata keys. Metadata (all values strings): "format" = "diffuse",
 // "format_version", "dim", "hidden", "T", "schedule", "beta_start", "beta_end", "cosine_s"
-// (%.17g, exact round trip), optional "normalization" {"mean": [..], "std": [..]}, "range"
-// {"min": [..], "max": [..], "integer": [true/false..]} (data units) and "columns" [..] as JSON
-// text, "info.KEY" per info entry; with train state "train.epoch", "train.adam.step",
+// (%.17g, exact round trip), "model", "prediction" and (resmlp) "depth" unless the model is the
+// tutorial's predicting eps (then a version 1 file without them), optional "normalization"
+// {"mean": [..], "std": [..]}, "range" {"min": [..], "max": [..], "integer": [true/false..]} (data
+// units) and "columns" [..] as JSON text, "info.KEY" per info entry; with train state
+// "train.epoch", "train.adam.step",
 // "train.adam.lr", "train.adam.beta1", "train.adam.beta2", "train.adam.eps", "train.rng" (JSON
 // array of 4 decimal strings) and "train.config". Throws Error naming path when ckpt is
 // inconsistent (sizes, non-finite weights) instead of writing a file load_checkpoint rejects.

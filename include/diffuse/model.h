@@ -1,10 +1,20 @@
-// The tutorial's ConditionalModel (noise predictor eps_theta(x_t, t)) with hand-written forward and
-// backward kernels on Eigen. Not an autograd: every layer is a *_forward / *_backward pair.
+// The networks a denoiser can hold, behind one set of calls (param_layout, Model::init, Workspace,
+// model_forward / model_backward / model_predict) that the trainer, the samplers' adapter and the
+// checkpoint use without knowing which network it is; ModelConfig::kind picks it:
+//
+// kTutorial: the tutorial's ConditionalModel with hand-written forward and backward kernels on
+// Eigen. Not an autograd: every layer is a *_forward / *_backward pair.
 //
 //   h1 = softplus((W1 x  + b1) * E1[t])     ConditionalLinear(D, H)
 //   h2 = softplus((W2 h1 + b2) * E2[t])     ConditionalLinear(H, H)
 //   h3 = softplus((W3 h2 + b3) * E3[t])     ConditionalLinear(H, H)
 //   y  = W4 h3 + b4                         Linear(H, D)
+//
+// kResMlp: a residual MLP with a sinusoidal embedding of time (include/diffuse/resmlp.h has its
+// layers and kernels).
+//
+// What the network's output means (the noise, the clean data or v) is ModelConfig::prediction;
+// include/diffuse/denoiser.h turns it into the noise the samplers take.
 //
 // Parameters live in one flat float buffer in PyTorch state_dict order and memory layout
 // (Linear weight (out, in) row-major, Embedding weight (T, out) row-major), so a checkpoint is a
@@ -13,7 +23,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diffuse/rng.h"
@@ -21,10 +33,26 @@
 
 namespace diffuse {
 
+// The network inside a denoiser.
+enum class ModelKind { kTutorial, kResMlp };
+// What the network's output estimates at (x_t, t): the noise eps, the clean data x0, or
+// v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0 (Salimans & Ho 2022).
+enum class Prediction { kEps, kX0, kV };
+
+std::string to_string(ModelKind k);  // "tutorial", "resmlp"
+std::optional<ModelKind> model_kind_from_string(std::string_view name);
+std::vector<std::string> model_kind_names();
+std::string to_string(Prediction p);  // "eps", "x0", "v"
+std::optional<Prediction> prediction_from_string(std::string_view name);
+std::vector<std::string> prediction_names();
+
 struct ModelConfig {
   int dim = 2;       // D, data dimensions
   int hidden = 128;  // H, hidden width
-  int T = 100;       // number of timesteps (rows of each embedding table)
+  int T = 100;       // number of timesteps (tutorial: rows of each embedding table)
+  ModelKind kind = ModelKind::kTutorial;
+  int depth = 3;  // kResMlp: residual blocks (the tutorial's network has a fixed depth)
+  Prediction prediction = Prediction::kEps;
 };
 
 // One named tensor inside the flat parameter buffer.
@@ -35,10 +63,11 @@ struct TensorInfo {
   size_t size = 0;             // in floats
 };
 
-// The 11 tensors in state_dict order: lin{1,2,3}.lin.weight, .lin.bias, .embed.weight; lin4.*.
+// The tensors in state_dict order. kTutorial, 11: lin{1,2,3}.lin.weight, .lin.bias, .embed.weight;
+// lin4.*. kResMlp: see resmlp.h.
 std::vector<TensorInfo> param_layout(const ModelConfig& c);
 size_t param_count(const ModelConfig& c);
-// Throws UsageError unless D >= 1, H >= 1, T >= 2.
+// Throws UsageError unless D >= 1, H >= 1, T >= 2 (and, for kResMlp, 1 <= depth <= 64).
 void validate(const ModelConfig& c);
 
 struct Model {
@@ -48,12 +77,13 @@ struct Model {
   Model() = default;
   explicit Model(const ModelConfig& c);  // zero-filled
   // PyTorch's default initialization: Linear weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-  // embeddings U[0, 1) (the tutorial's embed.weight.data.uniform_()).
+  // embeddings U[0, 1) (the tutorial's embed.weight.data.uniform_()); LayerNorm gain 1, bias 0.
   void init(Rng& rng);
 };
 
 // Saved activations and scratch for one batch of up to max_batch columns. Allocated once, so a
 // training step or a sampling chunk allocates nothing.
+// The tutorial's buffers are empty for another kind, which uses `buffer` instead.
 struct Workspace {
   Workspace() = default;
   Workspace(const ModelConfig& c, int max_batch);
@@ -67,6 +97,8 @@ struct Workspace {
   std::vector<int32_t> t;  // timestep scratch for model_predict, (B)
   // Transposed weights and a matrix-product panel for the kernels (src/model.cpp).
   std::vector<float, Eigen::aligned_allocator<float>> scratch;
+  // kResMlp: its activations and scratch, carved by src/resmlp.cpp.
+  std::vector<float, Eigen::aligned_allocator<float>> buffer;
 };
 
 // ---- layer kernels (pointers are column-major; B columns = samples) ----

@@ -12,6 +12,8 @@
 
 #include "diffuse/checkpoint.h"
 #include "diffuse/dataset.h"
+#include "diffuse/denoiser.h"
+#include "diffuse/model.h"
 #include "diffuse/sampler.h"
 #include "diffuse/schedule.h"
 #include "diffuse/train.h"
@@ -31,13 +33,18 @@ struct RunConfig {
   // the checkpoint stores the normalization and sampling undoes it. The tutorial trains on the
   // raw points (false in tutorial()).
   bool standardize = true;
+  int hidden = 128;                          // hidden width H of the model
+  ModelKind model = ModelKind::kTutorial;    // the network (model.h)
+  int depth = 3;                             // kResMlp: residual blocks
+  Prediction prediction = Prediction::kEps;  // what the network predicts (denoiser.h)
   TrainConfig train;
   std::string out;           // checkpoint path; empty: nothing is written (no log either)
   std::string log;           // per-epoch CSV log; empty: default_log_path(out)
   int checkpoint_every = 0;  // epochs between resumable saves to `out`; 0: only at the end
   std::string resume;        // checkpoint to continue from (its saved options replace these)
 
-  // The tutorial's settings: ScheduleConfig::tutorial(), TrainConfig::tutorial(), H = 128.
+  // The tutorial's settings: ScheduleConfig::tutorial(), TrainConfig::tutorial(), its network
+  // with H = 128 predicting eps.
   static RunConfig tutorial();
 };
 

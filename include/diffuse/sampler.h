@@ -83,7 +83,8 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
 // OpenMP threads, each with its own Workspace allocated here, so a call allocates nothing and
 // gives the same bits for any thread count. params must outlive the returned function, which must
 // not be called from two threads at once. Throws Error when params does not fit c (or, when
-// called, for t outside 0..c.T-1), UsageError when threads < 1.
+// called, for t outside 0..c.T-1) or when the model does not predict eps (denoiser.h's
+// denoiser_eps_fn serves every prediction target), UsageError when threads < 1.
 EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int threads);
 
 }  // namespace diffuse

@@ -1,5 +1,6 @@
 // The training loop (Ho et al. 2020, Algorithm 1): shuffled epochs of mini-batches, t uniform in
-// {0..T-1}, eps ~ N(0, I), MSE between eps and eps_theta(x_t, t), Adam with gradient clipping.
+// {0..T-1}, eps ~ N(0, I), MSE between the model's output and its prediction target (eps, x0 or v;
+// denoiser.h), optionally weighted per noise level, Adam with gradient clipping.
 // Gradients are this step's alone (the tutorial forgets optimizer.zero_grad()).
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/denoiser.h"
 #include "diffuse/model.h"
 #include "diffuse/optim.h"
 #include "diffuse/rng.h"
@@ -41,6 +43,8 @@ struct TrainConfig {
   int warmup_steps = 1000;   // linear learning-rate warm-up from 0, capped at a tenth of the run
   LrSchedule lr_schedule = LrSchedule::kCosine;  // kCosine: decay to lr_min at the last step
   double lr_min = 1e-5;
+  LossWeighting loss_weighting = LossWeighting::kUniform;
+  double snr_gamma = 5.0;  // kMinSnr's gamma (Hang et al. 2023's choice)
 
   static TrainConfig tutorial();
 };

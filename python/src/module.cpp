@@ -20,6 +20,7 @@
 
 #include "diffuse/checkpoint.h"
 #include "diffuse/dataset.h"
+#include "diffuse/denoiser.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
 #include "diffuse/model.h"
@@ -492,7 +493,9 @@ py::array predict_noise(const PyModel& m, const py::object& x_obj, const py::obj
   Points eps(x.rows, x.cols);
   {
     py::gil_scoped_release release;
-    model_eps_fn(c, m.checkpoint.params, 1)(x.data, t, static_cast<int>(x.rows), eps.data());
+    const Schedule schedule = make_schedule(m.checkpoint.schedule);
+    denoiser_eps_fn(c, m.checkpoint.params, schedule, 1)(x.data, t, static_cast<int>(x.rows),
+                                                         eps.data());
   }
   return to_numpy(std::move(eps));
 }

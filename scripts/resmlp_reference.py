@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""The PyTorch reference of diffuse's residual-MLP denoiser (include/diffuse/resmlp.h), and the
+fixtures its C++ kernels are tested against.
+
+  ResMlp            the module; its state_dict names and shapes are the checkpoint's tensors, so
+                    `model.load_state_dict(tensors, strict=True)` loads a diffuse checkpoint
+                    (scripts/check_python_load.py does, for --model resmlp checkpoints).
+  fixtures          /usr/bin/python3 scripts/resmlp_reference.py [OUT_DIR] writes resmlp_*.json
+                    (default tests/fixtures): params, one batch x (B, D) with t, the output y,
+                    the MSE against a target, and the gradients wrt every parameter and x.
+                    Not run by CI: the output is committed; rerun by hand when the model changes.
+
+Needs Debian's python3-torch.
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+TIME_FEATURES = 32  # E: 16 sines, 16 cosines (kTimeFeatures)
+
+
+def time_embedding(t, T, E=TIME_FEATURES):
+    """(B, E): [sin(tau f), cos(tau f)], tau = 1000 t / T, f_k = 10000^(-k / (E/2)); in float64,
+    rounded to float32 (as diffuse computes it)."""
+    half = E // 2
+    k = torch.arange(half, dtype=torch.float64)
+    f = torch.exp(-math.log(10000.0) * k / half)
+    tau = 1000.0 * t.to(torch.float64) / T
+    arg = tau[:, None] * f[None, :]
+    return torch.cat([torch.sin(arg), torch.cos(arg)], dim=1).to(torch.float32)
+
+
+class Block(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.fc1 = nn.Linear(hidden, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+
+    def forward(self, h):
+        return h + self.fc2(F.silu(self.fc1(self.norm(h))))
+
+
+class ResMlp(nn.Module):
+    def __init__(self, T, dim=2, hidden=128, depth=3):
+        super().__init__()
+        self.T = T
+        self.inp = nn.Linear(dim + TIME_FEATURES, hidden)
+        self.blocks = nn.ModuleList([Block(hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(hidden)
+        self.out = nn.Linear(hidden, dim)
+
+    def forward(self, x, t):
+        h = self.inp(torch.cat([x, time_embedding(t, self.T)], dim=1))
+        for b in self.blocks:
+            h = b(h)
+        return self.out(F.silu(self.norm(h)))
+
+
+def flat(x):
+    return [float("%.9g" % v) for v in x.detach().reshape(-1).tolist()]
+
+
+def tensor_json(x):
+    return {"shape": list(x.shape), "data": flat(x)}
+
+
+def make_fixture(dim, hidden, depth, T, B, seed):
+    torch.manual_seed(seed)
+    model = ResMlp(T, dim, hidden, depth)
+    with torch.no_grad():  # LayerNorm away from its 1, 0 init, so its gradients are tested
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(B, dim, requires_grad=True)
+    t = torch.randint(0, T, (B,))
+    t[0], t[1] = 0, T - 1
+    target = torch.randn(B, dim)
+    y = model(x, t)
+    loss = F.mse_loss(y, target)
+    loss.backward()
+    return {
+        "generator": "scripts/resmlp_reference.py", "torch": torch.__version__,
+        "config": {"dim": dim, "hidden": hidden, "depth": depth, "T": T, "B": B},
+        "params": [dict(name=n, **tensor_json(p)) for n, p in model.state_dict().items()],
+        "grads": [dict(name=n, **tensor_json(p.grad)) for n, p in model.named_parameters()],
+        "x": tensor_json(x), "t": t.tolist(), "target": tensor_json(target),
+        "y": tensor_json(y), "loss": float("%.9g" % loss.item()), "dx": tensor_json(x.grad),
+    }
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..",
+                                                              "tests", "fixtures")
+    for dim, hidden, depth, T, B, seed in ((2, 32, 2, 100, 23, 1), (5, 24, 3, 1000, 17, 2)):
+        name = f"resmlp_d{dim}_h{hidden}_l{depth}.json"
+        with open(os.path.join(out, name), "w") as f:
+            json.dump(make_fixture(dim, hidden, depth, T, B, seed), f)
+        print("wrote", name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+// The residual MLP's layer kernels and whole-network forward/backward (include/diffuse/resmlp.h).
+// The matrix products are model.cpp's linear_forward / linear_backward (register-blocked, packed
+// per call into a per-thread buffer that grows once); LayerNorm and SiLU are Eigen array
+// expressions over caller-owned buffers, so a step allocates nothing. Each column's result depends
+// only on its own inputs, whatever the batch split. Proven by central differences and PyTorch
+// fixtures (tests/resmlp_test.cpp).
+#include "diffuse/resmlp.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "diffuse/error.h"
+
+namespace diffuse {
+namespace {
+
+namespace ei = Eigen::internal;
+using Packet = ei::packet_traits<float>::type;
+constexpr int kLanes = ei::packet_traits<float>::size;
+
+// m in [1, kLanes] floats from p; lanes past m hold `fill`.
+inline Packet load_n(const float* p, int m, float fill) {
+  if (m == kLanes) return ei::ploadu<Packet>(p);
+  alignas(64) float t[kLanes];
+  for (int i = 0; i < kLanes; ++i) t[i] = i < m ? p[i] : fill;
+  return ei::pload<Packet>(t);
+}
+
+inline void store_n(float* p, const Packet& v, int m) {
+  if (m == kLanes) {
+    ei::pstoreu(p, v);
+    return;
+  }
+  alignas(64) float t[kLanes];
+  ei::pstore(t, v);
+  std::copy_n(t, m, p);
+}
+
+// f(i, m) for each packet of elements i < n, m = elements in it (kLanes but at the tail).
+template <class Index, class F>
+inline void for_packets(Index n, F&& f) {
+  Index i = 0;
+  for (; i + kLanes <= n; i += kLanes) f(i, kLanes);
+  if (i < n) f(i, static_cast<int>(n - i));
+}
+
+using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
+using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
+
+// Pointers to the tensors inside a flat buffer, in state_dict order.
+template <typename F>
+struct Tensors {
+  F *w_in, *b_in;
+  std::vector<F*> ln_g, ln_b, w1, b1, w2, b2;  // per block
+  F *lnf_g, *lnf_b, *w_out, *b_out;
+};
+
+template <typename F>
+void tensors(const ModelConfig& c, F* p, Tensors<F>& v) {
+  const size_t D = c.dim, H = c.hidden, E = kTimeFeatures, L = c.depth;
+  v.w_in = p;
+  p += H * (D + E);
+  v.b_in = p;
+  p += H;
+  v.ln_g.resize(L), v.ln_b.resize(L), v.w1.resize(L), v.b1.resize(L), v.w2.resize(L),
+      v.b2.resize(L);
+  for (size_t l = 0; l < L; ++l) {
+    v.ln_g[l] = p, p += H;
+    v.ln_b[l] = p, p += H;
+    v.w1[l] = p, p += H * H;
+    v.b1[l] = p, p += H;
+    v.w2[l] = p, p += H * H;
+    v.b2[l] = p, p += H;
+  }
+  v.lnf_g = p, p += H;
+  v.lnf_b = p, p += H;
+  v.w_out = p, p += D * H;
+  v.b_out = p;
+}
+
+// Workspace::buffer, carved for max_batch columns. Slot l of h, u, g is (H, B) at l * H *
+// max_batch.
+struct Buffers {
+  float* in;    // [x; e], (D + E, B)
+  float* h;     // residual stream h_0..h_depth
+  float* u;     // LayerNorm outputs u_0..u_{depth-1}, u_f at slot depth
+  float* v;     // fc1 outputs before SiLU, depth slots
+  float* g;     // SiLU outputs g_0..g_{depth-1}, silu(u_f) at slot depth
+  float* mean;  // (depth + 1) x B
+  float* rstd;  // (depth + 1) x B
+  float* dh;    // backward scratch, (H, B) each
+  float* du;
+  float* dg;
+  float* din;    // (D + E, B)
+  float* table;  // e for every timestep, (E, T): time_embedding_forward once, at construction
+  size_t slot;   // H * max_batch
+};
+
+size_t buffers_floats(const ModelConfig& c, int max_batch) {
+  const size_t D = c.dim, H = c.hidden, E = kTimeFeatures, L = c.depth, B = max_batch;
+  return 2 * (D + E) * B + (L + 1) * H * B * 3 + L * H * B + 2 * (L + 1) * B + 3 * H * B +
+         E * static_cast<size_t>(c.T);
+}
+
+Buffers carve(const ModelConfig& c, Workspace& ws) {
+  const size_t D = c.dim, H = c.hidden, E = kTimeFeatures, L = c.depth, B = ws.max_batch;
+  float* p = ws.buffer.data();
+  Buffers b{};
+  b.slot = H * B;
+  b.in = p, p += (D + E) * B;
+  b.h = p, p += (L + 1) * b.slot;
+  b.u = p, p += (L + 1) * b.slot;
+  b.v = p, p += L * b.slot;
+  b.g = p, p += (L + 1) * b.slot;
+  b.mean = p, p += (L + 1) * B;
+  b.rstd = p, p += (L + 1) * B;
+  b.dh = p, p += b.slot;
+  b.du = p, p += b.slot;
+  b.dg = p, p += b.slot;
+  b.din = p, p += (D + E) * B;
+  b.table = p;
+  return b;
+}
+
+}  // namespace
+
+std::vector<TensorInfo> resmlp_layout(const ModelConfig& c) {
+  const int64_t D = c.dim, H = c.hidden, E = kTimeFeatures;
+  std::vector<TensorInfo> layout;
+  size_t offset = 0;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    size_t size = 1;
+    for (int64_t s : shape) size *= static_cast<size_t>(s);
+    layout.push_back({std::move(name), std::move(shape), offset, size});
+    offset += size;
+  };
+  add("inp.weight", {H, D + E});
+  add("inp.bias", {H});
+  for (int l = 0; l < c.depth; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    add(p + "norm.weight", {H});
+    add(p + "norm.bias", {H});
+    add(p + "fc1.weight", {H, H});
+    add(p + "fc1.bias", {H});
+    add(p + "fc2.weight", {H, H});
+    add(p + "fc2.bias", {H});
+  }
+  add("norm.weight", {H});
+  add("norm.bias", {H});
+  add("out.weight", {D, H});
+  add("out.bias", {D});
+  return layout;
+}
+
+size_t resmlp_buffer_floats(const ModelConfig& c, int max_batch) {
+  return buffers_floats(c, max_batch);
+}
+
+void resmlp_init_workspace(const ModelConfig& c, Workspace& ws) {
+  std::vector<int32_t> t(static_cast<size_t>(c.T));
+  for (int i = 0; i < c.T; ++i) t[i] = i;
+  time_embedding_forward(carve(c, ws).table, t.data(), c.T, kTimeFeatures, c.T);
+}
+
+void resmlp_init(const ModelConfig& c, float* params, Rng& rng) {
+  // torch defaults: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias; LayerNorm 1, 0.
+  for (const TensorInfo& ti : resmlp_layout(c)) {
+    float* p = params + ti.offset;
+    const bool norm = ti.name.find("norm.") != std::string::npos;
+    if (norm) {
+      const bool gain = ti.name.find("weight") != std::string::npos;
+      std::fill(p, p + ti.size, gain ? 1.0f : 0.0f);
+      continue;
+    }
+    const int64_t fan_in = ti.name.rfind("inp.", 0) == 0 ? c.dim + kTimeFeatures : c.hidden;
+    const auto bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(fan_in)));
+    rng.fill_uniform(p, ti.size, -bound, bound);
+  }
+}
+
+// ---- layer kernels ----
+
+void time_embedding_forward(float* e, const int32_t* t, int B, int E, int T) {
+  // e is (E, B); t is (B)
+  const int half = E / 2;
+  for (int j = 0; j < B; ++j) {
+    const double tau = 1000.0 * t[j] / T;
+    float* ej = e + static_cast<size_t>(j) * E;
+    for (int k = 0; k < half; ++k) {
+      const double f = std::exp(-std::log(10000.0) * k / half);
+      ej[k] = static_cast<float>(std::sin(tau * f));
+      ej[half + k] = static_cast<float>(std::cos(tau * f));
+    }
+  }
+}
+
+void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma,
+                        const float* beta, int B, int n) {
+  // x, y are (n, B); gamma, beta are (n); mean, rstd are (B)
+  const float inv_n = 1.0f / static_cast<float>(n);
+  for (int j = 0; j < B; ++j) {
+    const float* xj = x + static_cast<size_t>(j) * n;
+    float* yj = y + static_cast<size_t>(j) * n;
+    Packet sum = ei::pset1<Packet>(0.0f);
+    for_packets(n, [&](int r, int m) { sum = ei::padd(sum, load_n(xj + r, m, 0.0f)); });
+    const float mu = ei::predux(sum) * inv_n;
+    const Packet mv = ei::pset1<Packet>(mu);
+    Packet sq = ei::pset1<Packet>(0.0f);
+    for_packets(n, [&](int r, int m) {
+      const Packet d = ei::psub(load_n(xj + r, m, mu), mv);  // lanes past n give 0
+      sq = ei::pmadd(d, d, sq);
+    });
+    const float r = 1.0f / std::sqrt(ei::predux(sq) * inv_n + kLayerNormEps);
+    mean[j] = mu;
+    rstd[j] = r;
+    const Packet rv = ei::pset1<Packet>(r);
+    for_packets(n, [&](int i, int m) {
+      const Packet xhat = ei::pmul(ei::psub(load_n(xj + i, m, mu), mv), rv);
+      store_n(yj + i, ei::pmadd(xhat, load_n(gamma + i, m, 0.0f), load_n(beta + i, m, 0.0f)), m);
+    });
+  }
+}
+
+void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                         const float* mean, const float* rstd, const float* gamma, int B, int n) {
+  // dy, x, dx are (n, B); gamma, dgamma, dbeta are (n); mean, rstd are (B)
+  std::fill(dgamma, dgamma + n, 0.0f);
+  std::fill(dbeta, dbeta + n, 0.0f);
+  const Packet inv_n = ei::pset1<Packet>(1.0f / static_cast<float>(n));
+  for (int j = 0; j < B; ++j) {
+    const size_t o = static_cast<size_t>(j) * n;
+    const Packet mv = ei::pset1<Packet>(mean[j]), rv = ei::pset1<Packet>(rstd[j]);
+    // xhat = (x - mean) r; dxhat = dy gamma;
+    // dx = r (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).
+    Packet s1 = ei::pset1<Packet>(0.0f), s2 = s1;
+    for_packets(n, [&](int i, int m) {
+      const Packet xhat = ei::pmul(ei::psub(load_n(x + o + i, m, mean[j]), mv), rv);
+      const Packet dyv = load_n(dy + o + i, m, 0.0f);
+      store_n(dgamma + i, ei::pmadd(dyv, xhat, load_n(dgamma + i, m, 0.0f)), m);
+      store_n(dbeta + i, ei::padd(dyv, load_n(dbeta + i, m, 0.0f)), m);
+      const Packet dxhat = ei::pmul(dyv, load_n(gamma + i, m, 0.0f));
+      s1 = ei::padd(s1, dxhat);
+      s2 = ei::pmadd(dxhat, xhat, s2);
+    });
+    const Packet m1 = ei::pmul(ei::pset1<Packet>(ei::predux(s1)), inv_n);
+    const Packet m2 = ei::pmul(ei::pset1<Packet>(ei::predux(s2)), inv_n);
+    for_packets(n, [&](int i, int m) {
+      const Packet xhat = ei::pmul(ei::psub(load_n(x + o + i, m, mean[j]), mv), rv);
+      const Packet dxhat = ei::pmul(load_n(dy + o + i, m, 0.0f), load_n(gamma + i, m, 0.0f));
+      store_n(dx + o + i, ei::pmul(rv, ei::psub(ei::psub(dxhat, m1), ei::pmul(xhat, m2))), m);
+    });
+  }
+}
+
+// Every element takes the same packet path (the tail through a padded packet), so an element's
+// result does not depend on its position: a column's output is the same in any batch.
+void silu_forward(float* y, const float* x, size_t n) {
+  const Packet one = ei::pset1<Packet>(1.0f);
+  for_packets(n, [&](size_t i, int m) {
+    const Packet xv = load_n(x + i, m, 0.0f);
+    store_n(y + i, ei::pdiv(xv, ei::padd(one, ei::pexp(ei::pnegate(xv)))), m);
+  });
+}
+
+void silu_backward(float* dx, const float* dy, const float* x, size_t n) {
+  const Packet one = ei::pset1<Packet>(1.0f);
+  for_packets(n, [&](size_t i, int m) {
+    const Packet xv = load_n(x + i, m, 0.0f);
+    const Packet sv = ei::pdiv(one, ei::padd(one, ei::pexp(ei::pnegate(xv))));
+    const Packet slope = ei::pmul(sv, ei::pmadd(xv, ei::psub(one, sv), one));
+    store_n(dx + i, ei::pmul(load_n(dy + i, m, 0.0f), slope), m);
+  });
+}
+
+// ---- the whole network ----
+
+void resmlp_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
+                    int B, Workspace& ws, float* y) {
+  // x is (D, B); t is (B); y is (D, B)
+  const int D = c.dim, H = c.hidden, E = kTimeFeatures, L = c.depth;
+  thread_local Tensors<const float> p;  // its vectors grow once per thread
+  tensors(c, params, p);
+  const Buffers b = carve(c, ws);
+  const size_t hb = static_cast<size_t>(H) * B;
+  // in = [x; e], (D + E, B), e from the table time_embedding_forward made
+  for (int j = 0; j < B; ++j) {
+    float* col = b.in + static_cast<size_t>(j) * (D + E);
+    std::copy_n(x + static_cast<size_t>(j) * D, D, col);
+    std::copy_n(b.table + static_cast<size_t>(t[j]) * E, E, col + D);
+  }
+  linear_forward(b.h, b.in, p.w_in, p.b_in, B, D + E, H);
+  for (int l = 0; l < L; ++l) {
+    float* hl = b.h + l * b.slot;
+    float* ul = b.u + l * b.slot;
+    float* vl = b.v + l * b.slot;
+    float* gl = b.g + l * b.slot;
+    float* hn = b.h + (l + 1) * b.slot;
+    layer_norm_forward(ul, b.mean + l * B, b.rstd + l * B, hl, p.ln_g[l], p.ln_b[l], B, H);
+    linear_forward(vl, ul, p.w1[l], p.b1[l], B, H, H);
+    silu_forward(gl, vl, hb);
+    linear_forward(hn, gl, p.w2[l], p.b2[l], B, H, H);  // W2 g + b2, then + h
+    ArrayMap(hn, static_cast<Eigen::Index>(hb)) += ConstArrayMap(hl, static_cast<Eigen::Index>(hb));
+  }
+  float* uf = b.u + L * b.slot;
+  float* gf = b.g + L * b.slot;
+  layer_norm_forward(uf, b.mean + L * B, b.rstd + L * B, b.h + L * b.slot, p.lnf_g, p.lnf_b, B, H);
+  silu_forward(gf, uf, hb);
+  linear_forward(y, gf, p.w_out, p.b_out, B, H, D);
+}
+
+void resmlp_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
+                     int B, const float* dy, Workspace& ws, float* grads) {
+  // dy is (D, B); grads has the flat layout of params; ws.dx gets d loss / d x, (D, B)
+  (void)x;  // saved in the workspace by the forward, as [x; e]
+  (void)t;
+  const int D = c.dim, H = c.hidden, E = kTimeFeatures, L = c.depth;
+  thread_local Tensors<const float> p;
+  thread_local Tensors<float> g;
+  tensors(c, params, p);
+  tensors(c, grads, g);
+  const Buffers b = carve(c, ws);
+  const size_t hb = static_cast<size_t>(H) * B;
+  const auto m = static_cast<Eigen::Index>(hb);
+  // y = W_out g_f + b_out; g_f = silu(u_f); u_f = LN(h_L)
+  float* uf = b.u + L * b.slot;
+  float* gf = b.g + L * b.slot;
+  linear_backward(b.dg, g.w_out, g.b_out, dy, gf, p.w_out, B, H, D);
+  silu_backward(b.dg, b.dg, uf, hb);
+  layer_norm_backward(b.dh, g.lnf_g, g.lnf_b, b.dg, b.h + L * b.slot, b.mean + L * B,
+                      b.rstd + L * B, p.lnf_g, B, H);
+  // b.dh is d loss / d h_{l+1}; each block adds its branch's gradient to it.
+  for (int l = L - 1; l >= 0; --l) {
+    const float* hl = b.h + l * b.slot;
+    const float* ul = b.u + l * b.slot;
+    const float* vl = b.v + l * b.slot;
+    const float* gl = b.g + l * b.slot;
+    linear_backward(b.dg, g.w2[l], g.b2[l], b.dh, gl, p.w2[l], B, H, H);
+    silu_backward(b.dg, b.dg, vl, hb);
+    linear_backward(b.du, g.w1[l], g.b1[l], b.dg, ul, p.w1[l], B, H, H);
+    layer_norm_backward(b.dg, g.ln_g[l], g.ln_b[l], b.du, hl, b.mean + l * B, b.rstd + l * B,
+                        p.ln_g[l], B, H);
+    ArrayMap(b.dh, m) += ConstArrayMap(b.dg, m);
+  }
+  linear_backward(b.din, g.w_in, g.b_in, b.dh, b.in, p.w_in, B, D + E, H);
+  for (int j = 0; j < B; ++j) {
+    std::copy_n(b.din + static_cast<size_t>(j) * (D + E), D,
+                ws.dx.data() + static_cast<size_t>(j) * D);
+  }
+}
+
+}  // namespace diffuse

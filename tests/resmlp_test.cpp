@@ -1,0 +1,320 @@
+// Tests for the residual-MLP denoiser: central-difference gradient checks of its LayerNorm and SiLU
+// kernels and of the whole network, agreement with the PyTorch reference
+// (scripts/resmlp_reference.py fixtures), layout, batch-split independence, checkpoints.
+#include "diffuse/resmlp.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "diffuse/checkpoint.h"
+#include "diffuse/error.h"
+#include "diffuse/model.h"
+#include "diffuse/rng.h"
+#include "test_util.h"
+
+namespace diffuse {
+namespace {
+
+using nlohmann::json;
+using test::check_grad;
+using test::GradCheck;
+
+std::vector<float> normals(Rng& rng, size_t n, float scale = 1.0f) {
+  std::vector<float> v(n);
+  rng.fill_normal(v.data(), n);
+  for (float& x : v) x = std::round(x * scale * 4096.0f) / 4096.0f;  // exact +- 2^-k steps
+  return v;
+}
+
+double weighted_sum(const std::vector<float>& r, const float* y) {
+  double s = 0;
+  for (size_t i = 0; i < r.size(); ++i) s += static_cast<double>(r[i]) * y[i];
+  return s;
+}
+
+void report(const char* what, const GradCheck& g) {
+  std::printf("  %-22s %3zu checked, worst rel err %.2e, norm-wise %.2e\n", what, g.checked,
+              g.worst, g.normwise);
+}
+
+TEST(ResMlpGradCheck, LayerNorm) {
+  const int n = 12, B = 5;
+  Rng rng(3);
+  std::vector<float> x = normals(rng, n * B, 2.0f), g = normals(rng, n), b = normals(rng, n);
+  const std::vector<float> r = normals(rng, n * B);  // loss = sum r * y
+  std::vector<float> y(n * B), mean(B), rstd(B), dx(n * B), dg(n, 1e30f), db(n, 1e30f);
+  auto loss = [&] {
+    layer_norm_forward(y.data(), mean.data(), rstd.data(), x.data(), g.data(), b.data(), B, n);
+    return weighted_sum(r, y.data());
+  };
+  loss();
+  layer_norm_backward(dx.data(), dg.data(), db.data(), r.data(), x.data(), mean.data(), rstd.data(),
+                      g.data(), B, n);
+  const float h = 1.0f / 32;  // smooth: the stencil's O(h^4) error is below float's noise
+  for (auto [name, p, a] : {std::tuple{"x", &x, &dx}, {"gamma", &g, &dg}, {"beta", &b, &db}}) {
+    const GradCheck c = check_grad(p->data(), a->data(), p->size(), loss, h);
+    report(name, c);
+    EXPECT_LT(c.normwise, 1e-4) << name;
+    EXPECT_LT(c.worst, 1e-2) << name;
+  }
+  // Each column comes out with mean beta-weighted 0 and variance 1 before the affine part.
+  std::vector<float> ones(n, 1.0f), zeros(n, 0.0f);
+  layer_norm_forward(y.data(), mean.data(), rstd.data(), x.data(), ones.data(), zeros.data(), B, n);
+  for (int j = 0; j < B; ++j) {
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; ++i) s += y[j * n + i], s2 += y[j * n + i] * y[j * n + i];
+    EXPECT_NEAR(s / n, 0.0, 1e-6);
+    EXPECT_NEAR(s2 / n, 1.0, 1e-3);  // var / (var + 1e-5)
+  }
+}
+
+TEST(ResMlpGradCheck, Silu) {
+  const size_t n = 40;
+  Rng rng(4);
+  std::vector<float> x = normals(rng, n, 4.0f), y(n), dx(n);
+  x[0] = -30.0f, x[1] = 30.0f;  // far tails: slope 0 and 1
+  const std::vector<float> r = normals(rng, n);
+  auto loss = [&] {
+    silu_forward(y.data(), x.data(), n);
+    return weighted_sum(r, y.data());
+  };
+  loss();
+  for (size_t i = 0; i < n; ++i)
+    EXPECT_NEAR(y[i], x[i] / (1 + std::exp(-x[i])), 1e-5 * (1 + std::abs(x[i])));
+  silu_backward(dx.data(), r.data(), x.data(), n);
+  const GradCheck c = check_grad(x.data(), dx.data(), n, loss, 1.0f / 32);
+  report("x", c);
+  EXPECT_LT(c.normwise, 1e-4);
+  EXPECT_LT(c.worst, 1e-2);
+}
+
+// loss = mean (y - target)^2 over the batch, and every parameter's and x's gradient against it.
+void check_network(const ModelConfig& cfg, std::vector<float> params, int B, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> x = normals(rng, static_cast<size_t>(cfg.dim) * B);
+  const std::vector<float> target = normals(rng, x.size());
+  std::vector<int32_t> t(B);
+  for (int j = 0; j < B; ++j) t[j] = static_cast<int32_t>(rng.below(cfg.T));
+  Workspace ws(cfg, B);
+  std::vector<float> y(x.size()), dy(x.size()), grads(params.size(), 1e30f);
+  auto loss = [&] {
+    model_forward(cfg, params.data(), x.data(), t.data(), B, ws, y.data());
+    double s = 0;
+    for (size_t i = 0; i < y.size(); ++i) s += (y[i] - target[i]) * (y[i] - target[i]);
+    return s / static_cast<double>(y.size());
+  };
+  loss();
+  mse_backward(dy.data(), y.data(), target.data(), y.size());
+  model_backward(cfg, params.data(), x.data(), t.data(), B, dy.data(), ws, grads.data());
+  const std::vector<float> dx(ws.dx.data(), ws.dx.data() + x.size());
+  for (const TensorInfo& ti : param_layout(cfg)) {
+    const GradCheck c = check_grad(params.data() + ti.offset, grads.data() + ti.offset, ti.size,
+                                   loss, 1.0f / 256, 64, ti.offset + 1);
+    report(ti.name.c_str(), c);
+    EXPECT_LT(c.normwise, 2e-3) << ti.name;
+    EXPECT_LT(c.worst, 5e-2) << ti.name;
+  }
+  const GradCheck c = check_grad(x.data(), dx.data(), x.size(), loss, 1.0f / 256);
+  report("x", c);
+  EXPECT_LT(c.normwise, 2e-3);
+  EXPECT_LT(c.worst, 5e-2);
+}
+
+TEST(ResMlpGradCheck, WholeNetworkAtInit) {
+  const ModelConfig cfg{3, 8, 50, ModelKind::kResMlp, 2};
+  Model m(cfg);
+  Rng rng(7);
+  m.init(rng);
+  check_network(cfg, m.params, 6, 8);
+}
+
+TEST(ResMlpGradCheck, WholeNetworkWithTrainedLikeNorms) {
+  // LayerNorm gains and biases away from 1 and 0, wider than a packet of lanes.
+  const ModelConfig cfg{2, 20, 1000, ModelKind::kResMlp, 3};
+  Model m(cfg);
+  Rng rng(9);
+  m.init(rng);
+  for (const TensorInfo& ti : param_layout(cfg)) {
+    if (ti.name.find("norm") == std::string::npos) continue;
+    const std::vector<float> d = normals(rng, ti.size, 0.3f);
+    for (size_t i = 0; i < ti.size; ++i) m.params[ti.offset + i] += d[i];
+  }
+  check_network(cfg, m.params, 5, 10);
+}
+
+// ---- against PyTorch ----
+
+std::vector<float> floats(const json& tensor) {
+  return tensor.at("data").get<std::vector<float>>();
+}
+
+TEST(ResMlpPyTorch, ForwardLossAndGradientsMatch) {
+  for (const char* file : {"resmlp_d2_h32_l2.json", "resmlp_d5_h24_l3.json"}) {
+    SCOPED_TRACE(file);
+    std::printf("%s\n", file);
+    const json j = test::load_fixture(file);
+    const json& c = j.at("config");
+    const ModelConfig cfg{c.at("dim"), c.at("hidden"), c.at("T"), ModelKind::kResMlp,
+                          c.at("depth")};
+    const int B = c.at("B");
+    const std::vector<TensorInfo> layout = param_layout(cfg);
+    ASSERT_EQ(layout.size(), j.at("params").size());
+    std::vector<float> params, expected_grads;
+    for (size_t i = 0; i < layout.size(); ++i) {
+      EXPECT_EQ(layout[i].name, j.at("params")[i].at("name").get<std::string>());
+      EXPECT_EQ(layout[i].shape, j.at("params")[i].at("shape").get<std::vector<int64_t>>());
+      const auto p = floats(j.at("params")[i]), g = floats(j.at("grads")[i]);
+      params.insert(params.end(), p.begin(), p.end());
+      expected_grads.insert(expected_grads.end(), g.begin(), g.end());
+    }
+    ASSERT_EQ(params.size(), param_count(cfg));
+    const std::vector<float> x = floats(j.at("x")), target = floats(j.at("target"));
+    const std::vector<int32_t> t = j.at("t").get<std::vector<int32_t>>();
+    const size_t n = x.size();
+    Workspace ws(cfg, B + 3);  // larger than the batch: must not matter
+    std::vector<float> y(n), dy(n), grads(params.size(), 1e30f);
+    model_forward(cfg, params.data(), x.data(), t.data(), B, ws, y.data());
+    auto expect_close = [](const std::string& what, const float* a, const float* b, size_t m,
+                           double tol) {
+      const test::Compare cmp = test::compare(a, b, m);
+      std::printf("  %-22s norm-wise %.2e  element-wise %.2e\n", what.c_str(), cmp.normwise,
+                  cmp.elementwise);
+      EXPECT_LT(cmp.normwise, tol) << what;
+      EXPECT_LT(cmp.elementwise, 20 * tol) << what;
+    };
+    expect_close("y", y.data(), floats(j.at("y")).data(), n, 1e-5);
+    const float loss = mse_forward(y.data(), target.data(), n);
+    EXPECT_NEAR(loss, j.at("loss").get<double>(), 1e-5 * j.at("loss").get<double>());
+    mse_backward(dy.data(), y.data(), target.data(), n);
+    model_backward(cfg, params.data(), x.data(), t.data(), B, dy.data(), ws, grads.data());
+    for (const TensorInfo& ti : layout) {
+      expect_close(ti.name, grads.data() + ti.offset, expected_grads.data() + ti.offset, ti.size,
+                   1e-5);
+    }
+    expect_close("x", ws.dx.data(), floats(j.at("dx")).data(), n, 1e-5);
+  }
+}
+
+// ---- the network through model.h ----
+
+TEST(ResMlp, EachColumnDependsOnlyOnItselfAndPredictEqualsForward) {
+  const ModelConfig cfg{4, 40, 1000, ModelKind::kResMlp, 2};
+  Model m(cfg);
+  Rng rng(11);
+  m.init(rng);
+  const int n = 37;
+  const std::vector<float> x = normals(rng, static_cast<size_t>(cfg.dim) * n);
+  std::vector<float> all(x.size()), part(x.size()), pred(x.size());
+  std::vector<int32_t> t(n, 321);
+  Workspace ws(cfg, n);
+  model_forward(cfg, m.params.data(), x.data(), t.data(), n, ws, all.data());
+  for (int j = 0; j < n; j += 5) {  // in batches of 5 columns
+    const int b = std::min(5, n - j);
+    model_forward(cfg, m.params.data(), x.data() + j * cfg.dim, t.data() + j, b, ws,
+                  part.data() + j * cfg.dim);
+  }
+  EXPECT_EQ(all, part);
+  Workspace small(cfg, 8);  // predict in chunks of 8
+  model_predict(cfg, m.params.data(), x.data(), 321, n, small, pred.data());
+  EXPECT_EQ(all, pred);
+}
+
+TEST(ResMlp, InitIsTorchDefaultAndLayoutCountsEveryTensor) {
+  const ModelConfig cfg{2, 64, 100, ModelKind::kResMlp, 3};
+  EXPECT_EQ(param_layout(cfg).size(), 2u + 6u * 3u + 4u);
+  const size_t H = 64, D = 2, E = kTimeFeatures;
+  EXPECT_EQ(param_count(cfg), H * (D + E) + H + 3 * (4 * H + 2 * H * H) + 2 * H + D * H + D);
+  Model m(cfg);
+  Rng rng(1);
+  m.init(rng);
+  for (const TensorInfo& ti : param_layout(cfg)) {
+    const float* p = m.params.data() + ti.offset;
+    if (ti.name.find("norm.weight") != std::string::npos) {
+      for (size_t i = 0; i < ti.size; ++i) ASSERT_EQ(p[i], 1.0f) << ti.name;
+    } else if (ti.name.find("norm.bias") != std::string::npos) {
+      for (size_t i = 0; i < ti.size; ++i) ASSERT_EQ(p[i], 0.0f) << ti.name;
+    } else {
+      const double bound = 1.0 / std::sqrt(ti.name.rfind("inp.", 0) == 0 ? D + E : H);
+      double mx = 0;
+      for (size_t i = 0; i < ti.size; ++i) mx = std::max(mx, std::abs(static_cast<double>(p[i])));
+      EXPECT_LE(mx, bound) << ti.name;
+      if (ti.size > 100) {
+        EXPECT_GT(mx, 0.9 * bound) << ti.name;  // uses the whole range
+      }
+    }
+  }
+  EXPECT_THROW(validate(ModelConfig{2, 64, 100, ModelKind::kResMlp, 0}), UsageError);
+}
+
+TEST(ResMlp, TimeEmbeddingIsSinusoidalInTOverT) {
+  std::vector<float> e(2 * kTimeFeatures);
+  const std::vector<int32_t> t = {0, 250};
+  time_embedding_forward(e.data(), t.data(), 2, kTimeFeatures, 1000);
+  const int half = kTimeFeatures / 2;
+  for (int k = 0; k < half; ++k) {
+    EXPECT_EQ(e[k], 0.0f);  // sin(0)
+    EXPECT_EQ(e[half + k], 1.0f);
+    const double f = std::pow(10000.0, -static_cast<double>(k) / half);
+    EXPECT_NEAR(e[kTimeFeatures + k], std::sin(250.0 * f), 1e-6);
+    EXPECT_NEAR(e[kTimeFeatures + half + k], std::cos(250.0 * f), 1e-6);
+  }
+}
+
+TEST(ResMlpCheckpoint, RoundTripsKindDepthAndPrediction) {
+  test::TempDir dir;
+  const ModelConfig cfg{3, 16, 1000, ModelKind::kResMlp, 2, Prediction::kX0};
+  Model m(cfg);
+  Rng rng(2);
+  m.init(rng);
+  Checkpoint ck;
+  ck.model = cfg;
+  ck.schedule.T = cfg.T;
+  ck.params = m.params;
+  save_checkpoint(dir.file("m.safetensors"), ck);
+  const Checkpoint back = load_checkpoint(dir.file("m.safetensors"));
+  EXPECT_EQ(back.model.kind, ModelKind::kResMlp);
+  EXPECT_EQ(back.model.depth, 2);
+  EXPECT_EQ(back.model.prediction, Prediction::kX0);
+  EXPECT_EQ(back.params, m.params);
+  const SafeTensors st = read_safetensors(dir.file("m.safetensors"));
+  EXPECT_EQ(st.metadata.at("format_version"), "2");
+  EXPECT_EQ(st.metadata.at("model"), "resmlp");
+}
+
+TEST(ResMlpCheckpoint, TutorialEpsCheckpointsStayVersion1AndOldFilesLoadAsTutorial) {
+  test::TempDir dir;
+  const ModelConfig cfg{2, 8, 10};
+  Model m(cfg);
+  Rng rng(2);
+  m.init(rng);
+  Checkpoint ck;
+  ck.model = cfg;
+  ck.schedule.T = cfg.T;
+  ck.params = m.params;
+  save_checkpoint(dir.file("m.safetensors"), ck);
+  const SafeTensors st = read_safetensors(dir.file("m.safetensors"));
+  EXPECT_EQ(st.metadata.at("format_version"), "1");  // what earlier builds wrote and read
+  EXPECT_EQ(st.metadata.count("model"), 0u);
+  const Checkpoint back = load_checkpoint(dir.file("m.safetensors"));
+  EXPECT_EQ(back.model.kind, ModelKind::kTutorial);
+  EXPECT_EQ(back.model.prediction, Prediction::kEps);
+  // An unknown model name is one clear error.
+  SafeTensors bad = st;
+  bad.metadata["format_version"] = "2";
+  bad.metadata["model"] = "transformer";
+  try {
+    parse_checkpoint(serialize_safetensors(bad), "bad.safetensors");
+    FAIL() << "accepted an unknown model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"model\" is \"transformer\""), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace diffuse
