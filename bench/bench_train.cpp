@@ -1,8 +1,10 @@
 // Benchmarks of training: one optimizer step (B=128, H=128, D=2, T=100) through Trainer, at one and
-// two threads, with its heap allocations per step (must be 0). Not a test of what is learned.
+// two threads, with its heap allocations per step (must be 0), for the tutorial's model and the
+// residual MLP (depth 3, T=1000). Not a test of what is learned.
 #include <climits>
 
 #include "bench_util.h"
+#include "diffuse/resmlp.h"
 #include "diffuse/train.h"
 
 namespace diffuse::bench {
@@ -14,8 +16,11 @@ struct TrainSetup {
   Model model;
   Schedule schedule;
   Points data;
-  TrainSetup(int D, int H, int B, int steps)
-      : c{D, H, 100}, model(c), schedule(make_schedule(ScheduleConfig::tutorial())) {
+  TrainSetup(int D, int H, int B, int steps) : TrainSetup(ModelConfig{D, H, 100}, B, steps) {}
+  TrainSetup(const ModelConfig& mc, int B, int steps)
+      : c(mc), model(c), schedule(make_schedule(ScheduleConfig{ScheduleKind::kSigmoid, c.T})) {
+    // (the tutorial's sigmoid schedule, at the model's T: the step's cost does not depend on it)
+    const int D = c.dim;
     Rng rng(9);
     model.init(rng);
     data.resize(static_cast<Eigen::Index>(B) * steps, D);
@@ -23,10 +28,11 @@ struct TrainSetup {
   }
 };
 
-void BM_TrainStep(benchmark::State& state) {
+// One step of model c at batch B: steps/s, FLOP/s, peak_pct and allocations per step.
+void train_step(benchmark::State& state, const ModelConfig& c, double step_flops) {
   const int threads = static_cast<int>(state.range(0));
-  const int D = 2, H = 128, B = 128, steps = 32;
-  TrainSetup s(D, H, B, steps);
+  const int B = 128, steps = 32;
+  TrainSetup s(c, B, steps);
   TrainConfig tc = TrainConfig::tutorial();
   tc.epochs = INT_MAX;
   tc.batch_size = B;
@@ -45,17 +51,34 @@ void BM_TrainStep(benchmark::State& state) {
   }
   const double seconds = clock() - t0;
   // An iteration is one epoch of `steps` steps.
-  report_flops(state, train_step_flops(D, H, B) * steps, seconds);
+  report_flops(state, step_flops * steps, seconds);
   state.counters["steps/s"] =
       benchmark::Counter(steps, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["allocs/step"] =
       static_cast<double>(allocs) / (static_cast<double>(state.iterations()) * steps);
 }
+
+void BM_TrainStep(benchmark::State& state) {
+  train_step(state, ModelConfig{2, 128, 100}, train_step_flops(2, 128, 128));
+}
+
+void BM_ResMlpTrainStep(benchmark::State& state) {
+  const ModelConfig c{2, 128, 1000, ModelKind::kResMlp, 3};
+  train_step(state, c, 3.0 * resmlp_forward_flops(2, 128, 3, kTimeFeatures, 128));
+}
+
 // peak_pct is the share of ONE core's peak, also at two threads (so 2 threads can reach 200%).
 // The first line is on CPU time; the wall-time pair gives the two-thread speed-up (when the machine
 // is otherwise idle: check the load average printed in the header).
 BENCHMARK(BM_TrainStep)->ArgName("threads")->Arg(1);
 BENCHMARK(BM_TrainStep)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(BM_ResMlpTrainStep)->ArgName("threads")->Arg(1);
+BENCHMARK(BM_ResMlpTrainStep)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 
 }  // namespace
 }  // namespace diffuse::bench
