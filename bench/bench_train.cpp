@@ -16,7 +16,6 @@ struct TrainSetup {
   Model model;
   Schedule schedule;
   Points data;
-  TrainSetup(int D, int H, int B, int steps) : TrainSetup(ModelConfig{D, H, 100}, B, steps) {}
   TrainSetup(const ModelConfig& mc, int B, int steps)
       : c(mc), model(c), schedule(make_schedule(ScheduleConfig{ScheduleKind::kSigmoid, c.T})) {
     // (the tutorial's sigmoid schedule, at the model's T: the step's cost does not depend on it)
