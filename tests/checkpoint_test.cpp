@@ -590,9 +590,11 @@ TEST_F(CheckpointFile, NotADiffuseCheckpoint) {
 }
 
 TEST_F(CheckpointFile, NewerFormatVersion) {
-  edit_metadata("format_version", "2");
-  EXPECT_TRUE(
-      LoadFailsWith(path, {"written by a newer diffuse: version 2, this build reads up to 1"}));
+  const std::string newer = std::to_string(kCheckpointFormatVersion + 1);
+  edit_metadata("format_version", newer);
+  EXPECT_TRUE(LoadFailsWith(
+      path, {"written by a newer diffuse: version " + newer + ", this build reads up to " +
+             std::to_string(kCheckpointFormatVersion)}));
   edit_metadata("format_version", "0");
   EXPECT_TRUE(LoadFailsWith(path, {"metadata \"format_version\" is 0"}));
   edit_metadata("format_version", "one");
