@@ -33,7 +33,6 @@ struct RunConfig {
   // the checkpoint stores the normalization and sampling undoes it. The tutorial trains on the
   // raw points (false in tutorial()).
   bool standardize = true;
-  int hidden = 128;                          // hidden width H of the model
   ModelKind model = ModelKind::kTutorial;    // the network (model.h)
   int depth = 3;                             // kResMlp: residual blocks
   Prediction prediction = Prediction::kEps;  // what the network predicts (denoiser.h)
