@@ -102,4 +102,49 @@ Rng Rng::fork(uint64_t k) const {
   return Rng(splitmix64(x));
 }
 
+namespace {
+
+using State = std::array<uint64_t, 4>;
+using Matrix = std::array<State, 256>;
+
+State apply_matrix(const Matrix& m, const State& v) {
+  State out{};
+  for (int b = 0; b < 256; ++b) {
+    if ((v[b / 64] >> (b % 64)) & 1) {
+      for (int w = 0; w < 4; ++w) out[w] ^= m[b][w];
+    }
+  }
+  return out;
+}
+
+// c = a * b (first b, then a): column j of c is a applied to column j of b.
+Matrix multiply(const Matrix& a, const Matrix& b) {
+  Matrix c;
+  for (int j = 0; j < 256; ++j) c[j] = apply_matrix(a, b[j]);
+  return c;
+}
+
+}  // namespace
+
+RngJump::RngJump(uint64_t k) {
+  Matrix step;  // one next_u64 as a matrix: column b is the successor of the state with bit b set
+  for (int b = 0; b < 256; ++b) {
+    State e{};
+    e[b / 64] = uint64_t{1} << (b % 64);
+    Rng r;
+    r.set_state(e);
+    r.next_u64();
+    step[b] = r.state();
+  }
+  Matrix power{};  // identity
+  for (int b = 0; b < 256; ++b) power[b][b / 64] = uint64_t{1} << (b % 64);
+  for (; k != 0; k >>= 1) {
+    if (k & 1) power = multiply(step, power);
+    if (k > 1) step = multiply(step, step);
+  }
+  columns_ = power;
+}
+
+void RngJump::apply(Rng& rng) const { rng.set_state(apply_matrix(columns_, rng.state())); }
+
 }  // namespace diffuse

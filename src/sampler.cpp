@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -289,25 +291,56 @@ std::vector<int> sampling_timesteps(int T, int nfe) {
   return ts;
 }
 
-Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const SampleConfig& c,
-              Trajectory* trajectory) {
-  check_schedule(schedule);
-  const int T = schedule.T();
-  validate(c, T);
-  if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
-  if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
-  const std::vector<int> ts = sampling_timesteps(T, c.nfe);
-  const int K = static_cast<int>(ts.size());
-  const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
+namespace {
 
-  Rng rng(c.seed);
+// The random streams of one sampling run: draw 0 is x_T, draw d >= 1 the d-th noisy step's z.
+// sample() takes them all from one generator in order; sample_chunked() keeps one generator per
+// draw, each jumped to where that draw starts, so that rows [first, first + m) of every draw come
+// out with the bits the whole run gives them.
+class NoiseStreams {
+ public:
+  NoiseStreams(uint64_t seed, int draws, size_t size_per_draw, bool one_stream)
+      : one_stream_(one_stream) {
+    streams_.emplace_back(seed);
+    if (one_stream) return;
+    // fill_normal(z, size) draws 2 * ceil(size / 2) values of next_u64 (pairs of uniforms).
+    const RngJump jump(2 * ((size_per_draw + 1) / 2));
+    for (int d = 1; d < draws; ++d) {
+      streams_.push_back(streams_.back());
+      jump.apply(streams_.back());
+    }
+  }
+  // The generator for draw d.
+  Rng& operator[](int d) { return streams_[one_stream_ ? 0 : static_cast<size_t>(d)]; }
+  // Moves every draw's generator on by `jump`, to the next chunk.
+  void skip(const RngJump& jump) {
+    for (Rng& r : streams_) jump.apply(r);
+  }
+
+ private:
+  bool one_stream_;
+  std::vector<Rng> streams_;
+};
+
+// Runs the sampler on the n columns of x (x's values are drawn here); draw d of the noise comes
+// from streams[d]. stop() is asked after every step.
+void run_sampler(const EpsFn& eps_fn, const Schedule& schedule, const std::vector<int>& ts,
+                 const SampleConfig& c, NoiseStreams& streams, Points& x, Recorder& rec,
+                 const std::function<bool()>& stop) {
+  const int T = schedule.T();
+  const int K = static_cast<int>(ts.size());
+  const int n = static_cast<int>(x.rows());
+  const size_t size = static_cast<size_t>(x.size());
+
   // Standard normals, the values of rng.fill_normal(z, size) whatever the thread count: the
   // uniforms are one sequential stream, drawn here a chunk at a time; the threads share the costly
   // Box-Muller transform of each chunk (most of a step's time at D = 64).
   constexpr size_t kChunk = 1 << 15;                  // normals (even: chunks start on a pair)
   const bool shared = c.threads > 1 && size >= 4096;  // below, one thread is quicker
   std::vector<double> u(shared ? std::min(size, kChunk) + 1 : 0);
+  int draw = 0;
   auto fill_noise = [&](float* z) {
+    Rng& rng = streams[draw++];
     if (!shared) {
       rng.fill_normal(z, size);
       return;
@@ -322,10 +355,12 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
       }
     }
   };
-  Points x(n, D);  // (n, D) row-major == (D, n) column-major, the EpsFn's layout
+  auto check_stop = [&] {
+    if (stop && stop()) throw Interrupted("sampling interrupted");
+  };
+  // (n, D) row-major == (D, n) column-major, the EpsFn's layout
   fill_noise(x.data());
-  Recorder rec(trajectory, c.record_every, K == T);
-  X0Guard guard(c, schedule, n, D);
+  X0Guard guard(c, schedule, n, static_cast<int>(x.cols()));
   rec.initial(T, x);
 
   // Everything the loop touches is allocated here; Map wraps raw buffers without allocating.
@@ -355,6 +390,7 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
       }
       std::swap(x0_cur, x0_prev);
       rec.after_step(st.t, i + 1 == K, x);
+      check_stop();
     }
   } else {
     const std::vector<LinearStep> steps = c.sampler == SamplerKind::kDdpm
@@ -376,12 +412,77 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
         xv = static_cast<float>(st.a) * xv + static_cast<float>(st.b) * eps;
       }
       rec.after_step(st.t, i + 1 == K, x);
+      check_stop();
     }
   }
-  if (!xv.isFinite().all()) {
-    throw Error("sample: the samples contain NaN or infinity (the model or schedule diverged)");
-  }
+}
+
+// The number of noise draws a run makes: x_T and one per noisy step.
+int noise_draws(const Schedule& schedule, const std::vector<int>& ts, const SampleConfig& c) {
+  if (c.sampler == SamplerKind::kDpmpp2m) return 1;
+  const std::vector<LinearStep> steps = c.sampler == SamplerKind::kDdpm
+                                            ? ddpm_steps(schedule, c.variance)
+                                            : ddim_steps(schedule, ts, c.eta);
+  return 1 + static_cast<int>(std::count_if(steps.begin(), steps.end(),
+                                            [](const LinearStep& s) { return s.noise; }));
+}
+
+const char* kNotFinite =
+    "the samples contain NaN or infinity (the model or its schedule diverged while sampling)";
+
+}  // namespace
+
+Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const SampleConfig& c,
+              Trajectory* trajectory) {
+  check_schedule(schedule);
+  const int T = schedule.T();
+  validate(c, T);
+  if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
+  if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
+  const std::vector<int> ts = sampling_timesteps(T, c.nfe);
+  Recorder rec(trajectory, c.record_every, static_cast<int>(ts.size()) == T);
+  NoiseStreams streams(c.seed, 1, 0, /*one_stream=*/true);
+  Points x(n, D);
+  run_sampler(eps_fn, schedule, ts, c, streams, x, rec, {});
+  if (!x.array().isFinite().all()) throw Error(kNotFinite);
   return x;
+}
+
+void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, int D,
+                    const SampleConfig& c, int chunk_rows,
+                    const std::function<void(int64_t first, const Points& x)>& sink,
+                    const std::function<bool()>& stop) {
+  check_schedule(schedule);
+  const int T = schedule.T();
+  validate(c, T);
+  if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
+  if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
+  if (chunk_rows < 1 || chunk_rows % kEpsBlock != 0) {
+    throw Error("sample_chunked: chunk_rows must be a positive multiple of 256, got " +
+                std::to_string(chunk_rows));
+  }
+  if (c.record_every > 0) throw Error("sample_chunked: record_every is not supported");
+  const std::vector<int> ts = sampling_timesteps(T, c.nfe);
+  const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
+  NoiseStreams streams(c.seed, noise_draws(schedule, ts, c), size, /*one_stream=*/false);
+  Recorder rec(nullptr, 0, false);
+  // Each chunk draws chunk_rows * D normals from every stream: an even count (chunk_rows is), so
+  // the next chunk starts on a pair, as in the whole run; a pair of normals takes two draws.
+  std::optional<RngJump> next_chunk;
+  if (n > chunk_rows) next_chunk.emplace(static_cast<uint64_t>(chunk_rows) * D);
+  Points x;
+  for (int64_t first = 0; first < n; first += chunk_rows) {
+    const int m = static_cast<int>(std::min<int64_t>(chunk_rows, n - first));
+    if (first > 0) streams.skip(*next_chunk);
+    NoiseStreams chunk = streams;
+    x.resize(m, D);
+    run_sampler(eps_fn, schedule, ts, c, chunk, x, rec, stop);
+    if (!x.array().isFinite().all()) {
+      throw Error(std::string(kNotFinite) + " (rows " + std::to_string(first + 1) + " to " +
+                  std::to_string(first + m) + ")");
+    }
+    sink(first, x);
+  }
 }
 
 EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int threads) {

@@ -45,5 +45,27 @@ TEST(Rng, FillNormalDrawsStandardNormalsInPairs) {
   EXPECT_NEAR(r2, -2.0 * std::log(u1), 1e-5 * (1.0 + r2));
 }
 
+TEST(RngJump, EqualsDrawingThatManyValues) {
+  // The jump is a matrix power of the state update; it must land exactly where k draws land,
+  // for k of every bit pattern (0, odd, powers of two, large), from any state.
+  for (uint64_t seed : {0ull, 7ull, 123456789ull}) {
+    for (uint64_t k : {0ull, 1ull, 2ull, 3ull, 64ull, 255ull, 1000ull, 65536ull, 100003ull}) {
+      Rng drawn(seed);
+      for (uint64_t i = 0; i < k; ++i) drawn.next_u64();
+      Rng jumped(seed);
+      RngJump(k).apply(jumped);
+      EXPECT_EQ(jumped.state(), drawn.state()) << "seed " << seed << ", k " << k;
+      EXPECT_EQ(jumped.next_u64(), drawn.next_u64());
+    }
+  }
+  // One jump object applied twice is two jumps.
+  Rng twice(5), drawn(5);
+  const RngJump j(777);
+  j.apply(twice);
+  j.apply(twice);
+  for (int i = 0; i < 1554; ++i) drawn.next_u64();
+  EXPECT_EQ(twice.state(), drawn.state());
+}
+
 }  // namespace
 }  // namespace diffuse

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <numbers>
 #include <string>
 #include <vector>
@@ -825,6 +826,68 @@ TEST(ModelEpsFn, MatchesModelPredictForAnyThreadCount) {
   EXPECT_EQ(one.rows(), 700);
   EXPECT_TRUE(one.allFinite());
   EXPECT_EQ(one, three);
+}
+
+// Streaming: rows first..first+m-1 of a chunked run are the bits sample() gives them, for every
+// sampler's draw pattern (DDPM draws every step but the last, DDIM with eta > 0 every step but the
+// last, DPM-Solver++ and DDIM eta = 0 only x_T), odd sizes (n * D odd: the last pair is cut), chunk
+// sizes of one block and more, and threads sharing the noise.
+TEST(SampleChunked, GivesTheBitsOfOneWholeRun) {
+  ModelConfig mc;
+  mc.dim = 3;
+  mc.hidden = 8;
+  mc.T = 20;
+  Model model(mc);
+  Rng rng(11);
+  model.init(rng);
+  ScheduleConfig scc;
+  scc.kind = ScheduleKind::kCosine;
+  scc.T = mc.T;
+  const Schedule sch = make_schedule(scc);
+  struct Case {
+    SamplerKind kind;
+    int nfe;
+    double eta;
+  };
+  for (const Case& k : {Case{SamplerKind::kDdpm, 0, 0.0}, Case{SamplerKind::kDdim, 7, 0.5},
+                        Case{SamplerKind::kDdim, 5, 0.0}, Case{SamplerKind::kDpmpp2m, 6, 0.0}}) {
+    for (int threads : {1, 2}) {
+      for (int n : {1, 255, 1001, 1600}) {
+        SampleConfig c = config(k.kind, k.nfe, k.eta, 99);
+        c.threads = threads;
+        const EpsFn eps = model_eps_fn(mc, model.params, threads);
+        const Points whole = sample(eps, sch, n, mc.dim, c);
+        for (int chunk : {256, 512}) {
+          Points joined(n, mc.dim);
+          int64_t expect_first = 0;
+          sample_chunked(eps, sch, n, mc.dim, c, chunk, [&](int64_t first, const Points& x) {
+            EXPECT_EQ(first, expect_first);
+            EXPECT_LE(x.rows(), chunk);
+            joined.middleRows(first, x.rows()) = x;
+            expect_first += x.rows();
+          });
+          EXPECT_EQ(expect_first, n);
+          EXPECT_EQ(std::memcmp(joined.data(), whole.data(), whole.size() * sizeof(float)), 0)
+              << to_string(k.kind) << " nfe " << k.nfe << " eta " << k.eta << " threads " << threads
+              << " n " << n << " chunk " << chunk;
+        }
+      }
+    }
+  }
+}
+
+TEST(SampleChunked, StopsWithInterruptedAndRejectsOddChunks) {
+  const Schedule sch = cosine_schedule(10);
+  const EpsFn eps = gaussian_eps(sch, {0.0, 0.0}, {1.0, 1.0});
+  int steps = 0;
+  EXPECT_THROW(sample_chunked(
+                   eps, sch, 1000, 2, config(SamplerKind::kDdpm, 0), 256,
+                   [](int64_t, const Points&) {}, [&] { return ++steps == 3; }),
+               Interrupted);
+  EXPECT_EQ(steps, 3);
+  EXPECT_THROW(sample_chunked(eps, sch, 1000, 2, config(SamplerKind::kDdpm, 0), 100,
+                              [](int64_t, const Points&) {}),
+               Error);
 }
 
 TEST(ModelEpsFn, RejectsBadArguments) {

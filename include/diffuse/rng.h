@@ -41,4 +41,17 @@ class Rng {
   std::array<uint64_t, 4> s_{};
 };
 
+// Moves a generator k draws of next_u64 ahead in O(log k) work, without drawing: the state update
+// of xoshiro256++ is linear over GF(2), so k steps are one 256 x 256 bit matrix, M^k, built once by
+// repeated squaring (~10 ms) and applied to any number of generators (~256 word operations each).
+// Lets a long stream be cut into pieces that are drawn in any order (streamed sampling).
+class RngJump {
+ public:
+  explicit RngJump(uint64_t k);
+  void apply(Rng& rng) const;
+
+ private:
+  std::array<std::array<uint64_t, 4>, 256> columns_{};  // column b: the image of state bit b
+};
+
 }  // namespace diffuse

@@ -79,6 +79,16 @@ std::vector<int> sampling_timesteps(int T, int nfe);
 Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const SampleConfig& c,
               Trajectory* trajectory = nullptr);
 
+// sample()'s n samples, chunk_rows at a time (a positive multiple of 256, the model's block),
+// handed to sink(first_row, x) in order: the same bits sample() gives rows first..first+m-1 for
+// the same config and seed, whatever chunk_rows, in memory that does not grow with n (the noise
+// streams of the later chunks are reached by RngJump, not by drawing). No trajectory. stop(),
+// when given, is asked after every step; when it says true, throws Interrupted.
+void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, int D,
+                    const SampleConfig& c, int chunk_rows,
+                    const std::function<void(int64_t first, const Points& x)>& sink,
+                    const std::function<bool()>& stop = {});
+
 // An EpsFn over a model's parameters: blocks of 256 columns spread statically over `threads`
 // OpenMP threads, each with its own Workspace allocated here, so a call allocates nothing and
 // gives the same bits for any thread count. params must outlive the returned function, which must
