@@ -2,6 +2,7 @@
 // with a progress bar and Ctrl-C handling, and evaluation helpers.
 #include "common.h"
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,24 @@ std::string choices(const std::vector<std::string>& names) {
 }
 
 }  // namespace
+
+uint64_t parse_seed(const std::string& text, const std::string& option) {
+  uint64_t v = 0;
+  const char* b = text.data();
+  const char* e = b + text.size();
+  const auto [end, ec] = std::from_chars(b, e, v);
+  if (text.empty() || ec != std::errc() || end != e) {
+    throw UsageError(option + ": expected an integer from 0 to 18446744073709551615 (2^64 - 1), " +
+                     "got " + quote_for_message(text, 40));
+  }
+  return v;
+}
+
+void add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& description) {
+  cmd->add_option_function<std::string>(
+         "--seed", [&seed](const std::string& v) { seed = parse_seed(v); }, description)
+      ->default_str(std::to_string(seed));
+}
 
 ScheduleKind parse_schedule(const std::string& name) {
   if (auto k = schedule_from_string(name)) return *k;
@@ -115,8 +134,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
       ->default_str(to_string(o.train.loss_weighting));
   cmd->add_option("--snr-gamma", o.train.snr_gamma, "gamma of the min-snr weighting")
       ->capture_default_str();
-  cmd->add_option("--seed", o.train.seed, "seed for the data (seed+1), weights and training")
-      ->capture_default_str();
+  add_seed_option(cmd, o.train.seed, "seed for the data (seed+1), weights and training");
   cmd->add_option("--threads", o.train.threads, "threads (results depend on seed and threads)")
       ->capture_default_str();
   cmd->add_option("--grad-clip", o.train.grad_clip, "max global gradient norm (0: off)")

@@ -41,6 +41,12 @@ using ExtraEpochHook =
 // checkpoint and throws Interrupted saying how to continue.
 Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook = {});
 
+// Registers --seed on cmd: a decimal integer 0 .. 2^64 - 1 (anything else, "-1" or "2^70"
+// included, is a UsageError naming --seed; CLI11 alone would saturate them to 2^64 - 1).
+void add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& description);
+// The same check on a text value: the seed, or UsageError naming `option`.
+uint64_t parse_seed(const std::string& text, const std::string& option = "--seed");
+
 // Parses a --schedule / --sampler / --variance / --model / --predict / --loss-weighting name or
 // throws UsageError listing the choices.
 ScheduleKind parse_schedule(const std::string& name);

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "common.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
@@ -21,7 +22,7 @@ void add_data_command(CLI::App& app) {
   cmd->add_option("name", o->name, "shape name (see --list)");
   cmd->add_option("-n,--points", o->n, "number of points")->capture_default_str();
   cmd->add_option("--noise", o->noise, "std of the Gaussian noise")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+  add_seed_option(cmd, o->seed, "random seed");
   cmd->add_option("-o,--output", o->out, "output CSV file");
   cmd->add_flag("--list", o->list, "list the built-in shapes");
   // `diffuse data split FILE.csv --test 0.2 --seed K`: train and test files for held-out eval.

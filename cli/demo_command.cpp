@@ -50,7 +50,7 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--threads", o->train.train.threads,
                   "threads (0: 2 when the machine has a core to spare, else 1)")
       ->capture_default_str();
-  cmd->add_option("--seed", o->train.train.seed, "seed")->capture_default_str();
+  add_seed_option(cmd, o->train.train.seed, "seed");
   cmd->add_option("--snapshot-every", o->snapshot_every, "reverse-process snapshot every N epochs")
       ->capture_default_str();
   cmd->add_flag("--as-tutorial", o->train.as_tutorial,

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "diffuse/dataset.h"
+#include "diffuse/error.h"
 #include "diffuse/evaluate.h"
 
 namespace diffuse::cli {
@@ -31,21 +32,35 @@ void add_eval_command(CLI::App& app) {
                   "the training CSV: adds copy_share (share of samples nearer a training row than "
                   "95% of the reference's rows are; honest ~0.05)");
   cmd->add_option("--noise", o->config.noise, "noise of the built-in shape")->capture_default_str();
-  cmd->add_option("--seed", o->config.seed, "seed of the reference draws and projections")
-      ->capture_default_str();
+  add_seed_option(cmd, o->config.seed, "seed of the reference draws and projections");
   cmd->add_option("--pairs", o->config.pairs, "(score, floor) pairs averaged")
       ->capture_default_str();
   cmd->add_option("--directions", o->config.directions, "projections per sliced distance")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "one JSON object instead of a table");
   cmd->callback([o] {
-    const Reference ref = resolve_reference(o->against, o->config.noise);
     Dataset train;
     if (!o->train.empty()) train = read_csv(o->train);
     std::vector<Evaluation> runs;
-    for (const std::string& path : o->samples) {
-      const Dataset s = read_csv(path);
-      runs.push_back(evaluate_samples(s.x, ref, o->config, o->train.empty() ? nullptr : &train.x));
+    try {
+      const Reference ref = resolve_reference(o->against, o->config.noise);
+      for (const std::string& path : o->samples) {
+        const Dataset s = read_csv(path);
+        if (s.x.rows() < 2) {
+          throw Error(path + ": has " + std::to_string(s.x.rows()) +
+                      " row; eval compares distributions and needs at least 2 samples");
+        }
+        runs.push_back(
+            evaluate_samples(s.x, ref, o->config, o->train.empty() ? nullptr : &train.x));
+      }
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      // A degenerate reference (its rows all equal: the metrics' bandwidth or floor is 0) is the
+      // --against file's fault: name it.
+      const std::string what = e.what();
+      if (what.rfind("mmd: ", 0) != 0 && what.rfind("evaluate: ", 0) != 0) throw;
+      throw Error(o->against + ": " + what);
     }
     if (runs.size() == 1) {
       std::fputs(

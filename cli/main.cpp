@@ -54,7 +54,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "diffuse: error: %s\n", e.what());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "diffuse: error: out of memory\n");
+    // The sizes are checked against memory before the work starts, so this is rare: name the
+    // command and the options that decide the sizes.
+    std::string command = "diffuse";
+    for (const CLI::App* sub : app.get_subcommands()) command += " " + sub->get_name();
+    std::fprintf(stderr,
+                 "diffuse: error: %s: out of memory (the data, -n, --hidden, --steps or "
+                 "--batch-size ask for more than this machine has free)\n",
+                 command.c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "diffuse: internal error: %s\n", e.what());

@@ -39,13 +39,15 @@ std::string file_name(const std::string& path) {
 void add_figure_output(CLI::App* cmd, std::string& out) {
   cmd->add_option("-o,--output", out, "output image (.png or .svg)")->required();
 }
-void check_figure_output(const std::string& out) {
+// inputs: the files the figure is drawn from, which -o must not be.
+void check_figure_output(const std::string& out, const std::vector<NamedPath>& inputs = {}) {
   try {
     image_format_for(out);
   } catch (const UsageError& e) {
     throw UsageError(std::string("-o ") + e.what());
   }
   check_writable(out, "-o");
+  check_distinct_files(inputs, {{"-o", out}});
 }
 
 // The schedule from --model's checkpoint, or from --schedule/--steps/--beta-start/--beta-end.
@@ -76,7 +78,7 @@ struct SamplerOpts {
   uint64_t seed = 0;
 };
 void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
-  cmd->add_option("--seed", o.seed, "random seed")->capture_default_str();
+  add_seed_option(cmd, o.seed, "random seed");
   cmd->add_option("--sampler", o.sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
   cmd->add_option("--nfe", o.nfe, "network evaluations (0: T)")->capture_default_str();
   cmd->add_option("--eta", o.eta, "DDIM noise: 0 deterministic, 1 ancestral")
@@ -191,14 +193,14 @@ void add_plot_data(CLI::App* plot) {
   cmd->add_option("-n,--points", o->n, "points to generate for a built-in shape")
       ->capture_default_str();
   cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "seed of a built-in shape")->capture_default_str();
+  add_seed_option(cmd, o->seed, "seed of a built-in shape");
   cmd->add_option("--x", o->x_column, "column drawn across: a name from the header or 1..D")
       ->capture_default_str();
   cmd->add_option("--y", o->y_column, "column drawn upwards: a name from the header or 1..D")
       ->capture_default_str();
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
-    check_figure_output(o->out);
+    check_figure_output(o->out, {{"the data", o->data}});
     const Dataset d = load_data(o->data, o->n, o->noise, o->seed);
     const std::string name = is_shape_name(o->data) ? o->data : file_name(o->data);
     const int cx = column_index(o->x_column, d, "--x", name);
@@ -229,7 +231,7 @@ void add_plot_schedule(CLI::App* plot) {
   add_schedule_options(cmd, o->schedule);
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
-    check_figure_output(o->out);
+    check_figure_output(o->out, {{"--model", o->schedule.model}});
     const Schedule s = schedule_from(o->schedule);
     plot_schedule(o->out, s, schedule_title(s));
   });
@@ -250,15 +252,14 @@ void add_plot_forward(CLI::App* plot) {
   cmd->add_option("-n,--points", o->n, "points to generate for a built-in shape")
       ->capture_default_str();
   cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "seed of the data and of the forward noise")
-      ->capture_default_str();
+  add_seed_option(cmd, o->seed, "seed of the data and of the forward noise");
   cmd->add_option("--panels", o->panels, "number of panels, t from 0 to T-1")
       ->capture_default_str();
   add_schedule_options(cmd, o->schedule);
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
     check_panels(o->panels);
-    check_figure_output(o->out);
+    check_figure_output(o->out, {{"the data", o->data}});
     const Schedule s = schedule_from(o->schedule);
     Dataset d = load_data(o->data, o->n, o->noise, o->seed);
     std::string what = is_shape_name(o->data) ? o->data : file_name(o->data);
@@ -286,7 +287,7 @@ void add_plot_reverse(CLI::App* plot) {
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
     check_panels(o->panels);
-    check_figure_output(o->out);
+    check_figure_output(o->out, {{"the model", o->model}});
     const Checkpoint ckpt = load_checkpoint(o->model);
     const SampleConfig sc = sample_config(o->sampler, auto_every(ckpt.schedule.T));
     Trajectory tr;
@@ -309,7 +310,7 @@ void add_plot_loss(CLI::App* plot) {
   cmd->add_flag("--log-y", o->log_y, "logarithmic loss axis");
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
-    check_figure_output(o->out);
+    check_figure_output(o->out, {{"the log", o->log}});
     const LossCurve c = read_loss_log(o->log);
     plot_loss(o->out, c.epochs, c.mean_loss, o->log_y, "training loss: " + file_name(o->log));
   });
@@ -429,16 +430,22 @@ void add_animate_command(CLI::App& app) {
     if (o->size < 120 || o->size > 2048) {
       throw UsageError("--size: expected 120 to 2048 pixels, got " + std::to_string(o->size));
     }
-    if (o->frame_ms < 20) {
-      throw UsageError("--frame-ms: expected at least 20, got " + std::to_string(o->frame_ms));
+    const std::string gif_max = std::to_string(kGifMaxDelayMs);
+    if (o->frame_ms < 20 || o->frame_ms > kGifMaxDelayMs) {
+      throw UsageError("--frame-ms: expected 20 to " + gif_max +
+                       " (a GIF frame's delay is at most 655.35 s), got " +
+                       std::to_string(o->frame_ms));
     }
-    if (o->hold_ms < 0) {
-      throw UsageError("--hold-ms: expected >= 0, got " + std::to_string(o->hold_ms));
+    if (o->hold_ms < 0 || o->hold_ms > kGifMaxDelayMs) {
+      throw UsageError("--hold-ms: expected 0 to " + gif_max +
+                       " (a GIF frame's delay is at most 655.35 s), got " +
+                       std::to_string(o->hold_ms));
     }
     std::string ext = std::filesystem::path(o->out).extension().string();
     for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     if (ext != ".gif") throw UsageError("-o " + o->out + ": expected a .gif file");
     check_writable(o->out, "-o");
+    check_distinct_files({{"the model", o->model}}, {{"-o", o->out}});
     const Checkpoint ckpt = load_checkpoint(o->model);
     const int every = o->every > 0 ? o->every : auto_every(ckpt.schedule.T);
     const SampleConfig sc = sample_config(o->sampler, every);
@@ -461,7 +468,9 @@ ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, u
   }
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
-    throw UsageError("--snapshot-dir " + dir + ": no such folder");
+    throw UsageError(
+        "--snapshot-dir " + dir + ": " +
+        (std::filesystem::exists(dir, ec) ? "is a file, not a folder" : "no such folder"));
   }
   check_writable((std::filesystem::path(dir) / "reverse_epoch_0.png").string(), "--snapshot-dir");
   if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));

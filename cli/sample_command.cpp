@@ -1,10 +1,31 @@
-// `diffuse sample`: draws points from a trained model into a CSV file.
+// `diffuse sample`: draws points from a trained model into a CSV file, streamed in chunks so that
+// memory does not grow with -n (the values are the same bits as drawing them all at once).
+#include <algorithm>
+#include <csignal>
+
 #include "commands.h"
 #include "common.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
 
 namespace diffuse::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_sample_stop = 0;
+extern "C" void on_sample_signal(int sig) {
+  g_sample_stop = sig;
+  std::signal(sig, SIG_DFL);  // a second Ctrl-C kills at once; the temporary file then remains
+}
+
+// Rows per chunk: about 1 Mi values (4 MiB per buffer; the sampler holds 3 or 4 such buffers),
+// a multiple of the model's 256-column block and at least one block.
+int chunk_rows_for(int dim) {
+  const int64_t rows = (int64_t{1} << 20) / std::max(dim, 1) / 256 * 256;
+  return static_cast<int>(std::clamp<int64_t>(rows, 256, int64_t{1} << 20));
+}
+
+}  // namespace
 
 void add_sample_command(CLI::App& app) {
   struct Opts {
@@ -19,7 +40,7 @@ void add_sample_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("sample", "Sample points from a trained model into a CSV");
   cmd->add_option("model", o->model, "checkpoint (.safetensors)")->required();
   cmd->add_option("-n,--points", o->n, "number of samples")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+  add_seed_option(cmd, o->seed, "random seed");
   cmd->add_option("--sampler", o->sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
   cmd->add_option("--nfe", o->nfe, "network evaluations (0: T)")->capture_default_str();
   cmd->add_option("--eta", o->eta, "DDIM noise: 0 deterministic, 1 ancestral")
@@ -44,10 +65,55 @@ void add_sample_command(CLI::App& app) {
     sc.x0_clamp = parse_x0_clamp(o->x0_clamp);
     sc.round_integers = o->round_integers;
     if (o->threads < 1) throw UsageError("--threads: expected at least 1");
+    if (o->n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(o->n));
     check_writable(o->out, "-o");
+    check_distinct_files({{"the model", o->model}}, {{"-o", o->out}});
     const Checkpoint ckpt = load_checkpoint(o->model);
-    const Points x = sample_checkpoint(ckpt, sc, o->n, o->threads);
-    write_csv(o->out, x, ckpt.columns);
+    // Stored names no CSV header can hold are the checkpoint's fault: say so before sampling.
+    for (size_t k = 0; k < ckpt.columns.size(); ++k) {
+      if (const std::string why = column_name_problem(ckpt.columns[k]); !why.empty()) {
+        throw Error(o->model + ": stored column " + std::to_string(k + 1) + " name " +
+                    quote_for_message(ckpt.columns[k]) +
+                    " cannot be written to a CSV header: " + why);
+      }
+    }
+    const Schedule schedule = make_schedule(ckpt.schedule);
+    sc.threads = o->threads;
+    validate(sc, schedule.T());
+
+    g_sample_stop = 0;
+    auto old_int = std::signal(SIGINT, on_sample_signal);
+    auto old_term = std::signal(SIGTERM, on_sample_signal);
+    struct Restore {
+      decltype(old_int) i, t;
+      ~Restore() {
+        std::signal(SIGINT, i);
+        std::signal(SIGTERM, t);
+      }
+    } restore{old_int, old_term};
+
+    CsvWriter out(o->out, ckpt.model.dim, ckpt.columns);
+    try {
+      sample_chunked(
+          model_eps_fn(ckpt.model, ckpt.params, o->threads), schedule, o->n, ckpt.model.dim, sc,
+          chunk_rows_for(ckpt.model.dim),
+          [&](int64_t, const Points& chunk) {
+            Points x = chunk;
+            ckpt.normalization.undo(x);
+            out.write(x);
+          },
+          [] { return g_sample_stop != 0; });
+    } catch (const Interrupted&) {
+      throw Interrupted("sample: interrupted; " + o->out + " was not written");
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      // The sampler's own failures (NaN) are the model's: name its file.
+      const std::string what = e.what();
+      if (what.rfind(o->out, 0) == 0) throw;
+      throw Error(o->model + ": " + what);
+    }
+    out.commit();
   });
 }
 

@@ -39,13 +39,7 @@ constexpr const char* kInfoPrefix = "info.";
 }
 
 // Error messages are one line, and quote at most a short piece of untrusted text.
-std::string show(std::string_view s) {
-  constexpr size_t kMax = 60;
-  std::string out = "\"";
-  for (char c : s.substr(0, kMax)) out += (c == '\n' || c == '\r') ? ' ' : c;
-  out += s.size() > kMax ? "...\"" : "\"";
-  return out;
-}
+std::string show(std::string_view s) { return quote_for_message(s, 60); }
 
 // A JSON value in a message: scalars as written, containers by kind (never dumped whole).
 std::string brief(const json& v) {

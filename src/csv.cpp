@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -23,6 +24,9 @@ namespace diffuse {
 namespace {
 
 constexpr size_t kChunkBytes = size_t{4} << 20;
+constexpr int kCsvMaxColumnsHint = static_cast<int>(kCsvMaxLineBytes / 17);
+// Below this the memory check is skipped (it reads /proc; small files need no check).
+constexpr uint64_t kCsvMemoryCheckAbove = uint64_t{64} << 20;
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
@@ -104,8 +108,9 @@ class LineReader {
 
   [[noreturn]] void too_long() const {
     throw Error(path_ + ":" + std::to_string(line_no_) + ": line longer than " +
-                std::to_string(kCsvMaxLineBytes >> 20) +
-                " MiB; not a CSV of numbers (binary or one-line file?)");
+                std::to_string(kCsvMaxLineBytes >> 20) + " MiB, the most a line may hold (about " +
+                std::to_string(kCsvMaxColumnsHint) +
+                " columns of 16-character numbers); a binary or one-line file?");
   }
 
   struct Closer {
@@ -122,6 +127,14 @@ class LineReader {
 };
 
 enum class Parsed { kOk, kNotNumber, kOverflow };
+
+// A header field as a column name: without the double quotes around it, if any.
+std::string_view header_name(std::string_view field) {
+  if (field.size() >= 2 && field.front() == '"' && field.back() == '"') {
+    return trim(field.substr(1, field.size() - 2));
+  }
+  return field;
+}
 
 // Parses a whole trimmed field as a float. NaN and Inf parse (the caller rejects them by name);
 // values too small for float become 0 or a subnormal, as any float rounding does.
@@ -145,11 +158,13 @@ Parsed parse_number(std::string_view s, float& v) {
   return Parsed::kOk;
 }
 
-// Field text for an error message: at most ~20 characters.
+// Field text for an error message: at most ~20 characters, control characters and invalid UTF-8
+// escaped (quote_for_message), in single quotes.
 std::string quoted(std::string_view f) {
-  constexpr size_t kMax = 20;
-  if (f.size() <= kMax) return "'" + std::string(f) + "'";
-  return "'" + std::string(f.substr(0, kMax)) + "...'";
+  std::string q = quote_for_message(f, 20);
+  q.front() = '\'';
+  q.back() = '\'';
+  return q;
 }
 
 // Length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8.
@@ -265,24 +280,32 @@ class CsvParser {
     check_text(line);
     const auto fields = split(line);
     bool all_numbers = true;
-    for (auto f : fields) {
+    int64_t empty = -1;  // the first empty field
+    for (size_t k = 0; k < fields.size(); ++k) {
       float v;
-      if (parse_number(f, v) == Parsed::kNotNumber) all_numbers = false;
+      if (fields[k].empty()) {
+        if (empty < 0) empty = static_cast<int64_t>(k);
+      } else if (parse_number(fields[k], v) == Parsed::kNotNumber) {
+        all_numbers = false;
+      }
     }
     width_ = static_cast<int64_t>(fields.size());
     width_line_ = line_;
+    if (all_numbers && empty >= 0) {
+      // "1,2," is a row of numbers with a stray comma, not a header with an unnamed column.
+      fail(line_, "field " + std::to_string(empty + 1) + " is empty in a row of numbers" +
+                      (empty + 1 == width_ ? " (a comma at the end of the line?)" : ""));
+    }
     if (all_numbers) {
       row(line);
       return;
     }
     header_ = true;
     for (size_t k = 0; k < fields.size(); ++k) {
-      std::string_view name = fields[k];
-      if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
-        name = trim(name.substr(1, name.size() - 2));
+      columns_.emplace_back(header_name(fields[k]));
+      if (columns_.back().empty()) {
+        fail(line_, "header field " + std::to_string(k + 1) + " is empty");
       }
-      if (name.empty()) fail(line_, "header field " + std::to_string(k + 1) + " is empty");
-      columns_.emplace_back(name);
     }
   }
 
@@ -316,9 +339,26 @@ class CsvParser {
       } else if (p != e) {
         return diagnose(line, start);
       }
+      if (values_.size() == values_.capacity()) grow();
       values_.push_back(v);
     }
     ++rows_;
+  }
+
+  // Doubles the values' room after checking that the memory is there: the data, the room and the
+  // matrix they are copied into at the end.
+  void grow() {
+    const size_t room = std::max<size_t>(1024, values_.capacity() * 2);
+    const uint64_t need = (uint64_t{room} + values_.size()) * sizeof(float);
+    if (need > kCsvMemoryCheckAbove) {
+      try {
+        check_memory(need, "the data");
+      } catch (const Error& e) {
+        fail(line_, std::string(e.what()) + " (" + std::to_string(rows_) + " rows of " +
+                        std::to_string(width_) + " columns so far)");
+      }
+    }
+    values_.reserve(room);
   }
 
   [[noreturn]] void diagnose(std::string_view line, size_t start) {
@@ -374,46 +414,86 @@ Dataset parse_csv(std::string_view text, const std::string& source) {
   return CsvParser(source).read(in);
 }
 
-void write_csv(const std::string& path, const Points& x, const std::vector<std::string>& columns) {
-  if (x.cols() < 1) throw Error(path + ": cannot write points with no columns");
-  if (!columns.empty()) {
-    if (static_cast<Eigen::Index>(columns.size()) != x.cols()) {
-      throw Error(path + ": " + std::to_string(columns.size()) + " column names for " +
-                  std::to_string(x.cols()) + " columns");
-    }
-    bool all_numbers = true;
-    for (size_t k = 0; k < columns.size(); ++k) {
-      const std::string& c = columns[k];
-      float v;
-      if (c.empty() || trim(c) != c || c.find_first_of(",\"\r\n") != std::string::npos ||
-          (k == 0 && c.front() == '#')) {
-        throw Error(path + ": column name '" + c +
-                    "' cannot be written to a CSV header (empty, has spaces at an end, a comma, "
-                    "a quote or a newline, or starts with '#')");
-      }
-      if (parse_number(c, v) == Parsed::kNotNumber) all_numbers = false;
-    }
-    if (all_numbers) {
-      throw Error(path + ": column names that are all numbers would read back as a data row");
+std::string column_name_problem(std::string_view name) {
+  if (name.empty()) return "it is empty";
+  if (trim(name) != name) return "it has spaces at an end, which a reader trims";
+  if (name.find_first_of(",\r\n") != std::string_view::npos) {
+    return "it has a comma or a line break";
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if ((c < 0x20 && c != '\t') || c == 0x7F) return "it has a control character";
+    if (c >= 0x80) {
+      const size_t n = utf8_length(name, i);
+      if (n == 0) return "it is not valid UTF-8";
+      i += n - 1;
     }
   }
+  return "";
+}
+
+namespace {
+
+// The header line for these names, read back by read_csv as the same names: a name is put in
+// double quotes when it would otherwise lose its own quotes, turn the line into a comment (or lose
+// a byte-order mark), or when every name reads as a number (the line would be a data row).
+std::string header_line(const std::string& path, const std::vector<std::string>& columns) {
+  bool all_numbers = true;
+  for (size_t k = 0; k < columns.size(); ++k) {
+    if (const std::string why = column_name_problem(columns[k]); !why.empty()) {
+      throw Error(path + ": column " + std::to_string(k + 1) + " name " +
+                  quote_for_message(columns[k]) + " cannot be written to a CSV header: " + why);
+    }
+    float v;
+    if (parse_number(columns[k], v) == Parsed::kNotNumber) all_numbers = false;
+  }
+  std::string out;
+  for (size_t k = 0; k < columns.size(); ++k) {
+    const std::string& c = columns[k];
+    const bool quote = all_numbers || (c.size() >= 2 && c.front() == '"' && c.back() == '"') ||
+                       (k == 0 && (c.front() == '#' || c.starts_with("\xEF\xBB\xBF")));
+    if (k > 0) out += ',';
+    out += quote ? "\"" + c + "\"" : c;
+  }
+  return columns.empty() ? out : out + "\n";
+}
+
+}  // namespace
+
+CsvWriter::CsvWriter(const std::string& path, Eigen::Index cols,
+                     const std::vector<std::string>& columns)
+    : path_(path), cols_(cols) {
+  if (cols < 1) throw Error(path + ": cannot write points with no columns");
+  if (!columns.empty() && static_cast<Eigen::Index>(columns.size()) != cols) {
+    throw Error(path + ": " + std::to_string(columns.size()) + " column names for " +
+                std::to_string(cols) + " columns");
+  }
+  const std::string header = header_line(path, columns);
+  file_ = std::make_unique<AtomicFile>(path);
+  file_->write(header);
+}
+
+CsvWriter::~CsvWriter() = default;
+
+void CsvWriter::check_finite(const std::string& path, const Points& x, int64_t first_row) {
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
       if (!std::isfinite(x(i, j))) {
-        throw Error(path + ": not written: row " + std::to_string(i + 1) + ", column " +
+        throw Error(path + ": not written: row " + std::to_string(first_row + i + 1) + ", column " +
                     std::to_string(j + 1) + " is " + (std::isnan(x(i, j)) ? "NaN" : "infinite"));
       }
     }
   }
+}
 
-  AtomicFile f(path);
+void CsvWriter::write(const Points& x) {
+  if (x.cols() != cols_) {
+    throw Error(path_ + ": rows of " + std::to_string(x.cols()) + " values for a CSV of " +
+                std::to_string(cols_) + " columns");
+  }
+  check_finite(path_, x, rows_);
   std::string out;
   out.reserve(size_t{1} << 20);
-  for (size_t k = 0; k < columns.size(); ++k) {
-    if (k > 0) out += ',';
-    out += columns[k];
-  }
-  if (!columns.empty()) out += '\n';
   char num[32];
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
@@ -424,12 +504,21 @@ void write_csv(const std::string& path, const Points& x, const std::vector<std::
     }
     out += '\n';
     if (out.size() >= (size_t{1} << 20)) {
-      f.write(out);
+      file_->write(out);
       out.clear();
     }
   }
-  f.write(out);
-  f.commit();
+  file_->write(out);
+  rows_ += x.rows();
+}
+
+void CsvWriter::commit() { file_->commit(); }
+
+void write_csv(const std::string& path, const Points& x, const std::vector<std::string>& columns) {
+  if (x.cols() >= 1) CsvWriter::check_finite(path, x, 0);  // before the file is touched
+  CsvWriter w(path, x.cols(), columns);
+  w.write(x);
+  w.commit();
 }
 
 }  // namespace diffuse

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <numbers>
 #include <numeric>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "diffuse/error.h"
+#include "diffuse/io.h"
 #include "diffuse/rng.h"
 
 namespace diffuse {
@@ -130,9 +132,17 @@ std::string describe(Shape s) { return info(s).description; }
 
 Points make_shape(Shape s, int n, double noise, uint64_t seed) {
   if (n < 1) throw UsageError("-n: got " + std::to_string(n) + ", expected >= 1 points");
-  if (!std::isfinite(noise) || noise < 0) {
-    throw UsageError("--noise: got " + std::to_string(noise) + ", expected a finite number >= 0");
+  if (!std::isfinite(noise) || noise < 0 || noise > kMaxShapeNoise) {
+    char got[32];
+    std::snprintf(got, sizeof got, "%g", noise);
+    throw UsageError(std::string("--noise: got ") + got +
+                     ", expected a finite number >= 0 and <= " +
+                     std::to_string(static_cast<int>(kMaxShapeNoise)) +
+                     " (the shapes span a few units; more noise only hides them)");
   }
+  // The points are allocated next: name -n if they (and the copies training makes) do not fit.
+  check_memory(static_cast<uint64_t>(n) * 2 * sizeof(float) * 4,
+               "-n " + std::to_string(n) + " points", /*usage=*/true);
   Rng rng(seed);
   Points x(n, 2);
   switch (s) {

@@ -169,10 +169,12 @@ AnimationLayout layout_animation(const std::vector<Points>& frames, const GifOpt
     throw UsageError(what + ": GIF size " + std::to_string(o.size_px) +
                      " px; expected 120 to 2048");
   }
-  if (o.frame_ms < 20 || o.hold_last_ms < 0) {
+  if (o.frame_ms < 20 || o.hold_last_ms < 0 || o.frame_ms > kGifMaxDelayMs ||
+      o.hold_last_ms > kGifMaxDelayMs) {
     throw UsageError(what + ": GIF frame delay " + std::to_string(o.frame_ms) + " ms and hold " +
-                     std::to_string(o.hold_last_ms) +
-                     " ms; expected a delay of at least 20 ms and a hold of at least 0");
+                     std::to_string(o.hold_last_ms) + " ms; expected a delay of 20 to " +
+                     std::to_string(kGifMaxDelayMs) + " ms and a hold of 0 to " +
+                     std::to_string(kGifMaxDelayMs) + " (a GIF stores 16-bit centiseconds)");
   }
   if (frames.empty()) throw Error(what + ": no frames to animate");
   for (size_t i = 0; i < frames.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "diffuse/error.h"
+#include "diffuse/io.h"
 
 namespace diffuse {
 namespace {
@@ -80,6 +81,10 @@ Schedule make_schedule(const ScheduleConfig& c) {
     throw UsageError("cosine offset s: expected a value in (0, 1), got " + fmt(c.cosine_s));
   }
 
+  // Nine arrays of T doubles (and their temporaries): name --steps before allocating them.
+  check_memory(static_cast<uint64_t>(c.T) * sizeof(double) * 12,
+               "--steps " + std::to_string(c.T) + ": the schedule", /*usage=*/true);
+
   Schedule s;
   s.config = c;
   const int T = c.T;
@@ -135,9 +140,19 @@ double terminal_signal(const Schedule& s) { return s.sqrt_alpha_bar.back(); }
 
 std::optional<std::string> schedule_warning(const Schedule& s) {
   const double r = terminal_signal(s);
-  if (r <= 0.1) return std::nullopt;
   std::ostringstream ss;
   ss.precision(3);
+  if (r < kMinTerminalSignal) {
+    // Every sampler divides by sqrt(alpha_bar_t) (the x0 prediction) and so multiplies the
+    // model's error by up to 1 / r: in float, past ~1e12 the samples overflow to NaN (measured:
+    // the default schedule trains at T = 1200 and then gives NaN from every sampler).
+    ss << "schedule " << to_string(s.config.kind) << " with T=" << s.T()
+       << " leaves sqrt(alpha_bar_T) = " << r << "; sampling divides by it and in float gives "
+       << "NaN below about " << kMinTerminalSignal
+       << ", so the model will not sample (fewer --steps or a smaller --beta-end)";
+    return ss.str();
+  }
+  if (r <= 0.1) return std::nullopt;
   ss << "schedule " << to_string(s.config.kind) << " with T=" << s.T()
      << " leaves sqrt(alpha_bar_T) = " << r
      << " of the signal in x_T, so x_T is not close to N(0, I) (aim for < 0.1: more steps, a "

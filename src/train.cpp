@@ -14,6 +14,7 @@
 #include <string>
 
 #include "diffuse/error.h"
+#include "diffuse/io.h"
 #include "thread_team.h"
 
 namespace diffuse {
@@ -494,6 +495,20 @@ std::vector<EpochStats> train(Trainer& trainer, const EpochCallback& on_epoch) {
     if (on_epoch && !on_epoch(stats.back(), trainer)) break;
   }
   return stats;
+}
+
+void check_training_memory(const ModelConfig& mc, int64_t rows, const TrainConfig& c) {
+  // In double: --hidden 1000000 has 2e12 weights, and the byte counts must not wrap.
+  const double weights = static_cast<double>(param_count(mc));
+  const double batch =
+      static_cast<double>(std::max<int64_t>(std::min<int64_t>(c.batch_size, rows), 1));
+  const double bytes = 4.0 * (12.0 * weights + 16.0 * batch * mc.hidden * std::max(c.threads, 1) +
+                              3.0 * static_cast<double>(rows) * mc.dim);
+  const double capped = std::min(bytes, 1.8e19);
+  char what[160];
+  std::snprintf(what, sizeof what, "--hidden %d, --steps %d, --batch-size %d (%.3g weights)",
+                mc.hidden, mc.T, c.batch_size, weights);
+  check_memory(static_cast<uint64_t>(capped), what, /*usage=*/true);
 }
 
 }  // namespace diffuse

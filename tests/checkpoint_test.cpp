@@ -661,6 +661,9 @@ TEST_F(CheckpointFile, MetadataContradictsTensors) {
       LoadFailsWith(path, {"metadata \"columns\" names 2 columns but the model has dim=3"}));
   edit_metadata("columns", R"(["x", "y", 3])");
   EXPECT_TRUE(LoadFailsWith(path, {"metadata \"columns\" must hold strings, found 3"}));
+  // A schedule name with a tab and a control byte is escaped, not echoed.
+  edit_metadata("schedule", "ex\tp\x01");
+  EXPECT_TRUE(LoadFailsWith(path, {"metadata \"schedule\" is \"ex\\tp\\x01\", expected one of"}));
 }
 
 TEST_F(CheckpointFile, NonFiniteWeights) {

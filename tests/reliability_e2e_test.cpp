@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -444,6 +447,309 @@ TEST(BadOptions, OutputPathsAreCheckedBeforeAnyWork) {
   expect_error("plot data moons -o " + locked + "/d.png", 2, "-o ", "cannot write");
   EXPECT_EQ(files_in(dir.path(), {"plain.txt", "locked"}), std::vector<std::string>{});
   if (::geteuid() != 0) ::chmod(locked.c_str(), 0700);
+}
+
+// ---- outputs never destroy what exists (docs/RELIABILITY.md) --------------------------------
+
+// A small trained model, made once for the tests below.
+class Outputs : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    model_ = dir_->file("m.safetensors");
+    const auto r = run_cli(
+        "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 --steps 3 -q -o " + model_);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static TempDir* dir_;
+  static std::string model_;
+};
+TempDir* Outputs::dir_ = nullptr;
+std::string Outputs::model_;
+
+struct stat lstat_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st;
+}
+
+TEST_F(Outputs, ADeviceNodeIsWrittenInPlaceNotReplaced) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mknod needs root (CI runs as root)";
+  TempDir dir;
+  const std::string null = dir.file("null");
+  ASSERT_EQ(::mknod(null.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+  const auto r = run_cli("sample " + model_ + " -n 5 -o " + null);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const struct stat st = lstat_of(null);
+  EXPECT_TRUE(S_ISCHR(st.st_mode)) << "the device node was replaced by a regular file";
+  EXPECT_EQ(st.st_rdev, makedev(1, 3));
+  EXPECT_EQ(files_in(dir.path(), {"null"}), std::vector<std::string>{}) << "no temporary file";
+  // The checkpoint writer goes through the same path.
+  const auto t = run_cli(
+      "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 "
+      "--steps 3 -q --log " +
+      dir.file("log.csv") + " -o " + null);
+  EXPECT_EQ(t.exit_code, 0) << t.output;
+  EXPECT_TRUE(S_ISCHR(lstat_of(null).st_mode));
+}
+
+TEST_F(Outputs, AFifoIsWrittenInPlace) {
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] { got = test::slurp(fifo); });  // opens (and blocks) until the writer
+  const auto r = run_cli("sample " + model_ + " -n 5 -o " + fifo);
+  reader.join();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(S_ISFIFO(lstat_of(fifo).st_mode));
+  EXPECT_EQ(got.rfind("x,y\n", 0), 0u) << got;
+  EXPECT_EQ(std::count(got.begin(), got.end(), '\n'), 6) << got;
+}
+
+TEST_F(Outputs, AnOutputThatIsAnInputIsRefusedBeforeAnyWork) {
+  TempDir dir;
+  const std::string m = dir.file("m.safetensors");
+  fs::copy_file(model_, m);
+  const std::string before = test::slurp(m);
+  fs::create_hard_link(m, dir.file("hard.safetensors"));
+  fs::create_symlink(m, dir.file("soft.safetensors"));
+  for (const char* out : {"m.safetensors", "hard.safetensors", "soft.safetensors"}) {
+    expect_error("sample " + m + " -n 5 -o " + dir.file(out), 2, "-o " + dir.file(out) + " ",
+                 "is the same file as the model " + m);
+  }
+  // Figures and GIFs go through the same check (a model saved under an image's name).
+  const std::string png = dir.file("m.png"), gif = dir.file("m.gif");
+  fs::copy_file(model_, png);
+  fs::copy_file(model_, gif);
+  expect_error("plot reverse " + png + " -o " + png, 2, "-o " + png + " ", "the model " + png);
+  expect_error("animate " + gif + " -o " + gif, 2, "-o " + gif + " ", "the model " + gif);
+  EXPECT_EQ(test::slurp(png), before);
+  EXPECT_EQ(test::slurp(gif), before);
+  EXPECT_EQ(test::slurp(m), before);
+}
+
+TEST_F(Outputs, ExistingFilesKeepTheirModeOwnerAndSymlinks) {
+  TempDir dir;
+  const std::string out = dir.file("s.csv");
+  put(out, "old\n");
+  ASSERT_EQ(::chmod(out.c_str(), 0640), 0);
+  const bool root = ::geteuid() == 0;
+  if (root) ASSERT_EQ(::chown(out.c_str(), 1234, 4321), 0);
+  ASSERT_EQ(run_cli("sample " + model_ + " -n 5 -o " + out).exit_code, 0);
+  struct stat st = lstat_of(out);
+  EXPECT_EQ(st.st_mode & 07777, 0640u) << "the mode was changed";
+  if (root) {
+    EXPECT_EQ(st.st_uid, 1234u);
+    EXPECT_EQ(st.st_gid, 4321u);
+  }
+  EXPECT_EQ(test::slurp(out).rfind("x,y\n", 0), 0u);
+
+  // A symbolic link stays a link; the file it names gets the new content.
+  const std::string target = dir.file("target.csv");
+  put(target, "old\n");
+  ASSERT_EQ(::chmod(target.c_str(), 0600), 0);
+  fs::create_symlink(target, dir.file("link.csv"));
+  ASSERT_EQ(run_cli("sample " + model_ + " -n 5 -o " + dir.file("link.csv")).exit_code, 0);
+  EXPECT_TRUE(S_ISLNK(lstat_of(dir.file("link.csv")).st_mode));
+  EXPECT_EQ(test::slurp(target).rfind("x,y\n", 0), 0u);
+  EXPECT_EQ(lstat_of(target).st_mode & 07777, 0600u);
+
+  // A hard link is split (documented): the other name keeps the old content.
+  const std::string a = dir.file("a.csv"), b = dir.file("b.csv");
+  put(a, "old\n");
+  fs::create_hard_link(a, b);
+  ASSERT_EQ(run_cli("sample " + model_ + " -n 5 -o " + a).exit_code, 0);
+  EXPECT_EQ(test::slurp(b), "old\n");
+  EXPECT_EQ(test::slurp(a).rfind("x,y\n", 0), 0u);
+  // A new file gets 0666 less the umask.
+  ASSERT_EQ(test::run_shell(std::string("umask 027; '") + DIFFUSE_CLI + "' sample " + model_ +
+                            " -n 5 -o " + dir.file("new.csv"))
+                .exit_code,
+            0);
+  EXPECT_EQ(lstat_of(dir.file("new.csv")).st_mode & 07777, 0640u);
+}
+
+TEST_F(Outputs, ALongestValidNameIsWritable) {
+  TempDir dir;
+  // 255 bytes, NAME_MAX on Linux: the temporary name must be shortened, not refused.
+  const std::string name = std::string(251, 'a') + ".csv";
+  const auto r = run_cli("sample " + model_ + " -n 5 -o " + dir.file(name));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(files_in(dir.path(), {}), std::vector<std::string>{name});
+  // Multi-byte names are cut between characters.
+  std::string wide;
+  while (wide.size() + 2 + 4 <= 255) wide += "\xC3\xA9";  // é
+  wide += ".csv";
+  const auto w = run_cli("sample " + model_ + " -n 5 -o '" + dir.file(wide) + "'");
+  EXPECT_EQ(w.exit_code, 0) << w.output;
+  EXPECT_TRUE(test::file_exists(dir.file(wide)));
+}
+
+// ---- limits that fail cleanly ----------------------------------------------------------------
+
+// Runs `diffuse ARGS` and returns its exit code and peak resident memory in KiB (wait4).
+std::pair<int, long> run_measuring_memory(const std::string& args, const std::string& output) {
+  std::vector<std::string> all = split_args(args);
+  all.insert(all.begin(), DIFFUSE_CLI);
+  std::vector<char*> argv;
+  for (std::string& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  ::wait4(pid, &status, 0, &ru);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ru.ru_maxrss};
+}
+
+TEST_F(Outputs, SampleStreamsSoMemoryDoesNotGrowWithN) {
+  TempDir dir;
+  const auto small = run_measuring_memory(
+      "sample " + model_ + " -n 1000 -o " + dir.file("small.csv"), dir.file("out.txt"));
+  ASSERT_EQ(small.first, 0) << test::slurp(dir.file("out.txt"));
+  // 2 million points: drawn whole, x, eps and z alone would take 48 MiB.
+  const auto big = run_measuring_memory(
+      "sample " + model_ + " -n 2000000 -o " + dir.file("big.csv"), dir.file("out.txt"));
+  ASSERT_EQ(big.first, 0) << test::slurp(dir.file("out.txt"));
+  std::printf("[ info ] peak memory of sample: -n 1000 %ld KiB, -n 2000000 %ld KiB\n", small.second,
+              big.second);
+  EXPECT_LT(big.second - small.second, 24 * 1024) << "memory grew with -n";
+  // Every row is there (that they are sample()'s bits is SampleChunked.GivesTheBitsOfOneWholeRun).
+  int64_t lines = 0;
+  std::ifstream c(dir.file("big.csv"));
+  for (std::string line; std::getline(c, line);) ++lines;
+  EXPECT_EQ(lines, 2000001);
+}
+
+TEST_F(Outputs, CtrlCDuringSampleExits130AndLeavesNoFile) {
+  TempDir dir;
+  const std::string out = dir.file("s.csv");
+  Child child(split_args("sample " + model_ + " -n 200000000 -o " + out), dir.file("child.txt"));
+  ASSERT_TRUE(child.started());
+  // Wait until the temporary file exists: sampling has started.
+  bool started = false;
+  for (int i = 0; i < 60000 && !started && child.running(); ++i) {
+    for (const auto& e : fs::directory_iterator(dir.path())) {
+      started |= e.path().filename().string().find(".tmp-") != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(started) << test::slurp(dir.file("child.txt"));
+  child.signal(SIGINT);
+  EXPECT_EQ(child.wait(), 130) << test::slurp(dir.file("child.txt"));
+  const std::string said = test::slurp(dir.file("child.txt"));
+  EXPECT_EQ(said, "diffuse: sample: interrupted; " + out + " was not written\n");
+  EXPECT_EQ(files_in(dir.path(), {"child.txt"}), std::vector<std::string>{});
+}
+
+TEST_F(Outputs, InputsThatAreNotRegularFilesOrTooLargeAreRefused) {
+  TempDir dir;
+  // /dev/zero would be read forever; a FIFO would block.
+  expect_error("sample /dev/zero -n 5 -o " + dir.file("s.csv"), 1,
+               "/dev/zero: ", "not a regular file (a device)");
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_error("sample " + fifo + " -n 5 -o " + dir.file("s.csv"), 1, fifo + ": ",
+               "not a regular file (a FIFO)");
+  // A model larger than the memory the process may use (ulimit -v: 1 GiB of address space).
+  const std::string big = dir.file("big.safetensors");
+  put(big, test::slurp(model_));
+  ASSERT_EQ(::truncate(big.c_str(), off_t{4} << 30), 0);  // sparse: costs no disk
+  const auto r = test::run_shell("ulimit -v 1048576; '" + std::string(DIFFUSE_CLI) + "' sample " +
+                                 big + " -n 5 -o " + dir.file("s.csv"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(
+      r.output.rfind("diffuse: error: " + big + ": needs 4.0 GiB of memory, more than the ", 0), 0u)
+      << r.output;
+  EXPECT_EQ(files_in(dir.path(), {"fifo", "big.safetensors"}), std::vector<std::string>{});
+}
+
+TEST_F(Outputs, GifDelaysAndSeedsOutOfRangeAreRefused) {
+  TempDir dir;
+  const std::string a = "animate " + model_ + " -n 20 -o " + dir.file("a.gif");
+  expect_error(a + " --frame-ms 655360", 2, "--frame-ms: ", "20 to 655350");
+  expect_error(a + " --hold-ms 700000", 2, "--hold-ms: ", "0 to 655350");
+  ASSERT_EQ(run_cli(a + " --frame-ms 655350 --hold-ms 655350").exit_code, 0);
+  // A seed is 0 .. 2^64 - 1; CLI11 alone turned -1 and 2^70 into 2^64 - 1.
+  const std::string s = "sample " + model_ + " -n 5 -o " + dir.file("s.csv");
+  expect_error(s + " --seed -1", 2, "--seed: ", "got \"-1\"");
+  expect_error(s + " --seed 1180591620717411303424", 2, "--seed: ", "2^64 - 1");
+  expect_error(s + " --seed 12abc", 2, "--seed: ", "got \"12abc\"");
+  expect_error("data moons --seed -5 -o " + dir.file("d.csv"), 2, "--seed: ", "\"-5\"");
+  expect_error("train --seed 99999999999999999999 -q -o " + dir.file("m.safetensors"), 2,
+               "--seed: ", "");
+  ASSERT_EQ(run_cli(s + " --seed 18446744073709551615").exit_code, 0);
+  EXPECT_EQ(files_in(dir.path(), {"a.gif", "s.csv"}), std::vector<std::string>{});
+}
+
+// ---- messages name their file, line or option, on one line ----------------------------------
+
+TEST_F(Outputs, EveryMessageNamesItsFileLineOrOption) {
+  TempDir dir;
+  const std::string d = dir.path() + "/";
+  // A model whose output overflows: the sampler's NaN is the model's fault, so it names the file.
+  SafeTensors st = read_safetensors(model_);
+  for (float& w : st.tensors["lin4.weight"].data) w = 3e38f;
+  put(d + "huge.safetensors", serialize_safetensors(st));
+  expect_error("sample " + d + "huge.safetensors -n 5 -o " + d + "s.csv", 1,
+               d + "huge.safetensors: ", "NaN or infinity");
+  // Column names no CSV can hold: the checkpoint's fault (not the output's), on one line.
+  st = read_safetensors(model_);
+  st.metadata["columns"] = R"(["a\nb", "c"])";
+  put(d + "names.safetensors", serialize_safetensors(st));
+  expect_error("sample " + d + "names.safetensors -n 5 -o " + d + "s.csv", 1,
+               d + "names.safetensors: ",
+               "stored column 1 name \"a\\nb\" cannot be written to a CSV header");
+  // CSV: a stray comma in a first row of numbers is not a header; a tab is escaped.
+  put(d + "comma.csv", "1,2,\n3,4,\n");
+  expect_error("train --data " + d + "comma.csv -q -o " + d + "m.safetensors", 1,
+               d + "comma.csv:1: ", "field 3 is empty in a row of numbers");
+  put(d + "tab.csv", "x,y\n1,2\n3,a\tb\n");
+  expect_error("train --data " + d + "tab.csv -q -o " + d + "m.safetensors", 1,
+               d + "tab.csv:3: ", "field 2 'a\\tb' is not a number");
+  // eval: too few samples, and a reference whose rows are all equal.
+  put(d + "one.csv", "x,y\n1,2\n");
+  expect_error("eval " + d + "one.csv --against moons", 1, d + "one.csv: ", "at least 2 samples");
+  std::string same = "x,y\n";
+  for (int i = 0; i < 50; ++i) same += "1,2\n";
+  put(d + "same.csv", same);
+  put(d + "ten.csv", "x,y\n1,2\n3,4\n5,6\n7,8\n9,1\n2,3\n4,5\n6,7\n8,9\n1,1\n");
+  expect_error("eval " + d + "ten.csv --against " + d + "same.csv", 1, d + "same.csv: ", "");
+  // Options: a file given as the snapshot folder; noise that hides any shape.
+  put(d + "file", "x");
+  const std::string tiny = "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 -q ";
+  expect_error(tiny + "--snapshot-every 1 --snapshot-dir " + d + "file -o " + d + "m.safetensors",
+               2, "--snapshot-dir " + d + "file: ", "is a file, not a folder");
+  expect_error(tiny + "--noise 1e30 -o " + d + "m.safetensors", 2, "--noise: ", "got 1e+30");
+  EXPECT_FALSE(test::file_exists(d + "m.safetensors"));
+  EXPECT_FALSE(test::file_exists(d + "s.csv"));
+}
+
+// A model that trains but cannot sample is warned about when it is trained, not found out later.
+TEST(Schedules, ATrainingRunWhoseModelCannotSampleIsWarned) {
+  TempDir dir;
+  const std::string t = "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 -o " +
+                        dir.file("m.safetensors");
+  const auto r = run_cli(t + " --steps 1200");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(
+      r.output.find("diffuse: warning: schedule sigmoid with T=1200 leaves sqrt(alpha_bar_T)"),
+      std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("the model will not sample"), std::string::npos) << r.output;
+  const auto ok = run_cli(t + " --steps 1000");
+  EXPECT_EQ(ok.output.find("warning"), std::string::npos) << ok.output;
 }
 
 // ---- interrupts and resume -------------------------------------------------------------------

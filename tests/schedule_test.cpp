@@ -165,6 +165,17 @@ TEST(Schedule, TerminalSignalAndWarning) {
   Schedule l = make_schedule(linear);
   EXPECT_NEAR(terminal_signal(l), 0.00635, 1e-4);
   EXPECT_FALSE(schedule_warning(l).has_value());
+
+  // Too little signal: the samplers' 1 / sqrt(alpha_bar) overflows float (the default schedule,
+  // sigmoid to beta 0.1, gave NaN from every sampler at T = 1200 after training).
+  ScheduleConfig ours;
+  ours.beta_end = 0.1;
+  ours.T = 1200;
+  const std::optional<std::string> nan = schedule_warning(make_schedule(ours));
+  ASSERT_TRUE(nan.has_value());
+  EXPECT_NE(nan->find("will not sample"), std::string::npos) << *nan;
+  ours.T = 1000;  // samples (measured)
+  EXPECT_FALSE(schedule_warning(make_schedule(ours)).has_value());
 }
 
 // Expects make_schedule(cfg) to throw UsageError whose message names `option`.

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,8 @@
 #include "diffuse/tensor.h"
 
 namespace diffuse {
+
+class AtomicFile;
 
 enum class Shape {
   kSwissRoll,
@@ -46,6 +49,9 @@ std::string describe(Shape s);
 //   8gaussians   8 equal modes on the circle of radius 2, each N(centre, noise^2 I)
 //   25gaussians  25 equal modes on the grid {-2,-1,0,1,2}^2, each N(centre, noise^2 I)
 //   spiral       Archimedean r = theta / pi, theta = 4pi sqrt(u) (uniform along the arc), r <= 4
+// Throws UsageError naming -n when the points would not fit in memory, --noise above
+// kMaxShapeNoise.
+inline constexpr double kMaxShapeNoise = 1000.0;
 Points make_shape(Shape s, int n, double noise, uint64_t seed);
 
 // For mixture shapes (8gaussians, 25gaussians): the mode centres (K, 2) and the std of each mode
@@ -74,10 +80,38 @@ inline constexpr std::size_t kCsvMaxLineBytes = std::size_t{1} << 20;
 Dataset read_csv(const std::string& path);
 // The same from text in memory (tests, fuzzing); `source` takes the path's place in messages.
 Dataset parse_csv(std::string_view text, const std::string& source);
-// Writes atomically (temporary file in the same folder, then rename). Header when columns given.
-// Numbers as %.9g, which round-trips every float. Throws Error (nothing written) on NaN/Inf or a
-// column count that does not match the names.
+// Writes atomically (temporary file in the same folder, then rename). Header when columns given:
+// any name read_csv can give back, put in double quotes where needed so that it reads back the
+// same (names that are all numbers, "#..." first, "\"...\""). Numbers as %.9g, which round-trips
+// every float. Throws Error (nothing written) on NaN/Inf, a column count that does not match the
+// names, or a name no header can hold (column_name_problem).
 void write_csv(const std::string& path, const Points& x, const std::vector<std::string>& columns);
+
+// Why a column name cannot be written to a CSV header and read back the same (empty, spaces at
+// an end, a comma, line break or control character, invalid UTF-8); "" when it can.
+std::string column_name_problem(std::string_view name);
+
+// write_csv a block of rows at a time, for outputs too large to hold in memory: the header is
+// written on construction, each write() appends rows (throwing Error naming the row, counted over
+// all blocks, on NaN/Inf), commit() renames the whole file into place; destroyed without commit(),
+// nothing is written.
+class CsvWriter {
+ public:
+  CsvWriter(const std::string& path, Eigen::Index cols, const std::vector<std::string>& columns);
+  ~CsvWriter();
+  CsvWriter(const CsvWriter&) = delete;
+  CsvWriter& operator=(const CsvWriter&) = delete;
+  void write(const Points& x);
+  void commit();
+  // Throws Error naming path and the row (first_row + i + 1) of the first non-finite value.
+  static void check_finite(const std::string& path, const Points& x, int64_t first_row);
+
+ private:
+  std::string path_;
+  Eigen::Index cols_;
+  int64_t rows_ = 0;
+  std::unique_ptr<AtomicFile> file_;
+};
 
 // "NAME" of a built-in shape (n points, noise, seed; columns "x", "y") or a path (contains '/',
 // ends in .csv, or names an existing file; read whole, n/noise/seed unused). A shape name wins

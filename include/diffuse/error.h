@@ -2,8 +2,10 @@
 // value. Not a logging facility; the CLI maps UsageError to exit 2 and any other Error to exit 1.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace diffuse {
 
@@ -24,5 +26,11 @@ class Interrupted : public Error {
  public:
   using Error::Error;
 };
+
+// Untrusted text (a field, a column name, a key) for a one-line message: in double quotes, at most
+// max_chars bytes of it ("..." after), with control characters written as \n, \t, \r or \xNN
+// and bytes that are not valid UTF-8 as \xNN, so a message never spans two lines or garbles the
+// terminal.
+std::string quote_for_message(std::string_view text, std::size_t max_chars = 60);
 
 }  // namespace diffuse

@@ -118,8 +118,12 @@ std::vector<Points> forward_samples(const Points& x0, const Schedule& schedule,
 // the panels of a reverse strip from a recorded trajectory. Fewer when count < panels.
 std::vector<int> spread_indices(int count, int panels = 10);
 
+// The longest delay a GIF frame can hold: 65535 centiseconds.
+inline constexpr int kGifMaxDelayMs = 655350;
+
 struct GifOptions {
-  int size_px = 360;             // the square image's side
+  int size_px = 360;  // the square image's side
+  // GIF stores each delay in 16-bit centiseconds: 20 .. kGifMaxDelayMs, else UsageError.
   int frame_ms = 40;             // delay of each frame but the last (GIF stores centiseconds)
   int hold_last_ms = 1500;       // delay of the last frame before the loop restarts
   double point_radius = 0.0;     // 0: as PlotStyle

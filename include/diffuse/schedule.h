@@ -48,7 +48,11 @@ Schedule make_schedule(const ScheduleConfig& config);
 
 // sqrt(alpha_bar_{T-1}): the share of signal left in x_T. Near 0 means x_T is close to N(0, I).
 double terminal_signal(const Schedule& s);
-// A one-line warning when terminal_signal > 0.1, else nothing.
+// Below this terminal_signal the samplers' x0 predictions overflow float: the model trains but
+// gives NaN when sampled (the default schedule crosses it between T = 1100 and 1200).
+inline constexpr double kMinTerminalSignal = 1e-12;
+// A one-line warning when terminal_signal > 0.1 (x_T is not noise) or < kMinTerminalSignal (the
+// model will not sample), else nothing.
 std::optional<std::string> schedule_warning(const Schedule& s);
 
 // Closed-form forward noising q(x_t | x_0) for a batch with per-sample t.

@@ -62,6 +62,12 @@ int64_t planned_updates(const TrainConfig& resolved, int64_t n_data);
 // A one-line warning when a resolved config makes far fewer optimizer steps (under a quarter)
 // than kDefaultUpdates, which undertrains (iris at 2,000 steps loses the gap between its species).
 std::optional<std::string> budget_warning(const TrainConfig& resolved, int64_t n_data);
+// Throws UsageError naming --hidden, --steps and --batch-size (and the weight count) when training
+// this model on `rows` points would need more memory than is available (available_memory_bytes):
+// the weights, their gradients, Adam's two moments, the EMA and raw copies and a checkpoint's
+// serialized copies (~12 floats per weight), a batch's activations per thread, and the data.
+// Call before allocating the model.
+void check_training_memory(const ModelConfig& mc, int64_t rows, const TrainConfig& c);
 
 struct EpochStats {
   int epoch = 0;           // 1-based number of epochs finished
