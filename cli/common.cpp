@@ -170,6 +170,16 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_flag("-q,--quiet", o.quiet, "no progress output (warnings still show)");
 }
 
+void note_given_options(const CLI::App& cmd, TrainOptions& o) {
+  for (const char* name :
+       {"--data", "-n", "--noise", "--schedule", "--steps", "--beta-start", "--beta-end",
+        "--hidden", "--standardize", "--model", "--depth", "--predict", "--loss-weighting", "--snr-gamma", "--epochs", "--updates", "--batch-size", "--lr", "--grad-clip", "--seed", "--threads",
+        "--ema", "--warmup", "--lr-schedule", "--lr-min"}) {
+    const CLI::Option* opt = cmd.get_option_no_throw(name);
+    if (opt != nullptr && opt->count() > 0) o.given.insert(name);
+  }
+}
+
 void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o) {
   const RunConfig tutorial = RunConfig::tutorial();
   const auto unset = [&cmd](const char* name) {
@@ -228,7 +238,11 @@ Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook&
     throw Interrupted("interrupted at epoch " + std::to_string(r.epochs.back().epoch) + "/" +
                       std::to_string(r.epochs.back().epochs) +
                       "; saved a resumable checkpoint: continue with `diffuse train --resume " +
-                      o.out + " -o " + o.out + "`");
+                      o.out + " -o " + o.out + "`" +
+                      (r.side_output_errors.empty() ? "" : " (" + r.side_output_errors[0] + ")"));
+  }
+  if (!r.side_output_errors.empty()) {
+    throw SideOutputError(o.out + " was saved, but " + r.side_output_errors[0]);
   }
   return std::move(r.checkpoint);
 }

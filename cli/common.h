@@ -27,6 +27,10 @@ struct TrainOptions : RunConfig {
 // Registers every training option on cmd (defaults shown in --help), --as-tutorial included.
 void add_train_options(CLI::App* cmd, TrainOptions& o);
 
+// Records in o.given the training options set on cmd's command line, so that a resumed run can
+// refuse the ones that conflict with its stored options (RunConfig::given).
+void note_given_options(const CLI::App& cmd, TrainOptions& o);
+
 // --as-tutorial: gives every training option the user did not set on cmd's command line the
 // value of RunConfig::tutorial() (the tutorial's sigmoid schedule to beta 0.02, lr 1e-3
 // constant, no EMA; see docs/DEFAULTS.md).
@@ -38,7 +42,8 @@ using ExtraEpochHook =
 
 // diffuse::run_training with a progress bar on stderr (unless quiet), warnings on stderr, and
 // Ctrl-C / SIGTERM asking the run to stop after the current epoch: it then saves a resumable
-// checkpoint and throws Interrupted saying how to continue.
+// checkpoint and throws Interrupted saying how to continue. A log that could not be written after
+// the model was saved is a SideOutputError (exit 3).
 Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook = {});
 
 // Registers --seed on cmd: a decimal integer 0 .. 2^64 - 1 (anything else, "-1" or "2^70"

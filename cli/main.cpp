@@ -1,5 +1,6 @@
 // The `diffuse` command: a thin shell over the library; every subcommand lives in its own file.
-// Exit codes: 0 success, 2 usage error (bad option or value), 1 any other failure, 130 interrupted.
+// Exit codes: 0 success, 2 usage error (bad option or value), 1 any other failure, 3 the model was
+// saved but a side output (log, snapshot) was not, 130 interrupted (docs/RELIABILITY.md).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
     // One line, like every other error (CLI11 would add "Run with --help for more information.").
     std::fprintf(stderr, "diffuse: error: %s\n", e.what());
     return 2;
+  } catch (const diffuse::SideOutputError& e) {
+    std::fprintf(stderr, "diffuse: error: %s\n", e.what());
+    return 3;
   } catch (const diffuse::Interrupted& e) {
     std::fprintf(stderr, "diffuse: %s\n", e.what());
     return 130;

@@ -130,7 +130,7 @@ std::vector<Shape> all_shapes() {
 
 std::string describe(Shape s) { return info(s).description; }
 
-Points make_shape(Shape s, int n, double noise, uint64_t seed) {
+void check_shape_size(int n, double noise) {
   if (n < 1) throw UsageError("-n: got " + std::to_string(n) + ", expected >= 1 points");
   if (!std::isfinite(noise) || noise < 0 || noise > kMaxShapeNoise) {
     char got[32];
@@ -140,9 +140,13 @@ Points make_shape(Shape s, int n, double noise, uint64_t seed) {
                      std::to_string(static_cast<int>(kMaxShapeNoise)) +
                      " (the shapes span a few units; more noise only hides them)");
   }
-  // The points are allocated next: name -n if they (and the copies training makes) do not fit.
+  // The points, and the copies training makes of them (standardized, shuffled batches).
   check_memory(static_cast<uint64_t>(n) * 2 * sizeof(float) * 4,
                "-n " + std::to_string(n) + " points", /*usage=*/true);
+}
+
+Points make_shape(Shape s, int n, double noise, uint64_t seed) {
+  check_shape_size(n, noise);
   Rng rng(seed);
   Points x(n, 2);
   switch (s) {

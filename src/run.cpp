@@ -2,6 +2,7 @@
 // checkpoints, and sampling a checkpoint in the data's units.
 #include "diffuse/run.h"
 
+#include <climits>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -44,47 +45,180 @@ nlohmann::json options_json(const RunConfig& o) {
           {"lr_min", o.train.lr_min}};
 }
 
-void options_from_json(const nlohmann::json& j, RunConfig& o) {
-  o.data = j.at("data").get<std::string>();
-  o.n = j.at("n").get<int>();
-  o.noise = j.at("noise").get<double>();
-  const std::string schedule = j.at("schedule").get<std::string>();
+// The options a resumed run stores, under the command line's names: the JSON key, and whether a
+// resumed run may change it (the rest must be the stored run's, or it would silently differ).
+struct StoredOption {
+  const char* option;
+  const char* key;
+  bool may_change;
+};
+constexpr StoredOption kStoredOptions[] = {{"--data", "data", false},
+                                           {"-n", "n", false},
+                                           {"--noise", "noise", false},
+                                           {"--schedule", "schedule", false},
+                                           {"--steps", "T", false},
+                                           {"--beta-start", "beta_start", false},
+                                           {"--beta-end", "beta_end", false},
+                                           {"--hidden", "hidden", false},
+                                           {"--standardize", "standardize", false},
+                                           {"--model", "model", false},
+                                           {"--depth", "depth", false},
+                                           {"--predict", "predict", false},
+                                           {"--loss-weighting", "loss_weighting", false},
+                                           {"--snr-gamma", "snr_gamma", false},
+                                           {"--epochs", "epochs", true},
+                                           {"--updates", "updates", true},
+                                           {"--batch-size", "batch_size", false},
+                                           {"--lr", "lr", false},
+                                           {"--grad-clip", "grad_clip", false},
+                                           {"--seed", "seed", false},
+                                           {"--threads", "threads", true},
+                                           {"--ema", "ema", false},
+                                           {"--warmup", "warmup", false},
+                                           {"--lr-schedule", "lr_schedule", false},
+                                           {"--lr-min", "lr_min", false}};
+
+// Reads the stored options strictly: a value of the wrong type or out of its type's range is the
+// file's fault (Error naming `source`), never silently converted (a seed of -1 became 2^64 - 1).
+void options_from_json(const nlohmann::json& j, RunConfig& o, const std::string& source) {
+  if (!j.is_object()) throw Error(source + ": the stored training options are not a JSON object");
+  auto at = [&](const char* key) -> const nlohmann::json& {
+    const auto it = j.find(key);
+    if (it == j.end()) {
+      throw Error(source + ": the stored training options have no \"" + std::string(key) + "\"");
+    }
+    return *it;
+  };
+  auto bad = [&](const char* key, const std::string& expected) {
+    return Error(source + ": stored training option \"" + key + "\" is " +
+                 at(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                 ", expected " + expected);
+  };
+  auto text = [&](const char* key) {
+    if (!at(key).is_string()) throw bad(key, "a string");
+    return at(key).get<std::string>();
+  };
+  auto integer = [&](const char* key) {
+    const auto& v = at(key);
+    if (!v.is_number_integer() || v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX) {
+      throw bad(key, "a 32-bit integer");
+    }
+    return static_cast<int>(v.get<int64_t>());
+  };
+  auto real = [&](const char* key) {
+    if (!at(key).is_number()) throw bad(key, "a number");
+    return at(key).get<double>();
+  };
+  o.data = text("data");
+  o.n = integer("n");
+  o.noise = real("noise");
+  const std::string schedule = text("schedule");
   const auto kind = schedule_from_string(schedule);
-  if (!kind) throw Error("unknown schedule '" + schedule + "'");
+  if (!kind) throw bad("schedule", "linear, sigmoid, quadratic or cosine");
   o.schedule.kind = *kind;
-  o.schedule.T = j.at("T").get<int>();
-  o.schedule.beta_start = j.at("beta_start").get<double>();
-  o.schedule.beta_end = j.at("beta_end").get<double>();
-  o.hidden = j.at("hidden").get<int>();
+  o.schedule.T = integer("T");
+  o.schedule.beta_start = real("beta_start");
+  o.schedule.beta_end = real("beta_end");
+  o.hidden = integer("hidden");
   // Runs saved before the option existed standardized CSV files and not shapes.
-  o.standardize = j.value("standardize", !is_shape_name(o.data));
+  if (j.contains("standardize")) {
+    if (!at("standardize").is_boolean()) throw bad("standardize", "true or false");
+    o.standardize = at("standardize").get<bool>();
+  } else {
+    o.standardize = !is_shape_name(o.data);
+  }
   // Absent from runs saved before the choice of network: the tutorial's, as they were.
-  const std::string model = j.value("model", std::string("tutorial"));
-  const std::string predict = j.value("predict", std::string("eps"));
-  const std::string weighting = j.value("loss_weighting", std::string("uniform"));
+  auto text_or = [&](const char* key, const char* fallback) {
+    return j.contains(key) ? text(key) : std::string(fallback);
+  };
+  const std::string model = text_or("model", "tutorial");
+  const std::string predict = text_or("predict", "eps");
+  const std::string weighting = text_or("loss_weighting", "uniform");
   const auto mk = model_kind_from_string(model);
   const auto pk = prediction_from_string(predict);
   const auto wk = loss_weighting_from_string(weighting);
-  if (!mk) throw Error("unknown model '" + model + "'");
-  if (!pk) throw Error("unknown prediction target '" + predict + "'");
-  if (!wk) throw Error("unknown loss weighting '" + weighting + "'");
+  if (!mk) throw bad("model", "\"tutorial\" or \"resmlp\"");
+  if (!pk) throw bad("predict", "\"eps\", \"x0\" or \"v\"");
+  if (!wk) throw bad("loss_weighting", "\"uniform\" or \"min-snr\"");
   o.model = *mk;
   o.prediction = *pk;
   o.train.loss_weighting = *wk;
-  o.depth = j.value("depth", 3);
-  o.train.snr_gamma = j.value("snr_gamma", 5.0);
-  o.train.epochs = j.at("epochs").get<int>();
-  o.train.updates = j.value("updates", kDefaultUpdates);  // runs saved before it gave epochs
-  o.train.batch_size = j.at("batch_size").get<int>();
-  o.train.lr = j.at("lr").get<double>();
-  o.train.grad_clip = j.at("grad_clip").get<double>();
-  o.train.seed = j.at("seed").get<uint64_t>();
-  o.train.threads = j.at("threads").get<int>();
-  o.train.ema_decay = j.at("ema").get<double>();
-  o.train.warmup_steps = j.at("warmup").get<int>();
-  o.train.lr_schedule = j.at("lr_schedule").get<std::string>() == "cosine" ? LrSchedule::kCosine
-                                                                           : LrSchedule::kConstant;
-  o.train.lr_min = j.at("lr_min").get<double>();
+  o.depth = j.contains("depth") ? integer("depth") : ModelConfig{}.depth;
+  o.train.snr_gamma = j.contains("snr_gamma") ? real("snr_gamma") : TrainConfig{}.snr_gamma;
+  o.train.epochs = integer("epochs");
+  // Runs saved before the budget in optimizer steps existed give epochs.
+  if (j.contains("updates")) {
+    if (!at("updates").is_number_integer() || at("updates").get<int64_t>() < 0) {
+      throw bad("updates", "a non-negative integer");
+    }
+    o.train.updates = at("updates").get<int64_t>();
+  } else {
+    o.train.updates = kDefaultUpdates;
+  }
+  o.train.batch_size = integer("batch_size");
+  o.train.lr = real("lr");
+  o.train.grad_clip = real("grad_clip");
+  if (!at("seed").is_number_unsigned()) throw bad("seed", "an integer from 0 to 2^64 - 1");
+  o.train.seed = at("seed").get<uint64_t>();
+  o.train.threads = integer("threads");
+  o.train.ema_decay = real("ema");
+  o.train.warmup_steps = integer("warmup");
+  const std::string lr_schedule = text("lr_schedule");
+  if (lr_schedule != "cosine" && lr_schedule != "constant") {
+    throw bad("lr_schedule", "\"constant\" or \"cosine\"");
+  }
+  o.train.lr_schedule = lr_schedule == "cosine" ? LrSchedule::kCosine : LrSchedule::kConstant;
+  o.train.lr_min = real("lr_min");
+}
+
+// Every check a run makes on its options before it loads data or allocates the model: UsageError
+// naming the option (the batch size against the data waits for the data).
+void validate_options(const RunConfig& o, bool in_memory) {
+  if (!in_memory && is_shape_name(o.data)) check_shape_size(o.n, o.noise);
+  make_schedule(o.schedule);  // validates T and the betas, and checks T against memory
+  validate(ModelConfig{1, o.hidden, o.schedule.T, o.model, o.depth, o.prediction});
+  validate(o.train, INT64_MAX);
+}
+
+// `train --resume`: the stored run's options, with the ones the caller gave (o.given) that a
+// resumed run may change applied; a given option that differs from the stored value is refused.
+RunConfig resumed_options(const RunConfig& o, const Checkpoint& resumed, bool in_memory) {
+  nlohmann::json stored_json;
+  try {
+    stored_json = nlohmann::json::parse(resumed.train_state->train_config_json);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(o.resume + ": unreadable training options: " + e.what());
+  }
+  RunConfig stored = o;
+  options_from_json(stored_json, stored, o.resume);
+  if (!o.given.empty()) {
+    validate_options(o, in_memory);  // the command line's own values first, as options
+    const nlohmann::json cli = options_json(o);
+    for (const StoredOption& s : kStoredOptions) {
+      if (!o.given.count(s.option) || s.may_change || cli[s.key] == stored_json[s.key]) continue;
+      const nlohmann::json& v = stored_json[s.key];
+      throw UsageError(std::string(s.option) + ": the run in " + o.resume + " was started with " +
+                       s.option + " " + (v.is_string() ? v.get<std::string>() : v.dump()) +
+                       "; a resumed run keeps it (only --epochs, --updates, --threads, "
+                       "--checkpoint-every, --log and -o may change)");
+    }
+    const int done = resumed.train_state->epoch;
+    if (o.given.count("--epochs")) {
+      if (o.train.epochs <= done) {
+        throw UsageError("--epochs: " + std::to_string(done) + " epochs are already done in " +
+                         o.resume + "; expected more than " + std::to_string(done));
+      }
+      stored.train.epochs = o.train.epochs;
+    }
+    if (o.given.count("--updates")) stored.train.updates = o.train.updates;
+    if (o.given.count("--threads")) stored.train.threads = o.train.threads;
+  }
+  try {
+    validate_options(stored, in_memory);
+  } catch (const UsageError& e) {  // a bad value in the file is the file's fault, not an option's
+    throw Error(o.resume + ": stored training option " + e.what());
+  }
+  return stored;
 }
 
 constexpr const char* kLogHeader = "epoch,mean_loss,last_loss,steps,seconds\n";
@@ -136,11 +270,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
                   ": has no training state to resume (it is a finished model; only "
                   "checkpoints saved with --checkpoint-every or on interrupt resume)");
     }
-    try {
-      options_from_json(nlohmann::json::parse(resumed->train_state->train_config_json), o);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(o.resume + ": unreadable training options: " + e.what());
-    }
+    o = resumed_options(o, *resumed, data != nullptr);
     if (data != nullptr) o.data = config.data;
   }
   if (o.checkpoint_every < 0) {
@@ -159,6 +289,12 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     check_writable(o.out, "-o");
     log_path = o.log.empty() ? default_log_path(o.out) : o.log;
     check_writable(log_path, "--log");
+    // No output may be an input (-o onto the resumed checkpoint is the one exception: it is read
+    // whole before anything is written).
+    std::vector<NamedPath> inputs;
+    if (data == nullptr && !is_shape_name(o.data)) inputs.push_back({"--data", o.data});
+    check_distinct_files(inputs, {{"-o", o.out}, {"--log", log_path}});
+    if (resumed) check_distinct_files({{"--resume", o.resume}}, {{"--log", log_path}});
   }
 
   const Schedule schedule = make_schedule(o.schedule);
@@ -195,6 +331,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     }
   }
   validate(mc);
+  check_training_memory(mc, ds.x.rows(), o.train);
   Model model(mc);
   Rng init_rng = Rng(o.train.seed).fork(0);
   model.init(init_rng);
@@ -240,6 +377,20 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
       resumed && writes ? log_rows_until(log_path, resumed->train_state->epoch) : std::string();
   int saved_epoch = resumed && o.resume == o.out ? resumed->train_state->epoch : 0;
 
+  // A log that cannot be written (a full disk) must not cost the model: the checkpoint is always
+  // saved first, and the failure is reported in result.side_output_errors.
+  auto write_log = [&](bool during_training) {
+    if (!writes) return;
+    try {
+      write_file_atomic(log_path, log_csv(earlier_log, rows));
+    } catch (const Error& e) {
+      if (!result.side_output_errors.empty()) return;  // once is enough
+      result.side_output_errors.push_back("--log " + log_path +
+                                          " could not be written: " + e.what());
+      if (during_training) warn(result.side_output_errors.back() + "; training goes on");
+    }
+  };
+
   try {
     train(trainer, [&](const EpochStats& s, const Trainer& tr) {
       rows.push_back(s);
@@ -247,7 +398,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
       if (o.checkpoint_every > 0 && s.epoch % o.checkpoint_every == 0 && s.epoch < s.epochs) {
         save_checkpoint(o.out, make_checkpoint(true));
         saved_epoch = s.epoch;
-        write_file_atomic(log_path, log_csv(earlier_log, rows));
+        write_log(true);
       }
       return !(cb.stop_requested && cb.stop_requested());
     });
@@ -264,12 +415,12 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
                                        std::to_string(saved_epoch) + ") is " + o.out
                                  : "; no checkpoint was saved (--checkpoint-every N keeps one)"));
   }
-  if (writes) write_file_atomic(log_path, log_csv(earlier_log, rows));
 
   result.finished = trainer.done();
   if (!result.finished) {
     result.checkpoint = make_checkpoint(true);
     if (writes) save_checkpoint(o.out, result.checkpoint);
+    write_log(false);
     return result;
   }
   Checkpoint& ckpt = result.checkpoint;
@@ -284,6 +435,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     ckpt.info["steps_per_s"] = buf;
   }
   if (writes) save_checkpoint(o.out, ckpt);
+  write_log(false);
   return result;
 }
 

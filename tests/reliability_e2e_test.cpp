@@ -880,6 +880,198 @@ TEST(Interrupt, SigkillDuringSavesNeverLeavesAHalfWrittenCheckpoint) {
               unfinished, temporaries);
 }
 
+// ---- training: outputs that are inputs, side outputs, resume options -------------------------
+
+const char* kTinyRun =
+    "train --data moons -n 64 --batch-size 64 --epochs 2 --hidden 2 --steps 3 -q";
+
+TEST(TrainOutputs, AnOutputThatIsAnInputIsRefusedBeforeTraining) {
+  TempDir dir;
+  const std::string d = dir.path() + "/";
+  put(d + "d.csv", "x,y\n1,2\n3,4\n5,6\n7,8\n");
+  const std::string data = test::slurp(d + "d.csv");
+  const std::string t = "train --data " + d + "d.csv --batch-size 4 --epochs 1 --hidden 2 -q ";
+  expect_error(t + "-o " + d + "d.csv", 2, "-o " + d + "d.csv ", "the same file as --data " + d);
+  expect_error(t + "-o " + d + "m.safetensors --log " + d + "d.csv", 2, "--log " + d + "d.csv ",
+               "the same file as --data");
+  fs::create_symlink(d + "d.csv", d + "link.csv");
+  expect_error(t + "-o " + d + "link.csv", 2, "-o " + d + "link.csv ", "the same file as --data");
+  expect_error(t + "-o " + d + "x.safetensors --log " + d + "x.safetensors", 2,
+               "--log " + d + "x.safetensors ", "the same file as -o " + d + "x.safetensors");
+  EXPECT_EQ(test::slurp(d + "d.csv"), data);
+  // A snapshot that would land on the checkpoint.
+  fs::create_directory(d + "snaps");
+  expect_error(t + "--snapshot-every 1 --snapshot-dir " + d + "snaps -o " + d +
+                   "snaps/reverse_epoch_0001.png",
+               2, "-o " + d + "snaps/reverse_epoch_0001.png ", "snapshot");
+  EXPECT_EQ(files_in(dir.path(), {"d.csv", "link.csv", "snaps"}), std::vector<std::string>{});
+}
+
+TEST(TrainOutputs, AFailedLogOrSnapshotNeverLosesTheModel) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  TempDir dir;
+  const std::string d = dir.path() + "/";
+  // The log on a full disk (/dev/full: every write fails with ENOSPC): the model is saved first,
+  // and the exit code (3) says it exists.
+  auto r = run_cli(std::string(kTinyRun) + " --log /dev/full -o " + d + "m.safetensors");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_EQ(
+      r.output.rfind("diffuse: error: " + d + "m.safetensors was saved, but --log /dev/full", 0),
+      0u)
+      << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NO_THROW(load_checkpoint(d + "m.safetensors"));
+  EXPECT_TRUE(S_ISCHR(lstat_of("/dev/full").st_mode));
+  // A snapshot that cannot be written: a warning, training goes on, the model is saved, exit 3.
+  fs::create_directory(d + "snaps");
+  fs::create_symlink("/dev/full", d + "snaps/reverse_epoch_0001.png");
+  r = run_cli(std::string(kTinyRun) + " --snapshot-every 1 --snapshot-dir " + d + "snaps -o " + d +
+              "n.safetensors");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("diffuse: warning: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(d + "n.safetensors was saved, but"), std::string::npos) << r.output;
+  EXPECT_TRUE(test::file_exists(d + "snaps/reverse_epoch_0002.png")) << "training went on";
+  EXPECT_NO_THROW(load_checkpoint(d + "n.safetensors"));
+}
+
+TEST(TrainOutputs, AnInterruptedRunKeepsItsCheckpointWhenTheLogFails) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  TempDir dir;
+  const std::string part = dir.file("part.safetensors");
+  Child child(split_args("train --data moons -n 20000 --hidden 16 --epochs 40 -q "
+                         "--checkpoint-every 1 --log /dev/full -o " +
+                         part),
+              dir.file("child.txt"));
+  ASSERT_TRUE(wait_for_file(child, part)) << test::slurp(dir.file("child.txt"));
+  child.signal(SIGINT);
+  EXPECT_EQ(child.wait(), 130) << test::slurp(dir.file("child.txt"));
+  const Checkpoint c = load_checkpoint(part);
+  ASSERT_TRUE(c.train_state.has_value()) << "no resumable checkpoint";
+  const std::string said = test::slurp(dir.file("child.txt"));
+  EXPECT_NE(said.find("--resume " + part), std::string::npos) << said;
+}
+
+// Sizes that would grow until the OOM killer came are refused up front, naming the options. An
+// 8 GiB address-space limit makes the outcome the same on any machine.
+TEST(TrainOutputs, SizesThatCannotFitAreRefusedBeforeAllocating) {
+  TempDir dir;
+  const std::string limit = "ulimit -v 8388608; '" + std::string(DIFFUSE_CLI) + "' ";
+  const std::string t =
+      "train --data moons -n 64 --batch-size 64 --epochs 1 -q -o " + dir.file("m.safetensors");
+  struct Case {
+    std::string options, prefix, needle;
+  };
+  for (const Case& c : std::vector<Case>{
+           {" --hidden 1000000", "--hidden 1000000, --steps 1000, --batch-size 64 (",
+            "weights): needs "},
+           {" --steps 1000000000", "--steps 1000000000: the schedule: needs ", "available"},
+           {" -n 2000000000", "-n 2000000000 points: needs ", "available"}}) {
+    const auto r = test::run_shell(limit + t + c.options);
+    EXPECT_EQ(r.exit_code, 2) << c.options << "\n" << r.output;
+    EXPECT_EQ(r.output.rfind("diffuse: error: " + c.prefix, 0), 0u) << r.output;
+    EXPECT_NE(r.output.find(c.needle), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+  EXPECT_EQ(files_in(dir.path(), {}), std::vector<std::string>{});
+}
+
+// A resumable checkpoint (a 40-epoch run stopped by SIGINT after its first periodic save) and
+// copies of it with edited stored options.
+class Resume : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    ckpt_ = dir_->file("stopped.safetensors");
+    Child child(split_args("train --data moons -n 20000 --hidden 16 --epochs 40 --lr 0.003 -q "
+                           "--checkpoint-every 1 -o " +
+                           ckpt_),
+                dir_->file("child.txt"));
+    ASSERT_TRUE(wait_for_file(child, ckpt_)) << test::slurp(dir_->file("child.txt"));
+    child.signal(SIGINT);
+    ASSERT_EQ(child.wait(), 130) << test::slurp(dir_->file("child.txt"));
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string with_stored(const std::function<void(nlohmann::json&)>& edit) {
+    SafeTensors st = read_safetensors(ckpt_);
+    nlohmann::json j = nlohmann::json::parse(st.metadata.at("train.config"));
+    edit(j);
+    st.metadata["train.config"] = j.dump();
+    const std::string path = dir_->file("edited.safetensors");
+    put(path, serialize_safetensors(st));
+    return path;
+  }
+  static std::string resumable() { return ckpt_; }
+  static TempDir* dir_;
+  static std::string ckpt_;
+  TempDir out_;
+};
+TempDir* Resume::dir_ = nullptr;
+std::string Resume::ckpt_;
+
+TEST_F(Resume, InvalidOptionsAreRefusedAsOptions) {
+  const std::string r = "train --resume " + resumable() + " -q -o " + out_.file("out.safetensors");
+  expect_error(r + " --lr nan", 2, "--lr: ", "positive learning rate");
+  expect_error(r + " --threads 0", 2, "--threads: ", "got 0");
+  expect_error(r + " --batch-size 0", 2, "--batch-size: ", "at least 1");
+  EXPECT_FALSE(test::file_exists(out_.file("out.safetensors")));
+}
+
+TEST_F(Resume, OptionsThatConflictWithTheStoredRunAreRefused) {
+  const std::string ck = resumable();
+  const std::string r = "train --resume " + ck + " -q -o " + out_.file("out.safetensors");
+  expect_error(r + " --hidden 8", 2, "--hidden: ", "started with --hidden 16");
+  expect_error(r + " --lr 0.01", 2, "--lr: ", "started with --lr 0.003");
+  expect_error(r + " --data circles", 2, "--data: ", "started with --data moons");
+  expect_error(r + " --steps 20", 2, "--steps: ", ck);
+  const int done = load_checkpoint(ck).train_state->epoch;
+  expect_error(r + " --epochs " + std::to_string(done), 2,
+               "--epochs: ", std::to_string(done) + " epochs are already done");
+  // The same value as stored is fine, and so are the options a resumed run may change.
+  const auto ok = run_cli(r + " --hidden 16 --lr 0.003 --epochs 41 --threads 2");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  const Checkpoint c = load_checkpoint(out_.file("out.safetensors"));
+  EXPECT_EQ(c.info.at("epochs"), "41");
+}
+
+TEST_F(Resume, BadStoredOptionsAreTheFilesFault) {
+  struct Case {
+    std::function<void(nlohmann::json&)> edit;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {[](nlohmann::json& j) { j["batch_size"] = 0; }, "--batch-size: expected at least 1, got 0"},
+      {[](nlohmann::json& j) { j["lr_schedule"] = "weird"; }, "\"lr_schedule\" is \"weird\""},
+      {[](nlohmann::json& j) { j["seed"] = -1; }, "\"seed\" is -1"},
+      {[](nlohmann::json& j) { j["n"] = 2000000000; }, "-n 2000000000 points: needs"},
+      {[](nlohmann::json& j) { j["lr"] = -1.0; }, "--lr: expected a positive learning rate"},
+      {[](nlohmann::json& j) { j["T"] = "100"; }, "\"T\" is \"100\", expected a 32-bit integer"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = with_stored(c.edit);
+    // At most 8 GiB of address space: 2e9 stored points (64 GiB with training's copies) must not
+    // fit, whatever the machine.
+    const auto res =
+        test::run_shell("ulimit -v 8388608; '" + std::string(DIFFUSE_CLI) + "' train --resume " +
+                        path + " -q -o " + out_.file("out.safetensors"));
+    EXPECT_EQ(res.exit_code, 1) << c.needle << "\n" << res.output;
+    EXPECT_EQ(res.output.rfind("diffuse: error: " + path + ": ", 0), 0u) << res.output;
+    EXPECT_NE(res.output.find(c.needle), std::string::npos) << res.output;
+    EXPECT_EQ(std::count(res.output.begin(), res.output.end(), '\n'), 1) << res.output;
+  }
+  EXPECT_FALSE(test::file_exists(out_.file("out.safetensors")));
+}
+
+TEST_F(Resume, TheLogCannotOverwriteTheCheckpointBeingResumed) {
+  const std::string ck = resumable();
+  const std::string before = test::slurp(ck);
+  expect_error("train --resume " + ck + " -q -o " + out_.file("out.safetensors") + " --log " + ck,
+               2, "--log " + ck + " ", "the same file as --resume " + ck);
+  EXPECT_EQ(test::slurp(ck), before);
+}
+
 // ---- divergence ------------------------------------------------------------------------------
 
 // A learning rate that warms up by 10 per step (to 3000 over 300 steps) makes the weights overflow

@@ -49,10 +49,11 @@ std::string describe(Shape s);
 //   8gaussians   8 equal modes on the circle of radius 2, each N(centre, noise^2 I)
 //   25gaussians  25 equal modes on the grid {-2,-1,0,1,2}^2, each N(centre, noise^2 I)
 //   spiral       Archimedean r = theta / pi, theta = 4pi sqrt(u) (uniform along the arc), r <= 4
-// Throws UsageError naming -n when the points would not fit in memory, --noise above
-// kMaxShapeNoise.
 inline constexpr double kMaxShapeNoise = 1000.0;
 Points make_shape(Shape s, int n, double noise, uint64_t seed);
+// make_shape's checks: UsageError naming -n (n < 1, or the points and the copies training makes
+// do not fit in memory) or --noise (negative, not finite, above kMaxShapeNoise).
+void check_shape_size(int n, double noise);
 
 // For mixture shapes (8gaussians, 25gaussians): the mode centres (K, 2) and the std of each mode
 // at this noise, for coverage metrics. Empty for the others.

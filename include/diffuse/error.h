@@ -21,6 +21,13 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// The main output (the model) was written, but a side output (the log, a snapshot) was not: exit 3,
+// so that a script can tell that the model exists.
+class SideOutputError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A run stopped by SIGINT or SIGTERM after saving its state: exit 130.
 class Interrupted : public Error {
  public:

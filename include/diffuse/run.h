@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,12 @@ struct RunConfig {
   std::string log;           // per-epoch CSV log; empty: default_log_path(out)
   int checkpoint_every = 0;  // epochs between resumable saves to `out`; 0: only at the end
   std::string resume;        // checkpoint to continue from (its saved options replace these)
+  // The options the caller set explicitly, by their command-line names ("--lr", "-n", ...; see
+  // docs/RELIABILITY.md). Only read on resume: each is validated as an option; --epochs (more
+  // than are done) and --threads replace the stored values; any other that differs from the
+  // stored run's value is a UsageError naming it and the stored value. Empty: the stored options
+  // are used as they are.
+  std::set<std::string> given;
 
   // The tutorial's settings: ScheduleConfig::tutorial(), TrainConfig::tutorial(), its network
   // with H = 128 predicting eps.
@@ -65,12 +72,18 @@ struct RunResult {
   Checkpoint checkpoint;
   std::vector<EpochStats> epochs;  // the epochs run in this call
   bool finished = false;           // false: stopped on request before the last epoch
+  // Side outputs that failed after the checkpoint was saved ("--log PATH could not be written:
+  // ..."): the model exists; the caller reports these (the CLI exits 3).
+  std::vector<std::string> side_output_errors;
 };
 
 // Runs config: loads the data (or the run to resume), trains, and when config.out is set writes
-// the log and the checkpoint (resumable when stopped early, also every checkpoint_every epochs).
-// Throws UsageError naming the option for a bad setting, Error for bad data, an unusable resume
-// checkpoint or a numeric failure (naming the last good checkpoint, if any).
+// the checkpoint and then the log (resumable when stopped early, also every checkpoint_every
+// epochs). Throws UsageError naming the option for a bad setting (including an output that is the
+// data or the resumed checkpoint, or sizes that do not fit in memory), Error for bad data, an
+// unusable resume checkpoint (a bad stored option is the file's error) or a numeric failure
+// (naming the last good checkpoint, if any). A log that cannot be written does not throw: see
+// RunResult::side_output_errors.
 RunResult run_training(const RunConfig& config, const RunCallbacks& callbacks = {});
 // The same on points in memory: data.x is (N, D) and standardized per column like a CSV file;
 // config.data, n and noise only label the run.
