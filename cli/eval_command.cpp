@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "common.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
