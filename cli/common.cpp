@@ -171,10 +171,13 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
 }
 
 void note_given_options(const CLI::App& cmd, TrainOptions& o) {
-  for (const char* name :
-       {"--data", "-n", "--noise", "--schedule", "--steps", "--beta-start", "--beta-end",
-        "--hidden", "--standardize", "--model", "--depth", "--predict", "--loss-weighting", "--snr-gamma", "--epochs", "--updates", "--batch-size", "--lr", "--grad-clip", "--seed", "--threads",
-        "--ema", "--warmup", "--lr-schedule", "--lr-min"}) {
+  for (const char* name : {"--data",           "-n",           "--noise",     "--schedule",
+                           "--steps",          "--beta-start", "--beta-end",  "--hidden",
+                           "--standardize",    "--model",      "--depth",     "--predict",
+                           "--loss-weighting", "--snr-gamma",  "--epochs",    "--updates",
+                           "--batch-size",     "--lr",         "--grad-clip", "--seed",
+                           "--threads",        "--ema",        "--warmup",    "--lr-schedule",
+                           "--lr-min"}) {
     const CLI::Option* opt = cmd.get_option_no_throw(name);
     if (opt != nullptr && opt->count() > 0) o.given.insert(name);
   }

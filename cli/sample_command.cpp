@@ -94,15 +94,9 @@ void add_sample_command(CLI::App& app) {
 
     CsvWriter out(o->out, ckpt.model.dim, ckpt.columns);
     try {
-      sample_chunked(
-          model_eps_fn(ckpt.model, ckpt.params, o->threads), schedule, o->n, ckpt.model.dim, sc,
-          chunk_rows_for(ckpt.model.dim),
-          [&](int64_t, const Points& chunk) {
-            Points x = chunk;
-            ckpt.normalization.undo(x);
-            out.write(x);
-          },
-          [] { return g_sample_stop != 0; });
+      sample_checkpoint_chunked(
+          ckpt, sc, o->n, o->threads, chunk_rows_for(ckpt.model.dim),
+          [&](int64_t, const Points& x) { out.write(x); }, [] { return g_sample_stop != 0; });
     } catch (const Interrupted&) {
       throw Interrupted("sample: interrupted; " + o->out + " was not written");
     } catch (const UsageError&) {

@@ -316,8 +316,6 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
   }
   if (data == nullptr && is_shape_name(o.data) && ds.columns.empty()) ds.columns = {"x", "y"};
 
-  if (auto w = budget_warning(resolve_budget(o.train, ds.x.rows()), ds.x.rows())) warn(*w);
-
   const ModelConfig mc{
       static_cast<int>(ds.x.cols()), o.hidden, schedule.T(), o.model, o.depth, o.prediction};
   if (resumed) {  // the same data, or the continued run would silently differ
@@ -391,6 +389,11 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     }
   };
 
+  // After every check that can refuse the run, so that a refusal stays one line; a resumed run was
+  // warned when it started.
+  if (!resumed) {
+    if (auto w = budget_warning(resolve_budget(o.train, ds.x.rows()), ds.x.rows())) warn(*w);
+  }
   try {
     train(trainer, [&](const EpochStats& s, const Trainer& tr) {
       rows.push_back(s);
@@ -475,24 +478,59 @@ std::string default_log_path(const std::string& checkpoint) {
   return base + ".log.csv";
 }
 
-Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
-                         Trajectory* trajectory) {
-  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
-  const Schedule schedule = make_schedule(ckpt.schedule);
+namespace {
+
+// The sampling configuration a checkpoint's model runs with: threads, and its data's x0 range.
+SampleConfig checkpoint_sample_config(const Checkpoint& ckpt, const SampleConfig& sc,
+                                      const Schedule& schedule, int threads) {
   SampleConfig config = sc;
   config.threads = threads;
   validate(config, schedule.T());
   config.x0_range = x0_range(ckpt.range, ckpt.normalization);
-  Points x = sample(denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n,
-                    ckpt.model.dim, config, trajectory);
+  return config;
+}
+
+// Normalized samples -> the data's units, clipped to the range and rounded as configured.
+void finish_samples(const Checkpoint& ckpt, const SampleConfig& config, Points& x) {
   ckpt.normalization.undo(x);
   // The last step returns the clamped x0; undoing the standardization can round it a hair out.
   if (config.x0_clamp != X0Clamp::kOff) clip_to_range(ckpt.range, x);
   if (config.round_integers) round_integer_columns(ckpt.range, x);
+}
+
+}  // namespace
+
+Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
+                         Trajectory* trajectory) {
+  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
+  const Schedule schedule = make_schedule(ckpt.schedule);
+  const SampleConfig config = checkpoint_sample_config(ckpt, sc, schedule, threads);
+  Points x = sample(denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n,
+                    ckpt.model.dim, config, trajectory);
+  finish_samples(ckpt, config, x);
   if (trajectory != nullptr) {
     for (Points& p : trajectory->x) ckpt.normalization.undo(p);
   }
   return x;
+}
+
+void sample_checkpoint_chunked(const Checkpoint& ckpt, const SampleConfig& sc, int64_t n,
+                               int threads, int chunk_rows,
+                               const std::function<void(int64_t first, const Points& x)>& sink,
+                               const std::function<bool()>& stop) {
+  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
+  const Schedule schedule = make_schedule(ckpt.schedule);
+  const SampleConfig config = checkpoint_sample_config(ckpt, sc, schedule, threads);
+  Points x;
+  sample_chunked(
+      denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n, ckpt.model.dim,
+      config, chunk_rows,
+      [&](int64_t first, const Points& chunk) {
+        x = chunk;
+        finish_samples(ckpt, config, x);
+        sink(first, x);
+      },
+      stop);
 }
 
 }  // namespace diffuse

@@ -500,8 +500,9 @@ std::vector<EpochStats> train(Trainer& trainer, const EpochCallback& on_epoch) {
 void check_training_memory(const ModelConfig& mc, int64_t rows, const TrainConfig& c) {
   // In double: --hidden 1000000 has 2e12 weights, and the byte counts must not wrap.
   const double weights = static_cast<double>(param_count(mc));
+  const int64_t batch_size = c.batch_size > 0 ? c.batch_size : kDefaultBatchSize;  // 0: default
   const double batch =
-      static_cast<double>(std::max<int64_t>(std::min<int64_t>(c.batch_size, rows), 1));
+      static_cast<double>(std::max<int64_t>(std::min<int64_t>(batch_size, rows), 1));
   const double bytes = 4.0 * (12.0 * weights + 16.0 * batch * mc.hidden * std::max(c.threads, 1) +
                               3.0 * static_cast<double>(rows) * mc.dim);
   const double capped = std::min(bytes, 1.8e19);

@@ -103,4 +103,13 @@ std::string default_log_path(const std::string& checkpoint);
 Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
                          Trajectory* trajectory = nullptr);
 
+// sample_checkpoint's n points in chunks of chunk_rows (a positive multiple of 256), each handed
+// to sink(first_row, points) in the data's units, so that memory does not grow with n. The points
+// are sample_checkpoint's, bit for bit, for the same seed and threads (sample_chunked). stop() is
+// asked after every sampler step; true throws Interrupted.
+void sample_checkpoint_chunked(const Checkpoint& ckpt, const SampleConfig& sc, int64_t n,
+                               int threads, int chunk_rows,
+                               const std::function<void(int64_t first, const Points& x)>& sink,
+                               const std::function<bool()>& stop = {});
+
 }  // namespace diffuse
