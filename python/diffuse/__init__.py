@@ -116,7 +116,8 @@ data: an (N, D) array of real numbers (copied once, into the run's float32 row-m
     (unless standardize=False); samples come back in the data's units. None with resume=PATH.
 Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default
     (see train_defaults()): points, noise, updates, epochs, batch_size, standardize, lr, steps,
-    schedule, beta_start, beta_end, hidden, seed, threads, grad_clip, ema, warmup, lr_schedule,
+    schedule, beta_start, beta_end, hidden, model, depth, predict, loss_weighting, snr_gamma,
+    seed, threads, grad_clip, ema, warmup, lr_schedule,
     lr_min, checkpoint_every, resume, log, output (the checkpoint path; nothing is written
     without it, and log needs it), as_tutorial (the tutorial's settings for every keyword not
     given), quiet (no progress bar; a progress callable is still called). resume=PATH continues a

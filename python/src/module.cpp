@@ -212,6 +212,11 @@ py::dict train_defaults(const RunConfig& c) {
   d["beta_start"] = c.schedule.beta_start;
   d["beta_end"] = c.schedule.beta_end;
   d["hidden"] = c.hidden;
+  d["model"] = to_string(c.model);
+  d["depth"] = c.depth;
+  d["predict"] = to_string(c.prediction);
+  d["loss_weighting"] = to_string(c.train.loss_weighting);
+  d["snr_gamma"] = c.train.snr_gamma;
   d["seed"] = c.train.seed;
   d["threads"] = c.train.threads;
   d["grad_clip"] = c.train.grad_clip;
@@ -270,6 +275,33 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   if (has("beta_start")) c.schedule.beta_start = option<double>(o, "beta_start", "--beta-start");
   if (has("beta_end")) c.schedule.beta_end = option<double>(o, "beta_end", "--beta-end");
   if (has("hidden")) c.hidden = option<int>(o, "hidden", "--hidden");
+  // The CLI's names and messages for the network's choices (enum <-> string in the library).
+  const auto choice = [&](const char* key, const char* cli, const std::string& what,
+                          const auto& from_string, const std::vector<std::string>& names) {
+    const auto v = option<std::string>(o, key, cli);
+    if (auto k = from_string(v)) return *k;
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw UsageError(std::string(cli) + ": unknown " + what + " '" + v + "', expected one of " +
+                     list);
+  };
+  if (has("model")) {
+    c.model = choice(
+        "model", "--model", "model", [](const std::string& v) { return model_kind_from_string(v); },
+        model_kind_names());
+  }
+  if (has("depth")) c.depth = option<int>(o, "depth", "--depth");
+  if (has("predict")) {
+    c.prediction = choice(
+        "predict", "--predict", "target",
+        [](const std::string& v) { return prediction_from_string(v); }, prediction_names());
+  }
+  if (has("loss_weighting")) {
+    c.train.loss_weighting = choice(
+        "loss_weighting", "--loss-weighting", "weighting",
+        [](const std::string& v) { return loss_weighting_from_string(v); }, loss_weighting_names());
+  }
+  if (has("snr_gamma")) c.train.snr_gamma = option<double>(o, "snr_gamma", "--snr-gamma");
   if (has("seed")) c.train.seed = option<uint64_t>(o, "seed", "--seed");
   if (has("threads")) c.train.threads = option<int>(o, "threads", "--threads");
   if (has("grad_clip")) c.train.grad_clip = option<double>(o, "grad_clip", "--grad-clip");
