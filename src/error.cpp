@@ -5,7 +5,7 @@
 #include <cstdio>
 
 namespace diffuse {
-namespace {
+namespace {}  // namespace
 
 // Length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8 (overlong, surrogate,
 // beyond U+10FFFF, cut short).
@@ -34,8 +34,6 @@ size_t utf8_length(std::string_view s, size_t i) {
   }
   return n;
 }
-
-}  // namespace
 
 std::string quote_for_message(std::string_view text, std::size_t max_chars) {
   std::string out = "\"";

@@ -40,4 +40,8 @@ class Interrupted : public Error {
 // terminal.
 std::string quote_for_message(std::string_view text, std::size_t max_chars = 60);
 
+// Length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8 (overlong, surrogate,
+// beyond U+10FFFF, cut short). Shared by the CSV reader and quote_for_message.
+size_t utf8_length(std::string_view s, size_t i);
+
 }  // namespace diffuse
