@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "bench_util.h"
-#include "thread_team.h"
+#include "core/thread_team.h"
 
 namespace diffuse::bench {
 namespace {
@@ -122,7 +122,7 @@ void BM_CoreToCoreRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_CoreToCoreRoundTrip)->UseRealTime();
 
-// The trainer's barrier (src/thread_team.h) between two threads with nothing else to do: the
+// The trainer's barrier (src/core/thread_team.h) between two threads with nothing else to do: the
 // floor of what each of a 2-thread step's synchronizations costs.
 void BM_TeamBarrier(benchmark::State& state) {
   ThreadTeam team(2);

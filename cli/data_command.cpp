@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "common.h"
+#include "options.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"

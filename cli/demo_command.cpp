@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "commands.h"
-#include "common.h"
+#include "options.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
 #include "diffuse/io.h"

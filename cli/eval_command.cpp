@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "common.h"
+#include "options.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
+#include "options.h"
 #include "diffuse/evaluate.h"
 #include "diffuse/plot.h"
 

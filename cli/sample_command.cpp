@@ -4,7 +4,7 @@
 #include <csignal>
 
 #include "commands.h"
-#include "common.h"
+#include "options.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "common.h"
+#include "options.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
 #include "plot_command.h"

@@ -14,7 +14,7 @@
 
 #include "diffuse/error.h"
 #include "diffuse/io.h"
-#include "plot_canvas.h"
+#include "viz/plot_canvas.h"
 #include "test_util.h"
 
 namespace diffuse {

@@ -550,7 +550,9 @@ TEST_F(Outputs, ExistingFilesKeepTheirModeOwnerAndSymlinks) {
   put(out, "old\n");
   ASSERT_EQ(::chmod(out.c_str(), 0640), 0);
   const bool root = ::geteuid() == 0;
-  if (root) ASSERT_EQ(::chown(out.c_str(), 1234, 4321), 0);
+  if (root) {
+    ASSERT_EQ(::chown(out.c_str(), 1234, 4321), 0);
+  }
   ASSERT_EQ(run_cli("sample " + model_ + " -n 5 -o " + out).exit_code, 0);
   struct stat st = lstat_of(out);
   EXPECT_EQ(st.st_mode & 07777, 0640u) << "the mode was changed";

@@ -1,6 +1,6 @@
-// ThreadTeam (src/thread_team.h): every thread runs the job, the barrier orders memory between
+// ThreadTeam (src/core/thread_team.h): every thread runs the job, the barrier orders memory between
 // phases, jobs run back to back, and a team survives waits long enough to put its threads to sleep.
-#include "thread_team.h"
+#include "core/thread_team.h"
 
 #include <gtest/gtest.h>
 

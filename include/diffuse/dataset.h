@@ -39,7 +39,7 @@ std::string describe(Shape s);
 // n points of a built-in shape, (n, 2). noise is the std of the Gaussian added to each point
 // (the tutorial's default 0.1; swiss_roll and s_curve add it before their /10, as sklearn + the
 // tutorial do). Same seed, same points. Throws UsageError for n < 1 ("-n") or a negative or
-// non-finite noise ("--noise"). The definitions (see describe() and src/dataset.cpp):
+// non-finite noise ("--noise"). The definitions (see describe() and src/data/dataset.cpp):
 //   swiss_roll   sklearn make_swiss_roll columns (0, 2) / 10: t (cos t, sin t), t ~ U[1.5pi, 4.5pi]
 //   s_curve      sklearn make_s_curve columns (0, 2) / 10: (sin t, sign(t)(cos t - 1)),
 //                t ~ U[-1.5pi, 1.5pi]

@@ -95,9 +95,9 @@ struct Workspace {
   ColMatrix dh, dz;        // gradient scratch, (H, B)
   ColMatrix dx;            // gradient wrt the input, (D, B)
   std::vector<int32_t> t;  // timestep scratch for model_predict, (B)
-  // Transposed weights and a matrix-product panel for the kernels (src/model.cpp).
+  // Transposed weights and a matrix-product panel for the kernels (src/nn/model.cpp).
   std::vector<float, Eigen::aligned_allocator<float>> scratch;
-  // kResMlp: its activations and scratch, carved by src/resmlp.cpp.
+  // kResMlp: its activations and scratch, carved by src/nn/resmlp.cpp.
   std::vector<float, Eigen::aligned_allocator<float>> buffer;
 };
 

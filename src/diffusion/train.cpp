@@ -15,7 +15,7 @@
 
 #include "diffuse/error.h"
 #include "diffuse/io.h"
-#include "thread_team.h"
+#include "core/thread_team.h"
 
 namespace diffuse {
 namespace {

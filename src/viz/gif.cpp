@@ -11,7 +11,7 @@
 #include "diffuse/error.h"
 #include "diffuse/io.h"
 #include "diffuse/plot.h"
-#include "plot_canvas.h"
+#include "viz/plot_canvas.h"
 
 namespace diffuse {
 

@@ -20,7 +20,7 @@
 #include "diffuse/error.h"
 #include "diffuse/io.h"
 #include "diffuse/rng.h"
-#include "plot_canvas.h"
+#include "viz/plot_canvas.h"
 
 namespace diffuse {
 

@@ -1,6 +1,6 @@
 // ThreadTeam: a centralized generation barrier that spins briefly and then sleeps on a futex
 // (std::atomic::wait); jobs are dispatched through the same barrier. See thread_team.h for why.
-#include "thread_team.h"
+#include "core/thread_team.h"
 
 #include <chrono>
 #if defined(__linux__)

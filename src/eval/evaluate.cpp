@@ -180,7 +180,7 @@ Points draw_shape_iid(Shape s, int n, double noise, uint64_t seed) {
   if (!std::isfinite(noise) || noise < 0) {
     throw UsageError("--noise: got " + std::to_string(noise) + ", expected a finite number >= 0");
   }
-  // The same distributions as make_shape's (src/dataset.cpp), with the half (moon or circle)
+  // The same distributions as make_shape's (src/data/dataset.cpp), with the half (moon or circle)
   // chosen by a fair coin and the angle uniform, independently for every point.
   Rng rng(seed);
   Points x(n, 2);

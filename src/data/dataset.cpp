@@ -1,5 +1,5 @@
 // Built-in 2-D shapes (seeded, generated in double), data loading by name or path, and per-column
-// standardization. Not the CSV parser (src/csv.cpp) and not a general sampling library.
+// standardization. Not the CSV parser (src/data/csv.cpp) and not a general sampling library.
 #include "diffuse/dataset.h"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Shared orchestration for the subcommands: the training options, the library's training run
 // with a progress bar and Ctrl-C handling, and evaluation helpers.
-#include "common.h"
+#include "options.h"
 
 #include <charconv>
 #include <csignal>
