@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,17 +100,28 @@ std::string column_name_problem(std::string_view name);
 class CsvWriter {
  public:
   CsvWriter(const std::string& path, Eigen::Index cols, const std::vector<std::string>& columns);
+  // With a label column after the features (see labels.h, write_labelled_csv): the header names
+  // the features (empty columns: "x1", "x2", ...) and then label_column; each row ends with
+  // classes[its label]. Throws Error (nothing written) for a class name no CSV can hold back
+  // (class_name_problem) or a label column named like a feature.
+  CsvWriter(const std::string& path, Eigen::Index cols, const std::vector<std::string>& columns,
+            const std::string& label_column, std::vector<std::string> classes);
   ~CsvWriter();
   CsvWriter(const CsvWriter&) = delete;
   CsvWriter& operator=(const CsvWriter&) = delete;
-  void write(const Points& x);
+  void write(const Points& x);  // without a label column
+  // With a label column: labels (x.rows()) index classes; Error naming the row when one does not.
+  void write(const Points& x, std::span<const int32_t> labels);
   void commit();
   // Throws Error naming path and the row (first_row + i + 1) of the first non-finite value.
   static void check_finite(const std::string& path, const Points& x, int64_t first_row);
 
  private:
+  void write_rows(const Points& x, std::span<const int32_t> labels);
   std::string path_;
   Eigen::Index cols_;
+  std::string label_column_;  // empty: no label column
+  std::vector<std::string> classes_;
   int64_t rows_ = 0;
   std::unique_ptr<AtomicFile> file_;
 };

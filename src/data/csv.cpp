@@ -1,5 +1,7 @@
 // CSV of numbers: a streaming reader (fixed-size chunks, std::from_chars) that names the file and
-// line of every defect, and an atomic %.9g writer. Not a general CSV parser: no quoted fields.
+// line of every defect, optionally with one label column of text beside the numbers, and an
+// atomic %.9g writer (with the label column written back). Not a general CSV parser: no quoted
+// fields.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -9,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +22,7 @@
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "diffuse/labels.h"
 
 namespace diffuse {
 namespace {
@@ -160,16 +164,39 @@ Parsed parse_number(std::string_view s, float& v) {
 
 // Field text for an error message: at most ~20 characters, control characters and invalid UTF-8
 // escaped (quote_for_message), in single quotes.
-std::string quoted(std::string_view f) {
-  std::string q = quote_for_message(f, 20);
+std::string quoted(std::string_view f, size_t max_chars = 20) {
+  std::string q = quote_for_message(f, max_chars);
   q.front() = '\'';
   q.back() = '\'';
   return q;
 }
 
+// What a CsvParser reads: every column as numbers, one named column as labels beside the numbers,
+// or only the header.
+struct CsvMode {
+  const std::string* label_column = nullptr;  // not null: read this column as labels
+  bool header_only = false;
+};
+
 class CsvParser {
  public:
-  explicit CsvParser(std::string path) : path_(std::move(path)) {}
+  explicit CsvParser(std::string path, CsvMode mode = {}) : path_(std::move(path)), mode_(mode) {}
+
+  // The labels of the rows read, in class_order(); call after read().
+  Labels labels() && {
+    Labels out;
+    out.column = *mode_.label_column;
+    std::vector<std::string> seen(class_id_.size());
+    for (const auto& [name, id] : class_id_) seen[static_cast<size_t>(id)] = name;
+    out.classes = class_order(seen);
+    std::vector<int32_t> rank(seen.size());
+    for (size_t k = 0; k < out.classes.size(); ++k) {
+      rank[static_cast<size_t>(class_id_.find(out.classes[k])->second)] = static_cast<int32_t>(k);
+    }
+    out.of_row = std::move(labels_);
+    for (int32_t& l : out.of_row) l = rank[static_cast<size_t>(l)];
+    return out;
+  }
 
   Dataset read(LineReader& in) {
     std::string_view line;
@@ -188,10 +215,12 @@ class CsvParser {
       }
       if (width_ == 0) {
         first_row(line);
+        if (mode_.header_only) break;
       } else {
         row(line);
       }
     }
+    if (mode_.header_only && width_ > 0) return Dataset{Points(), std::move(columns_)};
     if (rows_ == 0) {
       const int64_t at = std::max<int64_t>(last_line, 1);
       if (width_ > 0)
@@ -200,9 +229,10 @@ class CsvParser {
       fail(at, "no data rows: only blank lines and comments");
     }
     Dataset out;
-    out.x.resize(rows_, width_);
+    out.x.resize(rows_, width_ - (label_ >= 0 ? 1 : 0));
     std::memcpy(out.x.data(), values_.data(), values_.size() * sizeof(float));
     out.columns = std::move(columns_);
+    if (label_ >= 0) out.columns.erase(out.columns.begin() + label_);
     return out;
   }
 
@@ -270,6 +300,11 @@ class CsvParser {
                       (empty + 1 == width_ ? " (a comma at the end of the line?)" : ""));
     }
     if (all_numbers) {
+      if (mode_.label_column != nullptr) {
+        fail(line_, "no header line, so no label column " + quoted(*mode_.label_column, 60) +
+                        " (the first line is a row of numbers; a labelled file starts with a "
+                        "header naming its columns)");
+      }
       row(line);
       return;
     }
@@ -280,6 +315,44 @@ class CsvParser {
         fail(line_, "header field " + std::to_string(k + 1) + " is empty");
       }
     }
+    if (mode_.label_column != nullptr) find_label_column();
+  }
+
+  // Sets label_ to the header field named by the label column, or fails naming the columns.
+  void find_label_column() {
+    const std::string& name = *mode_.label_column;
+    for (size_t k = 0; k < columns_.size(); ++k) {
+      if (columns_[k] != name) continue;
+      if (label_ >= 0) {
+        fail(line_, "the label column " + quoted(name, 60) +
+                        " appears twice in the header (fields " + std::to_string(label_ + 1) +
+                        " and " + std::to_string(k + 1) + ")");
+      }
+      label_ = static_cast<int64_t>(k);
+    }
+    if (label_ < 0) {
+      std::string list;
+      for (size_t k = 0; k < columns_.size() && list.size() < 200; ++k) {
+        list += (k > 0 ? ", " : "") + quote_for_message(columns_[k], 40).substr(1);
+        list.pop_back();  // the closing quote (names are listed bare)
+      }
+      if (list.size() >= 200) list += ", ...";
+      fail(line_, "no column " + quoted(name, 60) + " in the header; its columns are " + list);
+    }
+    if (width_ == 1) {
+      fail(line_, "the label column " + quoted(name, 60) +
+                      " is the only column; no numeric columns are left for the features");
+    }
+  }
+
+  // The class id of a label (first-seen order; labels() sorts them), adding a new class.
+  int32_t class_id(std::string_view name, std::string_view line) {
+    if (const auto it = class_id_.find(name); it != class_id_.end()) return it->second;
+    check_text(line);  // a new name: no control characters, valid UTF-8
+    if (class_id_.size() >= size_t{INT32_MAX}) fail(line_, "more than 2^31 - 1 classes");
+    const auto id = static_cast<int32_t>(class_id_.size());
+    class_id_.emplace(std::string(name), id);
+    return id;
   }
 
   // A data row: the fast path parses width_ numbers in one pass; anything unusual is diagnosed
@@ -288,7 +361,23 @@ class CsvParser {
     const size_t start = values_.size();
     const char* p = line.data();
     const char* e = p + line.size();
+    int32_t label = -1;
     for (int64_t k = 0; k < width_; ++k) {
+      if (k == label_) {
+        const char* fe = static_cast<const char*>(std::memchr(p, ',', e - p));
+        if (fe == nullptr) fe = e;
+        const std::string_view f = trim(std::string_view(p, fe));
+        if (f.empty()) return diagnose(line, start);
+        label = class_id(f, line);
+        p = fe;
+        if (k + 1 < width_) {
+          if (p == e) return diagnose(line, start);
+          ++p;
+        } else if (p != e) {
+          return diagnose(line, start);
+        }
+        continue;
+      }
       while (p != e && is_blank(*p)) ++p;
       if (p != e && *p == '+' && e - p > 1 && p[1] != '-' && p[1] != '+') ++p;
       float v;
@@ -315,6 +404,7 @@ class CsvParser {
       if (values_.size() == values_.capacity()) grow();
       values_.push_back(v);
     }
+    if (label_ >= 0) labels_.push_back(label);
     ++rows_;
   }
 
@@ -347,6 +437,13 @@ class CsvParser {
     for (size_t k = 0; k < fields.size(); ++k) {
       const std::string field = "field " + std::to_string(k + 1);
       const std::string_view f = fields[k];
+      if (static_cast<int64_t>(k) == label_) {
+        if (f.empty()) {
+          fail(line_, field + " (the label column " + quoted(*mode_.label_column, 60) +
+                          ") is empty, expected a class name");
+        }
+        continue;
+      }
       if (f.empty()) fail(line_, field + " is empty, expected a number");
       float v = 0;
       switch (parse_number(f, v)) {
@@ -366,9 +463,13 @@ class CsvParser {
   }
 
   std::string path_;
-  int64_t line_ = 0;        // current line, 1-based
-  int64_t width_ = 0;       // D; 0 until the first row or header
-  int64_t width_line_ = 0;  // the line that fixed D
+  CsvMode mode_;
+  int64_t label_ = -1;  // the label column's field index, -1 without one
+  std::map<std::string, int32_t, std::less<>> class_id_;  // label -> first-seen id
+  std::vector<int32_t> labels_;                           // per row, a first-seen id
+  int64_t line_ = 0;                                      // current line, 1-based
+  int64_t width_ = 0;                                     // D; 0 until the first row or header
+  int64_t width_line_ = 0;                                // the line that fixed D
   bool header_ = false;
   int64_t rows_ = 0;
   std::vector<float> values_;  // (rows_, width_) row-major
@@ -385,6 +486,30 @@ Dataset read_csv(const std::string& path) {
 Dataset parse_csv(std::string_view text, const std::string& source) {
   LineReader in(text, source);
   return CsvParser(source).read(in);
+}
+
+LabelledDataset read_labelled_csv(const std::string& path, const std::string& label_column) {
+  LineReader in(path);
+  CsvParser p(path, CsvMode{&label_column});
+  LabelledDataset out;
+  out.data = p.read(in);
+  out.labels = std::move(p).labels();
+  return out;
+}
+
+LabelledDataset parse_labelled_csv(std::string_view text, const std::string& source,
+                                   const std::string& label_column) {
+  LineReader in(text, source);
+  CsvParser p(source, CsvMode{&label_column});
+  LabelledDataset out;
+  out.data = p.read(in);
+  out.labels = std::move(p).labels();
+  return out;
+}
+
+std::vector<std::string> read_csv_header(const std::string& path) {
+  LineReader in(path);
+  return CsvParser(path, CsvMode{nullptr, /*header_only=*/true}).read(in).columns;
 }
 
 std::string column_name_problem(std::string_view name) {
@@ -435,13 +560,37 @@ std::string header_line(const std::string& path, const std::vector<std::string>&
 
 CsvWriter::CsvWriter(const std::string& path, Eigen::Index cols,
                      const std::vector<std::string>& columns)
-    : path_(path), cols_(cols) {
+    : CsvWriter(path, cols, columns, "", {}) {}
+
+CsvWriter::CsvWriter(const std::string& path, Eigen::Index cols,
+                     const std::vector<std::string>& columns, const std::string& label_column,
+                     std::vector<std::string> classes)
+    : path_(path), cols_(cols), label_column_(label_column), classes_(std::move(classes)) {
   if (cols < 1) throw Error(path + ": cannot write points with no columns");
   if (!columns.empty() && static_cast<Eigen::Index>(columns.size()) != cols) {
     throw Error(path + ": " + std::to_string(columns.size()) + " column names for " +
                 std::to_string(cols) + " columns");
   }
-  const std::string header = header_line(path, columns);
+  std::vector<std::string> names = columns;
+  if (!label_column_.empty()) {
+    if (names.empty()) {
+      // Appended, not "x" + to_string(): GCC 12 warns falsely (-Wrestrict) on the latter.
+      for (Eigen::Index j = 0; j < cols; ++j)
+        names.push_back(std::string("x").append(std::to_string(j + 1)));
+    }
+    if (std::find(names.begin(), names.end(), label_column_) != names.end()) {
+      throw Error(path + ": the label column " + quote_for_message(label_column_) +
+                  " has the name of a feature column");
+    }
+    for (size_t k = 0; k < classes_.size(); ++k) {
+      if (const std::string why = class_name_problem(classes_[k]); !why.empty()) {
+        throw Error(path + ": class " + std::to_string(k) + " name " +
+                    quote_for_message(classes_[k]) + " cannot be written to a CSV: " + why);
+      }
+    }
+    names.push_back(label_column_);
+  }
+  const std::string header = header_line(path, names);
   file_ = std::make_unique<AtomicFile>(path);
   file_->write(header);
 }
@@ -460,6 +609,30 @@ void CsvWriter::check_finite(const std::string& path, const Points& x, int64_t f
 }
 
 void CsvWriter::write(const Points& x) {
+  if (!label_column_.empty()) {
+    throw Error(path_ + ": rows without labels for a CSV with the label column " +
+                quote_for_message(label_column_));
+  }
+  write_rows(x, {});
+}
+
+void CsvWriter::write(const Points& x, std::span<const int32_t> labels) {
+  if (label_column_.empty()) throw Error(path_ + ": labels for a CSV without a label column");
+  if (static_cast<Eigen::Index>(labels.size()) != x.rows()) {
+    throw Error(path_ + ": " + std::to_string(labels.size()) + " labels for " +
+                std::to_string(x.rows()) + " rows");
+  }
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || static_cast<size_t>(labels[i]) >= classes_.size()) {
+      throw Error(path_ + ": not written: row " + std::to_string(rows_ + int64_t(i) + 1) +
+                  " has class index " + std::to_string(labels[i]) + ", expected 0 to " +
+                  std::to_string(int64_t(classes_.size()) - 1));
+    }
+  }
+  write_rows(x, labels);
+}
+
+void CsvWriter::write_rows(const Points& x, std::span<const int32_t> labels) {
   if (x.cols() != cols_) {
     throw Error(path_ + ": rows of " + std::to_string(x.cols()) + " values for a CSV of " +
                 std::to_string(cols_) + " columns");
@@ -474,6 +647,10 @@ void CsvWriter::write(const Points& x) {
       // Same text as printf("%.9g"): 9 significant digits identify every float.
       const auto r = std::to_chars(num, num + sizeof num, x(i, j), std::chars_format::general, 9);
       out.append(num, r.ptr);
+    }
+    if (!labels.empty()) {
+      out += ',';
+      out += classes_[static_cast<size_t>(labels[static_cast<size_t>(i)])];
     }
     out += '\n';
     if (out.size() >= (size_t{1} << 20)) {
@@ -492,6 +669,19 @@ void write_csv(const std::string& path, const Points& x, const std::vector<std::
   CsvWriter w(path, x.cols(), columns);
   w.write(x);
   w.commit();
+}
+
+void write_labelled_csv(const std::string& path, const Points& x,
+                        const std::vector<std::string>& columns, const Labels& labels) {
+  if (x.cols() >= 1) CsvWriter::check_finite(path, x, 0);  // before the file is touched
+  if (labels.column.empty()) throw Error(path + ": the label column has no name");
+  CsvWriter w(path, x.cols(), columns, labels.column, labels.classes);
+  w.write(x, labels.of_row);
+  w.commit();
+}
+
+void write_labelled_csv(const std::string& path, const LabelledDataset& d) {
+  write_labelled_csv(path, d.data.x, d.data.columns, d.labels);
 }
 
 }  // namespace diffuse

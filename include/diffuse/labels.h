@@ -1,0 +1,82 @@
+// Class labels beside the numeric features of a CSV: one named column whose values are any strings
+// or integers, read as per-row class indices into a list of class names in a stable order, and
+// written back as the same strings. Not a general CSV reader (every other column must be a number,
+// as read_csv needs; no quoted fields) and not a category encoder for features: one label column
+// per file, and it never enters the features.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "diffuse/dataset.h"
+#include "diffuse/tensor.h"
+
+namespace diffuse {
+
+// The label column of a table: its name, the class names and each row's class.
+struct Labels {
+  std::string column;                // the header name of the label column, e.g. "label"
+  std::vector<std::string> classes;  // the class names, in class_order(); never empty when read
+  std::vector<int32_t> of_row;       // per row, an index into classes
+  int num_classes() const { return static_cast<int>(classes.size()); }
+  // Rows per class, (num_classes()).
+  std::vector<int64_t> counts() const;
+  // The index of a class name, or -1.
+  int find(std::string_view name) const;
+};
+
+// A labelled table: the features (every column but the label, in file order, with their names)
+// and the labels of the same rows.
+struct LabelledDataset {
+  Dataset data;
+  Labels labels;
+};
+
+// The stable order of class names: numeric order when every name is an integer (optional '-',
+// then digits, fitting in 64 bits; equal values such as "3" and "03" in byte order), otherwise
+// lexicographic byte order ("10" < "9" < "a" < "b"). The names must be distinct.
+std::vector<std::string> class_order(std::vector<std::string> names);
+
+// The default name of the label column: `diffuse data --labels` writes it, and `eval`/`plot` use
+// a column of this name when both files (or the one file) have it and no other is named.
+inline constexpr const char* kDefaultLabelColumn = "label";
+
+// Reads a CSV with a header naming `label_column`: that column as labels (any text without commas:
+// spaces around it trimmed, case kept), the others as numbers exactly as read_csv reads them (same
+// comments, blank lines, BOM, CRLF, limits, and the same FILE:LINE messages). Throws Error, one
+// line naming the file (and line):
+//   a file without a header ("FILE:LINE: no header line, so no label column 'NAME' ...");
+//   no such column ("FILE:LINE: no column 'NAME' in the header; its columns are x, y, class");
+//   the column named twice in the header; no other column (nothing left for the features);
+//   an empty label ("FILE:LINE: field 3 (the label column 'label') is empty, expected a class");
+//   a label with a control character or invalid UTF-8 (as read_csv for any field).
+LabelledDataset read_labelled_csv(const std::string& path, const std::string& label_column);
+// The same from text in memory (tests, fuzzing); `source` takes the path's place in messages.
+LabelledDataset parse_labelled_csv(std::string_view text, const std::string& source,
+                                   const std::string& label_column);
+
+// The column names of a CSV's header without reading its rows (the first non-blank, non-comment
+// line; BOM and quotes handled as read_csv does); empty when that line is a row of numbers.
+// Throws Error as read_csv does for a missing, empty or binary file.
+std::vector<std::string> read_csv_header(const std::string& path);
+
+// Why a class name cannot be written to a CSV and read back the same (empty, spaces at an end, a
+// comma, line break or control character, invalid UTF-8); "" when it can.
+std::string class_name_problem(std::string_view name);
+
+// Writes the features and then the label column (its values the class names, as read), atomically
+// as write_csv does. columns names the features (empty: "x1", "x2", ...). Throws Error, nothing
+// written, on what write_csv refuses, a label count other than x.rows(), an index outside classes,
+// a class name that cannot be read back (class_name_problem), or a label column name that is also
+// a feature's.
+void write_labelled_csv(const std::string& path, const Points& x,
+                        const std::vector<std::string>& columns, const Labels& labels);
+void write_labelled_csv(const std::string& path, const LabelledDataset& d);
+
+// The rows of one class, in table order, (count(class), D).
+Points rows_of_class(const Points& x, const Labels& labels, int k);
+
+}  // namespace diffuse

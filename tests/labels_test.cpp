@@ -1,0 +1,268 @@
+// Tests of labelled CSVs (labels.h): the label column read beside the numbers, the class order,
+// exact round trips through write_labelled_csv and the streaming writer, and each defect named in
+// one line. Not the unlabelled reader (csv_test.cpp) and not the shapes' labels (dataset_test.cpp).
+#include "diffuse/labels.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "diffuse/dataset.h"
+#include "diffuse/error.h"
+#include "diffuse/rng.h"
+#include "test_util.h"
+
+namespace diffuse {
+namespace {
+
+using Names = std::vector<std::string>;
+
+void put(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(f.good());
+}
+
+// The message parse_labelled_csv throws for this text ("" when it does not throw).
+std::string error_for(const std::string& text, const std::string& column = "label") {
+  try {
+    parse_labelled_csv(text, "f.csv", column);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The class name of each row, in row order.
+Names row_names(const Labels& l) {
+  Names out;
+  for (const int32_t k : l.of_row) out.push_back(l.classes[static_cast<size_t>(k)]);
+  return out;
+}
+
+TEST(LabelledCsv, ReadsStringLabelsInAnyColumnBesideTheNumbers) {
+  const LabelledDataset d = parse_labelled_csv(
+      "# iris-like\n"
+      "sepal, species ,petal\n"
+      "5.1,setosa,1.4\n"
+      "\n"
+      " 7.0 , versicolor , 4.7\n"
+      "6.3,virginica,6\r\n"
+      "4.9,setosa,-1.5e-1\n",
+      "f.csv", "species");
+  EXPECT_EQ(d.data.columns, (Names{"sepal", "petal"}));
+  Points want(4, 2);
+  want << 5.1f, 1.4f, 7.0f, 4.7f, 6.3f, 6.0f, 4.9f, -0.15f;
+  EXPECT_TRUE(d.data.x == want) << d.data.x;
+  EXPECT_EQ(d.labels.column, "species");
+  EXPECT_EQ(d.labels.classes, (Names{"setosa", "versicolor", "virginica"}));
+  EXPECT_EQ(d.labels.of_row, (std::vector<int32_t>{0, 1, 2, 0}));
+  EXPECT_EQ(d.labels.counts(), (std::vector<int64_t>{2, 1, 1}));
+  EXPECT_EQ(d.labels.find("virginica"), 2);
+  EXPECT_EQ(d.labels.find("Setosa"), -1);  // case is kept
+}
+
+TEST(LabelledCsv, IntegerLabelsSortNumericallyOtherwiseByBytes) {
+  const LabelledDataset d =
+      parse_labelled_csv("label,x\n10,1\n9,2\n-1,3\n2,4\n9,5\n", "f.csv", "label");
+  EXPECT_EQ(d.labels.classes, (Names{"-1", "2", "9", "10"}));
+  EXPECT_EQ(d.labels.of_row, (std::vector<int32_t>{3, 2, 0, 1, 2}));
+  EXPECT_EQ(row_names(d.labels), (Names{"10", "9", "-1", "2", "9"}));
+  // One non-integer (here "9.5") makes the whole order bytewise; uppercase sorts before lowercase.
+  EXPECT_EQ(class_order({"10", "9", "9.5", "b", "B", "a"}),
+            (Names{"10", "9", "9.5", "B", "a", "b"}));
+  // Equal values keep both names, in byte order; beyond int64 is not an integer.
+  EXPECT_EQ(class_order({"3", "03", "-2", "1"}), (Names{"-2", "1", "03", "3"}));
+  EXPECT_EQ(class_order({"99999999999999999999", "1"}), (Names{"1", "99999999999999999999"}));
+  EXPECT_EQ(class_order({"-", "1"}), (Names{"-", "1"}));
+  // UTF-8 names sort after ASCII (bytes as unsigned).
+  EXPECT_EQ(class_order({"\xC3\xA9t\xC3\xA9", "hiver"}), (Names{"hiver", "\xC3\xA9t\xC3\xA9"}));
+}
+
+TEST(LabelledCsv, EachDefectIsOneLineNamingFileLineAndColumn) {
+  EXPECT_EQ(error_for("x,y,class\n1,2,a\n"),
+            "f.csv:1: no column 'label' in the header; its columns are x, y, class");
+  EXPECT_EQ(error_for("\n# c\n1,2,3\n"),
+            "f.csv:3: no header line, so no label column 'label' (the first line is a row of "
+            "numbers; a labelled file starts with a header naming its columns)");
+  EXPECT_EQ(error_for("x,label,y\n1,a,2\n3, ,4\n"),
+            "f.csv:3: field 2 (the label column 'label') is empty, expected a class name");
+  EXPECT_EQ(error_for("x,label\n1,\n"),
+            "f.csv:2: field 2 (the label column 'label') is empty, expected a class name");
+  EXPECT_EQ(error_for("label,x,label\n"),
+            "f.csv:1: the label column 'label' appears twice in the header (fields 1 and 3)");
+  EXPECT_EQ(error_for("label\na\n"),
+            "f.csv:1: the label column 'label' is the only column; no numeric columns are left for "
+            "the features");
+  EXPECT_EQ(error_for("x,label\n1,a\n2,b,3\n"),
+            "f.csv:3: expected 2 fields, found 3 (the header on line 1 has 2)");
+  EXPECT_EQ(error_for("label,x\na,1\nb\n"),
+            "f.csv:3: expected 2 fields, found 1 (the header on line 1 has 2)");
+  EXPECT_EQ(error_for("x,label\n1,a\nfoo,b\n"), "f.csv:3: field 1 'foo' is not a number");
+  EXPECT_EQ(error_for("x,label\n1,a\nnan,b\n"),
+            "f.csv:3: field 1 'nan' is NaN, expected a finite number");
+  EXPECT_EQ(error_for("x,label\n1,a\x01z\n"),
+            "f.csv:2: not a text CSV file (binary byte 0x01 at column 4)");
+  EXPECT_EQ(error_for("x,label\n1,\xFF\n"),
+            "f.csv:2: not a text CSV file (invalid UTF-8 at column 3)");
+  EXPECT_EQ(error_for("x,label\n"), "f.csv:1: no data rows, only a header (line 1)");
+  EXPECT_EQ(
+      error_for("x,y\n1,2\n", "a very long label column name"),
+      "f.csv:1: no column 'a very long label column name' in the header; its columns are x, y");
+  // Every message is one line.
+  for (const std::string text : {"x,y\n1,2\n", "1,2\n", "x,label\n1,\n", "label\na\n"}) {
+    EXPECT_EQ(error_for(text).find('\n'), std::string::npos) << text;
+  }
+}
+
+TEST(LabelledCsv, ReadsAFileAndItsHeaderAndTheUnlabelledReaderIsUnchanged) {
+  test::TempDir dir;
+  const std::string path = dir.file("l.csv");
+  put(path, "\xEF\xBB\xBF\"x\",y,label\n0.5,1,cat\n2,3.25,dog\n-1,1e-3,cat\n");
+  const LabelledDataset d = read_labelled_csv(path, "label");
+  EXPECT_EQ(d.data.columns, (Names{"x", "y"}));
+  Points want(3, 2);
+  want << 0.5f, 1, 2, 3.25f, -1, 1e-3f;
+  EXPECT_TRUE(d.data.x == want) << d.data.x;
+  EXPECT_EQ(row_names(d.labels), (Names{"cat", "dog", "cat"}));
+  EXPECT_EQ(read_csv_header(path), (Names{"x", "y", "label"}));
+  // read_csv on the same file still says what it always said.
+  try {
+    read_csv(path);
+    ADD_FAILURE() << "read_csv accepted a label column";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), path + ":2: field 3 'cat' is not a number");
+  }
+  put(dir.file("n.csv"), "# c\n1,2\n3,4\n");
+  EXPECT_TRUE(read_csv_header(dir.file("n.csv")).empty());
+  EXPECT_EQ(std::string([&] {
+              try {
+                read_labelled_csv(dir.file("missing.csv"), "label");
+              } catch (const Error& e) {
+                return e.what();
+              }
+              return "";
+            }()),
+            dir.file("missing.csv") + ": no such file");
+}
+
+TEST(LabelledCsv, WritesTheLabelLastAndReadsBackBitForBit) {
+  test::TempDir dir;
+  Rng rng(7);
+  const int n = 3000;
+  Points x(n, 3);
+  Labels l;
+  l.column = "digit class";
+  l.classes = {"-3", "03", "3", "12"};  // as read: numeric order, ties in byte order
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < 3; ++j) x(i, j) = static_cast<float>(rng.normal() * 1e3);
+    l.of_row.push_back(static_cast<int32_t>(rng.below(4)));
+  }
+  x(5, 1) = 1.4e-45f;
+  x(6, 2) = -0.0f;
+  write_labelled_csv(dir.file("w.csv"), x, {"a", "b", "c"}, l);
+  const LabelledDataset back = read_labelled_csv(dir.file("w.csv"), "digit class");
+  EXPECT_EQ(read_csv_header(dir.file("w.csv")), (Names{"a", "b", "c", "digit class"}));
+  ASSERT_EQ(back.data.x.rows(), n);
+  EXPECT_EQ(std::memcmp(back.data.x.data(), x.data(), sizeof(float) * x.size()), 0);
+  EXPECT_EQ(back.labels.classes, l.classes);
+  EXPECT_EQ(back.labels.of_row, l.of_row);
+  const std::string text = test::slurp(dir.file("w.csv"));
+  EXPECT_EQ(text.substr(0, text.find('\n')), "a,b,c,digit class");
+
+  // No feature names: x1, x2, x3.
+  Labels two = l;
+  two.of_row.resize(2);
+  write_labelled_csv(dir.file("u.csv"), x.topRows(2), {}, two);
+  EXPECT_EQ(read_csv_header(dir.file("u.csv")), (Names{"x1", "x2", "x3", "digit class"}));
+}
+
+TEST(LabelledCsv, TheWriterRefusesWhatCannotBeReadBackAndLeavesNoFile) {
+  test::TempDir dir;
+  const std::string path = dir.file("bad.csv");
+  Points x(2, 1);
+  x << 1, 2;
+  const auto error_of = [&](const std::vector<std::string>& columns, const Labels& l) {
+    try {
+      write_labelled_csv(path, x, columns, l);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of({"v"}, Labels{"label", {"a,b"}, {0, 0}}),
+            path +
+                ": class 0 name \"a,b\" cannot be written to a CSV: it has a comma or a line "
+                "break");
+  EXPECT_EQ(error_of({"v"}, Labels{"label", {"a", " b"}, {0, 1}}),
+            path +
+                ": class 1 name \" b\" cannot be written to a CSV: it has spaces at an end, "
+                "which a reader trims");
+  EXPECT_EQ(error_of({"v"}, Labels{"label", {"a"}, {0, 1}}),
+            path + ": not written: row 2 has class index 1, expected 0 to 0");
+  EXPECT_EQ(error_of({"v"}, Labels{"label", {"a"}, {0}}), path + ": 1 labels for 2 rows");
+  EXPECT_EQ(error_of({"label"}, Labels{"label", {"a"}, {0, 0}}),
+            path + ": the label column \"label\" has the name of a feature column");
+  EXPECT_EQ(error_of({"v"}, Labels{"", {"a"}, {0, 0}}), path + ": the label column has no name");
+  x(1, 0) = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(error_of({"v"}, Labels{"label", {"a"}, {0, 0}}),
+            path + ": not written: row 2, column 1 is NaN");
+  EXPECT_FALSE(test::file_exists(path));
+}
+
+TEST(LabelledCsv, StreamsLabelsAcrossBlocksAndChunkBoundaries) {
+  test::TempDir dir;
+  const std::string path = dir.file("big.csv");
+  // ~7 MB: more than one 4 MiB read chunk, so rows and labels cross a chunk boundary.
+  const int blocks = 4, per_block = 100000;
+  {
+    CsvWriter w(path, 2, {"x", "y"}, "label", {"inner", "outer", "middle"});
+    for (int b = 0; b < blocks; ++b) {
+      Points x(per_block, 2);
+      std::vector<int32_t> l(per_block);
+      for (int i = 0; i < per_block; ++i) {
+        const int row = b * per_block + i;
+        x(i, 0) = static_cast<float>(row);
+        x(i, 1) = static_cast<float>(-row) / 8.0f;
+        l[size_t(i)] = row % 7 == 0 ? 2 : row % 2;
+      }
+      w.write(x, l);
+    }
+    EXPECT_THROW(w.write(Points::Zero(1, 2)), Error);  // rows without labels
+    w.commit();
+  }
+  const LabelledDataset d = read_labelled_csv(path, "label");
+  ASSERT_EQ(d.data.x.rows(), blocks * per_block);
+  // Sorted bytewise: inner, middle, outer.
+  EXPECT_EQ(d.labels.classes, (Names{"inner", "middle", "outer"}));
+  int64_t wrong = 0;
+  for (int row = 0; row < blocks * per_block; ++row) {
+    const int want = row % 7 == 0 ? 1 : (row % 2 == 0 ? 0 : 2);
+    wrong += d.labels.of_row[size_t(row)] != want || d.data.x(row, 0) != float(row) ||
+             d.data.x(row, 1) != static_cast<float>(-row) / 8.0f;
+  }
+  EXPECT_EQ(wrong, 0);
+  const std::vector<int64_t> counts = d.labels.counts();
+  EXPECT_EQ(counts[1], (blocks * per_block + 6) / 7);
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], blocks * per_block);
+}
+
+TEST(LabelledCsv, RowsOfClassKeepsTableOrder) {
+  Points x(5, 2);
+  x << 0, 0, 1, 10, 2, 20, 3, 30, 4, 40;
+  const Labels l{"label", {"a", "b"}, {1, 0, 1, 1, 0}};
+  const Points b = rows_of_class(x, l, 1);
+  Points want(3, 2);
+  want << 0, 0, 2, 20, 3, 30;
+  EXPECT_TRUE(b == want) << b;
+  EXPECT_EQ(rows_of_class(x, l, 0).rows(), 2);
+  EXPECT_EQ(rows_of_class(x, l, 0)(1, 1), 40);
+  EXPECT_EQ(rows_of_class(x, l, 5).rows(), 0);
+  EXPECT_THROW(rows_of_class(x.topRows(4), l, 0), Error);
+}
+
+}  // namespace
+}  // namespace diffuse
