@@ -1,14 +1,17 @@
-// libFuzzer target for the CSV reader (parse_csv, the in-memory twin of read_csv): any bytes must
-// give a consistent Dataset or one diffuse::Error line naming the source. Not a test of values.
+// libFuzzer target for the CSV reader (parse_csv, the in-memory twin of read_csv, and
+// parse_labelled_csv with the label column "label"): any bytes must give a consistent Dataset (and
+// labels) or one diffuse::Error line naming the source. Not a test of values.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
+#include "diffuse/labels.h"
 
 namespace {
 
@@ -40,6 +43,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view what = e.what();
     require(what.rfind(source + ":", 0) == 0, "the message starts with the source name");
     require(what.find('\n') == std::string_view::npos, "the message is one line");
+  }
+  try {
+    const diffuse::LabelledDataset d = diffuse::parse_labelled_csv(bytes, source, "label");
+    const diffuse::Labels& l = d.labels;
+    require(d.data.x.rows() >= 1 && d.data.x.cols() >= 1, "a labelled file has a feature");
+    require(static_cast<Eigen::Index>(d.data.columns.size()) == d.data.x.cols(),
+            "a labelled file's header names every feature");
+    require(static_cast<Eigen::Index>(l.of_row.size()) == d.data.x.rows(), "a label per row");
+    std::vector<int64_t> used(l.classes.size(), 0);
+    for (const int32_t k : l.of_row) {
+      require(k >= 0 && static_cast<size_t>(k) < l.classes.size(), "labels index the classes");
+      ++used[static_cast<size_t>(k)];
+    }
+    for (size_t k = 0; k < l.classes.size(); ++k) {
+      require(used[k] > 0, "every class has a row");
+      require(diffuse::class_name_problem(l.classes[k]).empty(), "class names can be written");
+      require(k == 0 || l.classes[k - 1] != l.classes[k], "class names are distinct");
+    }
+    require(diffuse::class_order(l.classes) == l.classes, "classes are in class_order");
+  } catch (const diffuse::UsageError&) {
+    require(false, "bad file contents are an Error, not a UsageError");
+  } catch (const diffuse::Error& e) {
+    const std::string_view what = e.what();
+    require(what.rfind(source + ":", 0) == 0, "the labelled message starts with the source name");
+    require(what.find('\n') == std::string_view::npos, "the labelled message is one line");
   }
   // Any other exception escapes and libFuzzer reports it as a crash.
   return 0;
