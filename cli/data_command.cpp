@@ -2,27 +2,25 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "options.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "options.h"
 
 namespace diffuse::cli {
 
 void add_data_command(CLI::App& app) {
   struct Opts {
     std::string name, out;
-    int n = 10000;
-    double noise = 0.1;
-    uint64_t seed = 0;
+    ShapeConfig shape;  // the library's defaults, shown in --help
     bool list = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("data", "Write points of a built-in shape to a CSV file");
   cmd->add_option("name", o->name, "shape name (see --list)");
-  cmd->add_option("-n,--points", o->n, "number of points")->capture_default_str();
-  cmd->add_option("--noise", o->noise, "std of the Gaussian noise")->capture_default_str();
-  add_seed_option(cmd, o->seed, "random seed");
+  cmd->add_option("-n,--points", o->shape.n, "number of points")->capture_default_str();
+  cmd->add_option("--noise", o->shape.noise, "std of the Gaussian noise")->capture_default_str();
+  add_seed_option(cmd, o->shape.seed, "random seed");
   cmd->add_option("-o,--output", o->out, "output CSV file");
   cmd->add_flag("--list", o->list, "list the built-in shapes");
   // `diffuse data split FILE.csv --test 0.2 --seed K`: train and test files for held-out eval.
@@ -72,7 +70,7 @@ void add_data_command(CLI::App& app) {
     const Shape shape = parse_shape(o->name);
     if (o->out.empty()) throw UsageError("-o: an output file is required");
     check_writable(o->out, "-o");
-    write_csv(o->out, make_shape(shape, o->n, o->noise, o->seed), {"x", "y"});
+    write_csv(o->out, make_shape(shape, o->shape.n, o->shape.noise, o->shape.seed), {"x", "y"});
   });
 }
 

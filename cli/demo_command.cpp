@@ -8,11 +8,11 @@
 #include <thread>
 
 #include "commands.h"
-#include "options.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
 #include "diffuse/io.h"
 #include "diffuse/plot.h"
+#include "options.h"
 #include "plot_command.h"
 
 namespace diffuse::cli {
@@ -108,7 +108,7 @@ void add_demo_command(CLI::App& app) {
     const Checkpoint ckpt = run_training_in_terminal(t, hook);
     SampleConfig sc;
     sc.seed = t.train.seed;
-    sc.record_every = figures ? auto_every(schedule.T()) : 0;
+    sc.record_every = figures ? auto_record_every(schedule.T()) : 0;
     Trajectory trajectory;
     const Points samples = sample_checkpoint(ckpt, sc, t.n, t.train.threads, &trajectory);
     write_csv(path("samples.csv"), samples, ckpt.columns);

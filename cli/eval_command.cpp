@@ -3,10 +3,10 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "options.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
+#include "options.h"
 
 namespace diffuse::cli {
 

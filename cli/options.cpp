@@ -22,13 +22,20 @@ extern "C" void on_stop_signal(int sig) {
   std::signal(sig, SIG_DFL);
 }
 
-std::string choices(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-  return s;
+}  // namespace
+
+StopSignals::StopSignals() {
+  g_stop_signal = 0;
+  old_int_ = std::signal(SIGINT, on_stop_signal);
+  old_term_ = std::signal(SIGTERM, on_stop_signal);
 }
 
-}  // namespace
+StopSignals::~StopSignals() {
+  std::signal(SIGINT, old_int_);
+  std::signal(SIGTERM, old_term_);
+}
+
+bool StopSignals::requested() { return g_stop_signal != 0; }
 
 uint64_t parse_seed(const std::string& text, const std::string& option) {
   uint64_t v = 0;
@@ -46,46 +53,6 @@ void add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& descripti
   cmd->add_option_function<std::string>(
          "--seed", [&seed](const std::string& v) { seed = parse_seed(v); }, description)
       ->default_str(std::to_string(seed));
-}
-
-ScheduleKind parse_schedule(const std::string& name) {
-  if (auto k = schedule_from_string(name)) return *k;
-  throw UsageError("--schedule: unknown schedule '" + name + "', expected one of " +
-                   choices(schedule_names()));
-}
-
-ModelKind parse_model(const std::string& name) {
-  if (auto k = model_kind_from_string(name)) return *k;
-  throw UsageError("--model: unknown model '" + name + "', expected one of " +
-                   choices(model_kind_names()));
-}
-
-Prediction parse_prediction(const std::string& name) {
-  if (auto k = prediction_from_string(name)) return *k;
-  throw UsageError("--predict: unknown target '" + name + "', expected one of " +
-                   choices(prediction_names()));
-}
-
-LossWeighting parse_loss_weighting(const std::string& name) {
-  if (auto k = loss_weighting_from_string(name)) return *k;
-  throw UsageError("--loss-weighting: unknown weighting '" + name + "', expected one of " +
-                   choices(loss_weighting_names()));
-}
-
-SamplerKind parse_sampler(const std::string& name) {
-  if (auto k = sampler_from_string(name)) return *k;
-  throw UsageError("--sampler: unknown sampler '" + name +
-                   "', expected one of ddpm, ddim, dpmpp2m");
-}
-
-VarianceKind parse_variance(const std::string& name) {
-  if (auto k = variance_from_string(name)) return *k;
-  throw UsageError("--variance: unknown variance '" + name + "', expected posterior or beta");
-}
-
-X0Clamp parse_x0_clamp(const std::string& name) {
-  if (auto k = x0_clamp_from_string(name)) return *k;
-  throw UsageError("--x0-clamp: unknown mode '" + name + "', expected clip, threshold or off");
 }
 
 void add_train_options(CLI::App* cmd, TrainOptions& o) {
@@ -118,7 +85,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
                   "train on columns scaled to mean 0, std 1 (undone when sampling): true or false")
       ->default_str(o.standardize ? "true" : "false");
   cmd->add_option_function<std::string>(
-         "--model", [&o](const std::string& v) { o.model = parse_model(v); },
+         "--model", [&o](const std::string& v) { o.model = parse_model_kind(v); },
          "the network: tutorial or resmlp (residual MLP)")
       ->default_str(to_string(o.model));
   cmd->add_option("--depth", o.depth, "residual blocks of the resmlp network")
@@ -146,17 +113,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_option_function<std::string>(
          "--lr-schedule",
-         [&o](const std::string& v) {
-           if (v == "constant") {
-             o.train.lr_schedule = LrSchedule::kConstant;
-           } else if (v == "cosine") {
-             o.train.lr_schedule = LrSchedule::kCosine;
-           } else {
-             throw UsageError("--lr-schedule: expected constant or cosine, got '" + v + "'");
-           }
-         },
+         [&o](const std::string& v) { o.train.lr_schedule = parse_lr_schedule(v); },
          "constant or cosine (decay to --lr-min)")
-      ->default_str(o.train.lr_schedule == LrSchedule::kCosine ? "cosine" : "constant");
+      ->default_str(to_string(o.train.lr_schedule));
   cmd->add_option("--lr-min", o.train.lr_min, "final learning rate of the cosine decay")
       ->capture_default_str();
   cmd->add_flag("--as-tutorial", o.as_tutorial,
@@ -223,19 +182,8 @@ Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook&
     if (!o.quiet) progress.update(s);
     if (hook) hook(s, tr, schedule, norm);
   };
-  callbacks.stop_requested = [] { return g_stop_signal != 0; };
-
-  g_stop_signal = 0;
-  auto old_int = std::signal(SIGINT, on_stop_signal);
-  auto old_term = std::signal(SIGTERM, on_stop_signal);
-  struct Restore {
-    decltype(old_int) i, t;
-    ~Restore() {
-      std::signal(SIGINT, i);
-      std::signal(SIGTERM, t);
-    }
-  } restore{old_int, old_term};
-
+  const StopSignals stop;
+  callbacks.stop_requested = [] { return StopSignals::requested(); };
   RunResult r = run_training(o, callbacks);
   if (!r.finished) {
     throw Interrupted("interrupted at epoch " + std::to_string(r.epochs.back().epoch) + "/" +

@@ -46,20 +46,25 @@ using ExtraEpochHook =
 // the model was saved is a SideOutputError (exit 3).
 Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook = {});
 
+// While one lives, the first Ctrl-C / SIGTERM only sets requested() (the work stops at its next
+// check); a second one kills at once, the default action. The handlers before it are restored.
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  static bool requested();
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
+};
+
 // Registers --seed on cmd: a decimal integer 0 .. 2^64 - 1 (anything else, "-1" or "2^70"
 // included, is a UsageError naming --seed; CLI11 alone would saturate them to 2^64 - 1).
 void add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& description);
 // The same check on a text value: the seed, or UsageError naming `option`.
 uint64_t parse_seed(const std::string& text, const std::string& option = "--seed");
-
-// Parses a --schedule / --sampler / --variance / --model / --predict / --loss-weighting name or
-// throws UsageError listing the choices.
-ScheduleKind parse_schedule(const std::string& name);
-ModelKind parse_model(const std::string& name);
-Prediction parse_prediction(const std::string& name);
-LossWeighting parse_loss_weighting(const std::string& name);
-SamplerKind parse_sampler(const std::string& name);
-VarianceKind parse_variance(const std::string& name);
-X0Clamp parse_x0_clamp(const std::string& name);
 
 }  // namespace diffuse::cli

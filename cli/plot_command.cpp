@@ -71,31 +71,24 @@ Schedule schedule_from(const ScheduleOpts& o) {
 }
 
 // Sampler options shared by `plot reverse` and `animate`.
-struct SamplerOpts {
-  std::string sampler = "ddpm", variance = "posterior";
-  int nfe = 0, threads = 1;
-  double eta = 0.0;
-  uint64_t seed = 0;
+struct SamplerOpts {  // the library's defaults, shown in --help
+  SampleConfig config;
+  std::string sampler = to_string(config.sampler), variance = to_string(config.variance);
 };
 void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
-  add_seed_option(cmd, o.seed, "random seed");
+  add_seed_option(cmd, o.config.seed, "random seed");
   cmd->add_option("--sampler", o.sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
-  cmd->add_option("--nfe", o.nfe, "network evaluations (0: T)")->capture_default_str();
-  cmd->add_option("--eta", o.eta, "DDIM noise: 0 deterministic, 1 ancestral")
+  cmd->add_option("--nfe", o.config.nfe, "network evaluations (0: T)")->capture_default_str();
+  cmd->add_option("--eta", o.config.eta, "DDIM noise: 0 deterministic, 1 ancestral")
       ->capture_default_str();
   cmd->add_option("--variance", o.variance, "DDPM noise std: posterior or beta")
       ->capture_default_str();
-  cmd->add_option("--threads", o.threads, "threads")->capture_default_str();
+  cmd->add_option("--threads", o.config.threads, "threads")->capture_default_str();
 }
 SampleConfig sample_config(const SamplerOpts& o, int record_every) {
-  if (o.threads < 1)
-    throw UsageError("--threads: expected at least 1, got " + std::to_string(o.threads));
-  SampleConfig sc;
+  SampleConfig sc = o.config;
   sc.sampler = parse_sampler(o.sampler);
   sc.variance = parse_variance(o.variance);
-  sc.nfe = o.nfe;
-  sc.eta = o.eta;
-  sc.seed = o.seed;
   sc.record_every = record_every;
   return sc;
 }
@@ -120,9 +113,6 @@ PlotStyle axis_labels(const std::vector<std::string>& columns) {
   }
   return style;
 }
-
-// Records about 100 states whatever T is (every state when T <= 100).
-int auto_every(int T) { return std::max(1, T / 100); }
 
 // The reverse strip: `panels` states spread over the trajectory, first (x_T) and last (x_0) kept.
 void reverse_strip(const std::string& out, const Trajectory& tr, int panels,
@@ -182,18 +172,16 @@ void add_plot_data(CLI::App* plot) {
   struct Opts {
     std::string x_column = "1", y_column = "2";
     std::string data, out;
-    int n = 10000;
-    double noise = 0.1;
-    uint64_t seed = 0;
+    ShapeConfig shape;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = plot->add_subcommand("data", "Scatter plot of a built-in shape or a CSV file");
   cmd->add_option("data", o->data, "built-in shape (see `diffuse data --list`) or a CSV file")
       ->required();
-  cmd->add_option("-n,--points", o->n, "points to generate for a built-in shape")
+  cmd->add_option("-n,--points", o->shape.n, "points to generate for a built-in shape")
       ->capture_default_str();
-  cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
-  add_seed_option(cmd, o->seed, "seed of a built-in shape");
+  cmd->add_option("--noise", o->shape.noise, "noise of a built-in shape")->capture_default_str();
+  add_seed_option(cmd, o->shape.seed, "seed of a built-in shape");
   cmd->add_option("--x", o->x_column, "column drawn across: a name from the header or 1..D")
       ->capture_default_str();
   cmd->add_option("--y", o->y_column, "column drawn upwards: a name from the header or 1..D")
@@ -201,7 +189,7 @@ void add_plot_data(CLI::App* plot) {
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
     check_figure_output(o->out, {{"the data", o->data}});
-    const Dataset d = load_data(o->data, o->n, o->noise, o->seed);
+    const Dataset d = load_data(o->data, o->shape.n, o->shape.noise, o->shape.seed);
     const std::string name = is_shape_name(o->data) ? o->data : file_name(o->data);
     const int cx = column_index(o->x_column, d, "--x", name);
     const int cy =
@@ -239,20 +227,19 @@ void add_plot_schedule(CLI::App* plot) {
 
 void add_plot_forward(CLI::App* plot) {
   struct Opts {
-    std::string data = "swiss_roll", out;
+    std::string data = RunConfig{}.data, out;
     ScheduleOpts schedule;
-    int n = 10000, panels = 10;
-    double noise = 0.1;
-    uint64_t seed = 0;
+    ShapeConfig shape;
+    int panels = 10;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = plot->add_subcommand(
       "forward", "The forward process q(x_t | x_0) at evenly spaced t, on shared axes");
   cmd->add_option("data", o->data, "built-in shape or CSV file")->capture_default_str();
-  cmd->add_option("-n,--points", o->n, "points to generate for a built-in shape")
+  cmd->add_option("-n,--points", o->shape.n, "points to generate for a built-in shape")
       ->capture_default_str();
-  cmd->add_option("--noise", o->noise, "noise of a built-in shape")->capture_default_str();
-  add_seed_option(cmd, o->seed, "seed of the data and of the forward noise");
+  cmd->add_option("--noise", o->shape.noise, "noise of a built-in shape")->capture_default_str();
+  add_seed_option(cmd, o->shape.seed, "seed of the data and of the forward noise");
   cmd->add_option("--panels", o->panels, "number of panels, t from 0 to T-1")
       ->capture_default_str();
   add_schedule_options(cmd, o->schedule);
@@ -261,13 +248,13 @@ void add_plot_forward(CLI::App* plot) {
     check_panels(o->panels);
     check_figure_output(o->out, {{"the data", o->data}});
     const Schedule s = schedule_from(o->schedule);
-    Dataset d = load_data(o->data, o->n, o->noise, o->seed);
+    Dataset d = load_data(o->data, o->shape.n, o->shape.noise, o->shape.seed);
     std::string what = is_shape_name(o->data) ? o->data : file_name(o->data);
     if (!is_shape_name(o->data)) {  // as training sees CSV data: standardized columns
       fit_normalization(d.x).apply(d.x);
       what += ", standardized";
     }
-    forward_strip(o->out, d.x, s, o->panels, o->seed + 1, what, d.columns);
+    forward_strip(o->out, d.x, s, o->panels, o->shape.seed + 1, what, d.columns);
   });
 }
 
@@ -275,7 +262,7 @@ void add_plot_reverse(CLI::App* plot) {
   struct Opts {
     std::string model, out;
     SamplerOpts sampler;
-    int n = 10000, panels = 10;
+    int n = kDefaultSamplePoints, panels = 10;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = plot->add_subcommand(
@@ -289,9 +276,9 @@ void add_plot_reverse(CLI::App* plot) {
     check_panels(o->panels);
     check_figure_output(o->out, {{"the model", o->model}});
     const Checkpoint ckpt = load_checkpoint(o->model);
-    const SampleConfig sc = sample_config(o->sampler, auto_every(ckpt.schedule.T));
+    const SampleConfig sc = sample_config(o->sampler, auto_record_every(ckpt.schedule.T));
     Trajectory tr;
-    sample_checkpoint(ckpt, sc, o->n, o->sampler.threads, &tr);
+    sample_checkpoint(ckpt, sc, o->n, o->sampler.config.threads, &tr);
     reverse_strip(o->out, tr, o->panels,
                   "reverse process: " + file_name(o->model) + ", " + to_string(sc.sampler),
                   ckpt.columns);
@@ -409,7 +396,7 @@ void add_animate_command(CLI::App& app) {
   struct Opts {
     std::string model, out;
     SamplerOpts sampler;
-    int n = 2000, every = 0, size = 360, frame_ms = 40, hold_ms = 1500;
+    int n = kDefaultTrajectoryPoints, every = 0, size = 360, frame_ms = 40, hold_ms = 1500;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd =
@@ -447,10 +434,10 @@ void add_animate_command(CLI::App& app) {
     check_writable(o->out, "-o");
     check_distinct_files({{"the model", o->model}}, {{"-o", o->out}});
     const Checkpoint ckpt = load_checkpoint(o->model);
-    const int every = o->every > 0 ? o->every : auto_every(ckpt.schedule.T);
+    const int every = o->every > 0 ? o->every : auto_record_every(ckpt.schedule.T);
     const SampleConfig sc = sample_config(o->sampler, every);
     Trajectory tr;
-    sample_checkpoint(ckpt, sc, o->n, o->sampler.threads, &tr);
+    sample_checkpoint(ckpt, sc, o->n, o->sampler.config.threads, &tr);
     std::vector<std::string> labels;
     for (int t : tr.t) labels.push_back("t=" + std::to_string(t));
     GifOptions g;
@@ -481,7 +468,7 @@ ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, u
     if (s.epoch % every != 0 && s.epoch != s.epochs) return;
     SampleConfig sc;
     sc.seed = seed;
-    sc.record_every = auto_every(schedule.T());
+    sc.record_every = auto_record_every(schedule.T());
     sc.threads = threads;
     const Model& m = trainer.model();
     Trajectory tr;

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "options.h"
 #include "diffuse/evaluate.h"
 #include "diffuse/plot.h"
+#include "options.h"
 
 namespace diffuse::cli {
 
@@ -16,8 +16,6 @@ namespace diffuse::cli {
 // (recording the trajectory) and writes the reverse strip DIR/reverse_epoch_NNNN.png. Throws
 // UsageError naming --snapshot-every / --snapshot-dir when every < 1 or dir is not a writable
 // folder.
-// One frame per k steps so that a trajectory has about 100 states.
-int auto_every(int T);
 // "sigmoid schedule, T=100, β 0.0001..0.1" for figure titles (cosine: its offset s).
 std::string schedule_title(const Schedule& s);
 // The reverse strip: `panels` states spread over the trajectory, x_T and x_0 included.

@@ -1,22 +1,15 @@
 // `diffuse sample`: draws points from a trained model into a CSV file, streamed in chunks so that
 // memory does not grow with -n (the values are the same bits as drawing them all at once).
 #include <algorithm>
-#include <csignal>
 
 #include "commands.h"
-#include "options.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "options.h"
 
 namespace diffuse::cli {
 
 namespace {
-
-volatile std::sig_atomic_t g_sample_stop = 0;
-extern "C" void on_sample_signal(int sig) {
-  g_sample_stop = sig;
-  std::signal(sig, SIG_DFL);  // a second Ctrl-C kills at once; the temporary file then remains
-}
 
 // Rows per chunk: about 1 Mi values (4 MiB per buffer; the sampler holds 3 or 4 such buffers),
 // a multiple of the model's 256-column block and at least one block.
@@ -28,22 +21,21 @@ int chunk_rows_for(int dim) {
 }  // namespace
 
 void add_sample_command(CLI::App& app) {
-  struct Opts {
-    std::string model, out, sampler = "ddpm", variance = "posterior";
-    std::string x0_clamp = to_string(SampleConfig{}.x0_clamp);
-    bool round_integers = false;
-    int n = 10000, nfe = 0, threads = 1;
-    double eta = 0.0;
-    uint64_t seed = 0;
+  struct Opts {  // the library's defaults (SampleConfig{}), shown in --help
+    SampleConfig config;
+    std::string model, out, sampler = to_string(config.sampler),
+                            variance = to_string(config.variance),
+                            x0_clamp = to_string(config.x0_clamp);
+    int n = kDefaultSamplePoints;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("sample", "Sample points from a trained model into a CSV");
   cmd->add_option("model", o->model, "checkpoint (.safetensors)")->required();
   cmd->add_option("-n,--points", o->n, "number of samples")->capture_default_str();
-  add_seed_option(cmd, o->seed, "random seed");
+  add_seed_option(cmd, o->config.seed, "random seed");
   cmd->add_option("--sampler", o->sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
-  cmd->add_option("--nfe", o->nfe, "network evaluations (0: T)")->capture_default_str();
-  cmd->add_option("--eta", o->eta, "DDIM noise: 0 deterministic, 1 ancestral")
+  cmd->add_option("--nfe", o->config.nfe, "network evaluations (0: T)")->capture_default_str();
+  cmd->add_option("--eta", o->config.eta, "DDIM noise: 0 deterministic, 1 ancestral")
       ->capture_default_str();
   cmd->add_option("--variance", o->variance, "DDPM noise std: posterior or beta")
       ->capture_default_str();
@@ -51,20 +43,17 @@ void add_sample_command(CLI::App& app) {
                   "keep each step's x0 prediction inside the training data's range: clip, "
                   "threshold (Imagen's dynamic thresholding) or off")
       ->capture_default_str();
-  cmd->add_flag("--round-integers", o->round_integers,
+  cmd->add_flag("--round-integers", o->config.round_integers,
                 "round the columns that held only whole numbers in the training data");
-  cmd->add_option("--threads", o->threads, "threads")->capture_default_str();
+  cmd->add_option("--threads", o->config.threads, "threads")->capture_default_str();
   cmd->add_option("-o,--output", o->out, "output CSV file")->required();
   cmd->callback([o] {
-    SampleConfig sc;
+    SampleConfig sc = o->config;
     sc.sampler = parse_sampler(o->sampler);
     sc.variance = parse_variance(o->variance);
-    sc.nfe = o->nfe;
-    sc.eta = o->eta;
-    sc.seed = o->seed;
     sc.x0_clamp = parse_x0_clamp(o->x0_clamp);
-    sc.round_integers = o->round_integers;
-    if (o->threads < 1) throw UsageError("--threads: expected at least 1");
+    if (sc.threads < 1)
+      throw UsageError("--threads: expected 1..256, got " + std::to_string(sc.threads));
     if (o->n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(o->n));
     check_writable(o->out, "-o");
     check_distinct_files({{"the model", o->model}}, {{"-o", o->out}});
@@ -77,26 +66,16 @@ void add_sample_command(CLI::App& app) {
                     " cannot be written to a CSV header: " + why);
       }
     }
-    const Schedule schedule = make_schedule(ckpt.schedule);
-    sc.threads = o->threads;
-    validate(sc, schedule.T());
+    validate(sc, make_schedule(ckpt.schedule).T());
 
-    g_sample_stop = 0;
-    auto old_int = std::signal(SIGINT, on_sample_signal);
-    auto old_term = std::signal(SIGTERM, on_sample_signal);
-    struct Restore {
-      decltype(old_int) i, t;
-      ~Restore() {
-        std::signal(SIGINT, i);
-        std::signal(SIGTERM, t);
-      }
-    } restore{old_int, old_term};
+    // A second Ctrl-C kills at once; the temporary file then remains.
+    const StopSignals stop;
 
     CsvWriter out(o->out, ckpt.model.dim, ckpt.columns);
     try {
       sample_checkpoint_chunked(
-          ckpt, sc, o->n, o->threads, chunk_rows_for(ckpt.model.dim),
-          [&](int64_t, const Points& x) { out.write(x); }, [] { return g_sample_stop != 0; });
+          ckpt, sc, o->n, sc.threads, chunk_rows_for(ckpt.model.dim),
+          [&](int64_t, const Points& x) { out.write(x); }, [] { return StopSignals::requested(); });
     } catch (const Interrupted&) {
       throw Interrupted("sample: interrupted; " + o->out + " was not written");
     } catch (const UsageError&) {

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "commands.h"
-#include "options.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "options.h"
 #include "plot_command.h"
 
 namespace diffuse::cli {

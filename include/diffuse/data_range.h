@@ -36,6 +36,9 @@ enum class X0Clamp {
 inline constexpr double kThresholdQuantile = 0.995;  // Imagen's p
 std::string to_string(X0Clamp k);                    // "off", "clip", "threshold"
 std::optional<X0Clamp> x0_clamp_from_string(std::string_view name);
+std::vector<std::string> x0_clamp_names();
+// The clamp of that name, or unknown_name_error naming --x0-clamp.
+X0Clamp parse_x0_clamp(std::string_view name);
 
 // The range an x0 prediction is kept in, in the model's (normalized) units; empty: none.
 struct X0Range {

@@ -51,6 +51,13 @@ std::string describe(Shape s);
 //   25gaussians  25 equal modes on the grid {-2,-1,0,1,2}^2, each N(centre, noise^2 I)
 //   spiral       Archimedean r = theta / pi, theta = 4pi sqrt(u) (uniform along the arc), r <= 4
 inline constexpr double kMaxShapeNoise = 1000.0;
+// A draw of a built-in shape. Its defaults are those of `diffuse data`, `diffuse.make_shape` and
+// the training data of a run (RunConfig's n and noise); one source of truth.
+struct ShapeConfig {
+  int n = 10000;
+  double noise = 0.1;  // the tutorial's
+  uint64_t seed = 0;
+};
 Points make_shape(Shape s, int n, double noise, uint64_t seed);
 // make_shape's checks: UsageError naming -n (n < 1, or the points and the copies training makes
 // do not fit in memory) or --noise (negative, not finite, above kMaxShapeNoise).

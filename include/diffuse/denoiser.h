@@ -31,6 +31,8 @@ enum class LossWeighting { kUniform, kMinSnr };
 std::string to_string(LossWeighting w);  // "uniform", "min-snr"
 std::optional<LossWeighting> loss_weighting_from_string(std::string_view name);
 std::vector<std::string> loss_weighting_names();
+// The weighting of that name, or unknown_name_error naming --loss-weighting.
+LossWeighting parse_loss_weighting(std::string_view name);
 
 // The regression target for n elements at timestep t: eps, x0 or v = a eps - s x0.
 void prediction_target(Prediction p, const Schedule& s, int t, const float* x0, const float* eps,

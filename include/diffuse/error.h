@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace diffuse {
 
@@ -43,5 +44,11 @@ std::string quote_for_message(std::string_view text, std::size_t max_chars = 60)
 // Length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8 (overlong, surrogate,
 // beyond U+10FFFF, cut short). Shared by the CSV reader and quote_for_message.
 size_t utf8_length(std::string_view s, size_t i);
+
+// The one line for a name an enum option does not know, the same from the CLI and the Python
+// module: "OPTION: unknown WHAT "VALUE", expected one of A, B, C" (VALUE as quote_for_message).
+// Each enum's parse_* helper (parse_schedule, parse_sampler, ...) throws it.
+UsageError unknown_name_error(std::string_view option, std::string_view what,
+                              std::string_view value, const std::vector<std::string>& names);
 
 }  // namespace diffuse

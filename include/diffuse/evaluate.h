@@ -33,8 +33,8 @@ namespace diffuse {
 
 // The evaluation's settings; the CLI's `eval` options default to these (one source of truth).
 struct EvalConfig {
-  double noise = 0.1;    // of a built-in shape reference
-  uint64_t seed = 1000;  // of the reference draws, subsets and projection directions
+  double noise = ShapeConfig{}.noise;  // of a built-in shape reference
+  uint64_t seed = 1000;                // of the reference draws, subsets and projection directions
   // (score, floor) pairs averaged, and projection directions per pair. The estimator's noise is
   // mostly the draws' (two i.i.d. samples differ a lot), not the directions': many pairs with few
   // directions each. Measured on 10,000 samples, four eval seeds: 16 x 512 moved swd_ratio by

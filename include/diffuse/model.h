@@ -42,9 +42,13 @@ enum class Prediction { kEps, kX0, kV };
 std::string to_string(ModelKind k);  // "tutorial", "resmlp"
 std::optional<ModelKind> model_kind_from_string(std::string_view name);
 std::vector<std::string> model_kind_names();
+// The network of that name, or unknown_name_error naming --model.
+ModelKind parse_model_kind(std::string_view name);
 std::string to_string(Prediction p);  // "eps", "x0", "v"
 std::optional<Prediction> prediction_from_string(std::string_view name);
 std::vector<std::string> prediction_names();
+// The target of that name, or unknown_name_error naming --predict.
+Prediction parse_prediction(std::string_view name);
 
 struct ModelConfig {
   int dim = 2;       // D, data dimensions

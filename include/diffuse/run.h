@@ -25,9 +25,9 @@ namespace diffuse {
 // schedule's and optimizer's come from ScheduleConfig{} and TrainConfig{}; measured in
 // docs/DEFAULTS.md); RunConfig::tutorial() is the tutorial's own run (`--as-tutorial`).
 struct RunConfig {
-  std::string data = "swiss_roll";  // shape name or CSV path (a label when points are given)
-  int n = 10000;                    // points generated for a shape
-  double noise = 0.1;               // noise of a generated shape
+  std::string data = "swiss_roll";     // shape name or CSV path (a label when points are given)
+  int n = ShapeConfig{}.n;             // points generated for a shape
+  double noise = ShapeConfig{}.noise;  // noise of a generated shape
   ScheduleConfig schedule;
   int hidden = 128;  // hidden width H of the model
   // Train on standardized columns (mean 0, std 1), built-in shapes and points in memory included;
@@ -53,6 +53,12 @@ struct RunConfig {
   // with H = 128 predicting eps.
   static RunConfig tutorial();
 };
+
+// Points drawn by `diffuse sample` and Model.sample, and by a recorded reverse process (`diffuse
+// animate`, Model.sample_trajectory, training snapshots), which keeps every state and so draws
+// fewer. Their thread count and sampler settings default to SampleConfig{}'s.
+inline constexpr int kDefaultSamplePoints = 10000;
+inline constexpr int kDefaultTrajectoryPoints = 2000;
 
 // What a caller hears from a run; every member may be empty.
 struct RunCallbacks {

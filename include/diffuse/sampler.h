@@ -21,10 +21,16 @@ namespace diffuse {
 enum class SamplerKind { kDdpm, kDdim, kDpmpp2m };
 enum class VarianceKind { kPosterior, kBeta };
 
-std::string to_string(SamplerKind k);
+std::string to_string(SamplerKind k);  // "ddpm", "ddim", "dpmpp2m"
 std::optional<SamplerKind> sampler_from_string(std::string_view name);
-std::string to_string(VarianceKind k);
+std::vector<std::string> sampler_names();
+// The sampler of that name, or unknown_name_error naming --sampler.
+SamplerKind parse_sampler(std::string_view name);
+std::string to_string(VarianceKind k);  // "posterior", "beta"
 std::optional<VarianceKind> variance_from_string(std::string_view name);
+std::vector<std::string> variance_names();
+// The variance of that name, or unknown_name_error naming --variance.
+VarianceKind parse_variance(std::string_view name);
 
 // eps = eps_theta(x, t) for n columns at timestep t. x and eps are (D, n) column-major.
 using EpsFn = std::function<void(const float* x, int t, int n, float* eps)>;
@@ -55,6 +61,10 @@ struct SampleConfig {
 // step that evaluates the model at t, the state is labelled t; the final sample has label 0).
 // With record_every = k > 0: when all T timesteps are evaluated (DDPM, or nfe = T), x_T and the
 // states after the steps with t % k == 0; with nfe < T, x_T and the state after every step.
+// The record_every that keeps about 100 states of a T-step trajectory (every state when T <= 100):
+// the figures' and animations' default (`plot reverse`, `animate --every 0`, snapshots).
+int auto_record_every(int T);
+
 struct Trajectory {
   std::vector<int> t;
   std::vector<Points> x;

@@ -14,6 +14,8 @@ enum class ScheduleKind { kLinear, kSigmoid, kQuadratic, kCosine };
 std::string to_string(ScheduleKind kind);
 std::optional<ScheduleKind> schedule_from_string(std::string_view name);
 std::vector<std::string> schedule_names();
+// The kind of that name, or unknown_name_error naming --schedule.
+ScheduleKind parse_schedule(std::string_view name);
 
 // The defaults are `diffuse train`'s (docs/DEFAULTS.md): the tutorial's sigmoid schedule over
 // T = 100 steps but ending at beta 0.1, so that x_T is close to N(0, I) (the tutorial's 0.02 leaves

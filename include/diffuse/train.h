@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diffuse/denoiser.h"
@@ -21,6 +22,11 @@
 namespace diffuse {
 
 enum class LrSchedule { kConstant, kCosine };
+std::string to_string(LrSchedule s);  // "constant", "cosine"
+std::optional<LrSchedule> lr_schedule_from_string(std::string_view name);
+std::vector<std::string> lr_schedule_names();
+// The learning-rate schedule of that name, or unknown_name_error naming --lr-schedule.
+LrSchedule parse_lr_schedule(std::string_view name);
 
 // The default training budget, in optimizer steps: the tutorial's 1000 epochs of 10,000 points in
 // batches of 128 (79 steps an epoch), so that 150 rows get as many updates as 10,000.

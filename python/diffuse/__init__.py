@@ -18,12 +18,59 @@ import inspect as _inspect
 import sys as _sys
 import warnings as _warnings
 
-from ._diffuse import Model, evaluate, load, make_shape, shape_names
-from ._diffuse import _train, train_defaults, tutorial_settings
+from ._diffuse import Model, load, shape_names
+from ._diffuse import _evaluate, _make_shape, _train
+from ._diffuse import (evaluate_defaults, make_shape_defaults, sample_defaults,
+                       trajectory_defaults, train_defaults, tutorial_settings)
 from . import safetensors
 
 __all__ = ["Model", "evaluate", "load", "make_shape", "shape_names", "train", "train_defaults",
-           "tutorial_settings", "safetensors"]
+           "tutorial_settings", "make_shape_defaults", "sample_defaults", "trajectory_defaults",
+           "evaluate_defaults", "safetensors"]
+
+
+def _with_defaults(name, impl, leading, defaults, doc):
+    """A function `name(*leading, **defaults)` calling impl with every argument in that order.
+
+    The defaults come from the library (the *_defaults() dicts), so Python's signature, the CLI's
+    --help and the library's structs cannot drift apart."""
+    P = _inspect.Parameter
+    signature = _inspect.Signature(
+        [P(k, P.POSITIONAL_OR_KEYWORD) for k in leading]
+        + [P(k, P.POSITIONAL_OR_KEYWORD, default=v) for k, v in defaults.items()])
+
+    def call(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)  # TypeError for an unknown keyword
+        bound.apply_defaults()
+        return impl(*bound.arguments.values())
+    call.__name__ = call.__qualname__ = name
+    call.__signature__ = signature
+    call.__doc__ = doc
+    return call
+
+
+make_shape = _with_defaults(
+    "make_shape", _make_shape, ["name"], make_shape_defaults(),
+    """n points of a built-in shape (see shape_names()) as an (n, 2) float32 array: the points
+    of `diffuse data NAME -n N --noise X --seed S`.""")
+
+evaluate = _with_defaults(
+    "evaluate", _evaluate, ["samples", "reference"], {**evaluate_defaults(), "train": None},
+    """Scores samples (an (N, D) array) against a reference: a shape name, a CSV path or an
+    array of rows. The dict of `diffuse eval --json` (the same library function and options);
+    train (rows or a CSV path) adds copy_share.""")
+
+Model.sample = _with_defaults(
+    "sample", Model._sample, ["self"], sample_defaults(),
+    """n samples (n, D) in the data's units: `diffuse sample` with the same options. The same seed
+    and threads give the same bits. x0_clamp keeps each step's x0 prediction inside the training
+    data's range (clip, threshold or off); round_integers rounds the columns that held only whole
+    numbers.""")
+
+Model.sample_trajectory = _with_defaults(
+    "sample_trajectory", Model._sample_trajectory, ["self"], trajectory_defaults(),
+    """The DDPM reverse process as `diffuse animate` records it: (timesteps, states (K, n, D)),
+    x_T first and the samples last, a state every `every` steps (0: about 100 states).""")
 
 # Keywords of `diffuse train` (its long option names, '-' as '_') beyond the ones with a library
 # default: these have "none" as their default.
@@ -117,11 +164,16 @@ data: an (N, D) array of real numbers (copied once, into the run's float32 row-m
 Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default
     (see train_defaults()): points, noise, updates, epochs, batch_size, standardize, lr, steps,
     schedule, beta_start, beta_end, hidden, model, depth, predict, loss_weighting, snr_gamma,
-    seed, threads, grad_clip, ema, warmup, lr_schedule,
-    lr_min, checkpoint_every, resume, log, output (the checkpoint path; nothing is written
-    without it, and log needs it), as_tutorial (the tutorial's settings for every keyword not
-    given), quiet (no progress bar; a progress callable is still called). resume=PATH continues a
-    stopped run; a run trained on an array needs the same array again: train(x, resume=PATH).
+    seed, threads, grad_clip, ema, warmup, lr_schedule, lr_min, checkpoint_every,
+    snapshot_every, snapshot_dir, snapshot_points (the reverse process drawn as
+    snapshot_dir/reverse_epoch_NNNN.png every N epochs and after the last, as `diffuse train`
+    draws it), resume, log, output (the checkpoint path; nothing is written without it, and log
+    needs it), as_tutorial (the tutorial's settings for every keyword not given), quiet (no
+    progress bar; a progress callable is still called).
+resume=PATH continues a stopped run; a run trained on an array needs the same array again:
+    train(x, resume=PATH). As with `diffuse train --resume`, a keyword given with resume must be
+    the stored run's value (ValueError naming it otherwise), except epochs, updates, threads,
+    checkpoint_every, the snapshots, log and output.
 progress: a callable receiving each epoch's statistics (a dict: epoch, epochs, mean_loss,
     last_loss, steps, seconds, steps_per_s), or True for a tqdm bar (a plain line every 2 s
     when tqdm is not installed).

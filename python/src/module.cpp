@@ -222,7 +222,7 @@ py::dict train_defaults(const RunConfig& c) {
   d["grad_clip"] = c.train.grad_clip;
   d["ema"] = c.train.ema_decay;
   d["warmup"] = c.train.warmup_steps;
-  d["lr_schedule"] = c.train.lr_schedule == LrSchedule::kCosine ? "cosine" : "constant";
+  d["lr_schedule"] = to_string(c.train.lr_schedule);
   d["lr_min"] = c.train.lr_min;
   d["checkpoint_every"] = c.checkpoint_every;
   return d;
@@ -263,43 +263,20 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   if (has("lr")) c.train.lr = option<double>(o, "lr", "--lr");
   if (has("steps")) c.schedule.T = option<int>(o, "steps", "--steps");
   if (has("schedule")) {
-    const auto name = option<std::string>(o, "schedule", "--schedule");
-    const auto kind = schedule_from_string(name);
-    if (!kind) {
-      std::string names;
-      for (const auto& n : schedule_names()) names += (names.empty() ? "" : ", ") + n;
-      throw UsageError("--schedule: unknown schedule '" + name + "', expected one of " + names);
-    }
-    c.schedule.kind = *kind;
+    c.schedule.kind = parse_schedule(option<std::string>(o, "schedule", "--schedule"));
   }
   if (has("beta_start")) c.schedule.beta_start = option<double>(o, "beta_start", "--beta-start");
   if (has("beta_end")) c.schedule.beta_end = option<double>(o, "beta_end", "--beta-end");
   if (has("hidden")) c.hidden = option<int>(o, "hidden", "--hidden");
-  // The CLI's names and messages for the network's choices (enum <-> string in the library).
-  const auto choice = [&](const char* key, const char* cli, const std::string& what,
-                          const auto& from_string, const std::vector<std::string>& names) {
-    const auto v = option<std::string>(o, key, cli);
-    if (auto k = from_string(v)) return *k;
-    std::string list;
-    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-    throw UsageError(std::string(cli) + ": unknown " + what + " '" + v + "', expected one of " +
-                     list);
-  };
-  if (has("model")) {
-    c.model = choice(
-        "model", "--model", "model", [](const std::string& v) { return model_kind_from_string(v); },
-        model_kind_names());
-  }
+  // The CLI's names and messages for the choices: the library's parse_* (enum <-> string).
+  if (has("model")) c.model = parse_model_kind(option<std::string>(o, "model", "--model"));
   if (has("depth")) c.depth = option<int>(o, "depth", "--depth");
   if (has("predict")) {
-    c.prediction = choice(
-        "predict", "--predict", "target",
-        [](const std::string& v) { return prediction_from_string(v); }, prediction_names());
+    c.prediction = parse_prediction(option<std::string>(o, "predict", "--predict"));
   }
   if (has("loss_weighting")) {
-    c.train.loss_weighting = choice(
-        "loss_weighting", "--loss-weighting", "weighting",
-        [](const std::string& v) { return loss_weighting_from_string(v); }, loss_weighting_names());
+    c.train.loss_weighting =
+        parse_loss_weighting(option<std::string>(o, "loss_weighting", "--loss-weighting"));
   }
   if (has("snr_gamma")) c.train.snr_gamma = option<double>(o, "snr_gamma", "--snr-gamma");
   if (has("seed")) c.train.seed = option<uint64_t>(o, "seed", "--seed");
@@ -308,14 +285,7 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   if (has("ema")) c.train.ema_decay = option<double>(o, "ema", "--ema");
   if (has("warmup")) c.train.warmup_steps = option<int>(o, "warmup", "--warmup");
   if (has("lr_schedule")) {
-    const auto v = option<std::string>(o, "lr_schedule", "--lr-schedule");
-    if (v == "constant") {
-      c.train.lr_schedule = LrSchedule::kConstant;
-    } else if (v == "cosine") {
-      c.train.lr_schedule = LrSchedule::kCosine;
-    } else {
-      throw UsageError("--lr-schedule: expected constant or cosine, got '" + v + "'");
-    }
+    c.train.lr_schedule = parse_lr_schedule(option<std::string>(o, "lr_schedule", "--lr-schedule"));
   }
   if (has("lr_min")) c.train.lr_min = option<double>(o, "lr_min", "--lr-min");
   if (has("checkpoint_every")) {
@@ -324,6 +294,19 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   if (has("resume")) c.resume = to_path(o["resume"], "--resume");
   if (has("log")) c.log = to_path(o["log"], "--log");
   if (has("output")) c.out = to_path(o["output"], "-o");
+  // As the CLI's note_given_options: a resumed run refuses a given option that differs from the
+  // stored run's (RunConfig::given holds the command-line names).
+  for (const auto& [key, value] : o) {
+    if (value.is_none()) continue;
+    const std::string k = py::str(key);
+    if (k == "points") {
+      c.given.insert("-n");
+    } else if (k != "resume" && k != "log" && k != "output") {
+      std::string name = "--" + k;
+      std::replace(name.begin(), name.end(), '_', '-');
+      c.given.insert(name);
+    }
+  }
   return c;
 }
 
@@ -333,6 +316,7 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
 py::tuple train_model(const py::object& data, const py::dict& options, bool as_tutorial,
                       const py::object& on_epoch, const py::object& on_warning) {
   RunConfig config = run_config(options, as_tutorial);
+  if (!data.is_none()) config.given.insert("--data");
   std::optional<Dataset> points;
   if (is_path_like(data)) {
     config.data = to_path(data, "data");
@@ -407,31 +391,55 @@ py::tuple train_model(const py::object& data, const py::dict& options, bool as_t
   return py::make_tuple(std::move(model), interrupted);
 }
 
+// The defaults of Model.sample's keywords (`diffuse sample`'s options), from SampleConfig{}.
+py::dict sample_defaults() {
+  const SampleConfig s;
+  py::dict d;
+  d["n"] = kDefaultSamplePoints;
+  d["seed"] = s.seed;
+  d["sampler"] = to_string(s.sampler);
+  d["nfe"] = s.nfe;
+  d["eta"] = s.eta;
+  d["variance"] = to_string(s.variance);
+  d["threads"] = s.threads;
+  d["x0_clamp"] = to_string(s.x0_clamp);
+  d["round_integers"] = s.round_integers;
+  return d;
+}
+
+// A string keyword (the CLI's option name in the message).
+std::string to_text(const py::handle& v, const std::string& name) {
+  if (!py::isinstance<py::str>(v)) {
+    throw py::type_error(name + ": expected a string, got " + std::string(py::repr(v)));
+  }
+  return v.cast<std::string>();
+}
+
+bool to_bool(const py::handle& v, const std::string& name) {
+  if (!PyBool_Check(v.ptr())) {
+    throw py::type_error(name + ": expected True or False, got " + std::string(py::repr(v)));
+  }
+  return v.ptr() == Py_True;
+}
+
 py::array sample_model(const PyModel& m, const py::object& n_obj, const py::object& seed,
-                       const std::string& sampler, const py::object& nfe, double eta,
-                       const std::string& variance, const py::object& threads_obj) {
+                       const py::object& sampler, const py::object& nfe, const py::object& eta,
+                       const py::object& variance, const py::object& threads,
+                       const py::object& x0_clamp, const py::object& round_integers) {
   const int n = to_int<int>(n_obj, "-n");
-  const int threads = to_int<int>(threads_obj, "--threads");
   SampleConfig sc;
-  const auto kind = sampler_from_string(sampler);
-  if (!kind) {
-    throw UsageError("--sampler: unknown sampler '" + sampler +
-                     "', expected one of ddpm, ddim, dpmpp2m");
-  }
-  const auto var = variance_from_string(variance);
-  if (!var) {
-    throw UsageError("--variance: unknown variance '" + variance + "', expected posterior or beta");
-  }
-  sc.sampler = *kind;
-  sc.variance = *var;
+  sc.sampler = parse_sampler(to_text(sampler, "--sampler"));
+  sc.variance = parse_variance(to_text(variance, "--variance"));
   sc.nfe = to_int<int>(nfe, "--nfe");
-  sc.eta = eta;
+  sc.eta = to_double(eta, "--eta");
   sc.seed = to_int<uint64_t>(seed, "--seed");
-  if (threads < 1) throw UsageError("--threads: expected at least 1");
+  sc.threads = to_int<int>(threads, "--threads");
+  sc.x0_clamp = parse_x0_clamp(to_text(x0_clamp, "--x0-clamp"));
+  sc.round_integers = to_bool(round_integers, "--round-integers");
   Points x;
   {
     py::gil_scoped_release release;
-    x = sample_checkpoint(m.checkpoint, sc, n, threads);
+    x = sample_checkpoint(m.checkpoint, sc, n, sc.threads);
   }
   return to_numpy(std::move(x));
 }
@@ -439,8 +447,21 @@ py::array sample_model(const PyModel& m, const py::object& n_obj, const py::obje
 // diffuse.evaluate: the library's evaluate_samples (the same protocol and JSON as `diffuse eval`),
 // against a shape name, a CSV path (str or os.PathLike) or an array of reference rows; train adds
 // copy_share.
-py::object evaluate_for_python(const py::object& samples, const py::object& reference, double noise,
-                               const py::object& seed_obj, const py::object& train) {
+py::dict evaluate_defaults() {
+  const EvalConfig e;
+  py::dict d;
+  d["noise"] = e.noise;
+  d["seed"] = e.seed;
+  d["pairs"] = e.pairs;
+  d["directions"] = e.directions;
+  return d;
+}
+
+py::object evaluate_for_python(const py::object& samples, const py::object& reference,
+                               const py::object& noise_obj, const py::object& seed_obj,
+                               const py::object& pairs, const py::object& directions,
+                               const py::object& train) {
+  const double noise = to_double(noise_obj, "--noise");
   const uint64_t seed = to_int<uint64_t>(seed_obj, "--seed");
   const Points x = to_points(samples, "samples");
   Reference ref;
@@ -461,6 +482,8 @@ py::object evaluate_for_python(const py::object& samples, const py::object& refe
   EvalConfig config;
   config.noise = noise;
   config.seed = seed;
+  config.pairs = to_int<int>(pairs, "--pairs");
+  config.directions = to_int<int>(directions, "--directions");
   std::string json;
   {
     py::gil_scoped_release release;
@@ -484,17 +507,25 @@ py::dict state_dict(const PyModel& m) {
 
 // The reverse process: the states at the timesteps a sampler records every `every` steps (0: about
 // 100 states), x_T first and the samples last, as (K, n, D) in the data's units.
+py::dict trajectory_defaults() {
+  const SampleConfig s;
+  py::dict d;
+  d["n"] = kDefaultTrajectoryPoints;
+  d["seed"] = s.seed;
+  d["every"] = 0;
+  d["threads"] = s.threads;
+  return d;
+}
+
 py::tuple sample_trajectory(const PyModel& m, const py::object& n_obj, const py::object& seed,
                             const py::object& every_obj, const py::object& threads_obj) {
   const int n = to_int<int>(n_obj, "-n");
   const int every = to_int<int>(every_obj, "--every");
   const int threads = to_int<int>(threads_obj, "--threads");
-  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
+  if (every < 0) throw UsageError("--every: expected >= 0, got " + std::to_string(every));
   SampleConfig sc;
   sc.seed = to_int<uint64_t>(seed, "--seed");
-  const int T = m.checkpoint.schedule.T;
-  sc.record_every = every > 0 ? every : std::max(1, T / 100);
-  if (threads < 1) throw UsageError("--threads: expected at least 1");
+  sc.record_every = every > 0 ? every : auto_record_every(m.checkpoint.schedule.T);
   Trajectory tr;
   {
     py::gil_scoped_release release;
@@ -562,11 +593,26 @@ PYBIND11_MODULE(_diffuse, m) {
     for (Shape s : all_shapes()) names.push_back(to_string(s));
     return names;
   });
+  // make_shape, evaluate, Model.sample and Model.sample_trajectory take their keywords' defaults
+  // from these dicts (python/diffuse/__init__.py builds their signatures): the library's structs.
+  m.def("make_shape_defaults", [] {
+    const ShapeConfig s;
+    py::dict d;
+    d["n"] = s.n;
+    d["noise"] = s.noise;
+    d["seed"] = s.seed;
+    return d;
+  });
+  m.def("sample_defaults", &sample_defaults);
+  m.def("trajectory_defaults", &trajectory_defaults);
+  m.def("evaluate_defaults", &evaluate_defaults);
   m.def(
-      "make_shape",
-      [](const std::string& name, const py::object& n_obj, double noise, const py::object& seed) {
-        const Shape shape = parse_shape(name);  // the line of `diffuse data NAME`
+      "_make_shape",
+      [](const py::object& name, const py::object& n_obj, const py::object& noise_obj,
+         const py::object& seed) {
+        const Shape shape = parse_shape(to_text(name, "name"));  // the line of `diffuse data NAME`
         const int n = to_int<int>(n_obj, "-n");
+        const double noise = to_double(noise_obj, "--noise");
         const uint64_t s = to_int<uint64_t>(seed, "--seed");
         Points x;
         {
@@ -575,7 +621,7 @@ PYBIND11_MODULE(_diffuse, m) {
         }
         return to_numpy(std::move(x));
       },
-      py::arg("name"), py::arg("n") = 10000, py::arg("noise") = 0.1, py::arg("seed") = 0);
+      py::arg("name"), py::arg("n"), py::arg("noise"), py::arg("seed"));
   m.def("_train", &train_model, py::arg("data"), py::arg("options"), py::arg("as_tutorial"),
         py::arg("on_epoch"), py::arg("on_warning"));
   m.def(
@@ -589,28 +635,22 @@ PYBIND11_MODULE(_diffuse, m) {
         return model;
       },
       py::arg("path"), "Loads a checkpoint written by `diffuse train` or Model.save.");
-  const EvalConfig ed;
-  m.def("evaluate", &evaluate_for_python, py::arg("samples"), py::arg("reference"),
-        py::arg("noise") = ed.noise, py::arg("seed") = py::int_(ed.seed),
-        py::arg("train") = py::none());
+  m.def("_evaluate", &evaluate_for_python, py::arg("samples"), py::arg("reference"),
+        py::arg("noise"), py::arg("seed"), py::arg("pairs"), py::arg("directions"),
+        py::arg("train"));
 
-  const SampleConfig sd;
   py::class_<PyModel>(m, "Model", "A trained denoising diffusion model (a checkpoint in memory).")
-      .def("sample", &sample_model, py::arg("n") = 10000, py::arg("seed") = py::int_(sd.seed),
-           py::arg("sampler") = to_string(sd.sampler), py::arg("nfe") = sd.nfe,
-           py::arg("eta") = sd.eta, py::arg("variance") = to_string(sd.variance),
-           py::arg("threads") = 1,
-           "n samples (n, D) in the data's units; the same seed and threads give the same bits "
-           "as `diffuse sample`.")
+      .def("_sample", &sample_model, py::arg("n"), py::arg("seed"), py::arg("sampler"),
+           py::arg("nfe"), py::arg("eta"), py::arg("variance"), py::arg("threads"),
+           py::arg("x0_clamp"), py::arg("round_integers"))
       .def(
           "save",
           [](const PyModel& m, const py::object& path) {
             save_checkpoint(to_path(path, "path"), m.checkpoint);
           },
           py::arg("path"), "Writes the model as safetensors (resumable if training was stopped).")
-      .def("sample_trajectory", &sample_trajectory, py::arg("n") = 2000,
-           py::arg("seed") = py::int_(sd.seed), py::arg("every") = 0, py::arg("threads") = 1,
-           "The DDPM reverse process: (timesteps, states (K, n, D)), x_T first, samples last.")
+      .def("_sample_trajectory", &sample_trajectory, py::arg("n"), py::arg("seed"),
+           py::arg("every"), py::arg("threads"))
       .def("predict_noise", &predict_noise, py::arg("x"), py::arg("t"),
            "The network's eps_theta(x, t) for x (n, D) in the model's standardized units.")
       .def_property_readonly(

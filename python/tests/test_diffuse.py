@@ -87,6 +87,58 @@ def test_train_keywords_and_cli_options_are_the_same_set_both_ways():
     assert options - keywords == CLI_ONLY, "`diffuse train` options that Python lacks"
 
 
+def help_defaults(*command):
+    """{keyword: the default `diffuse COMMAND --help` shows (None for a flag)} under Python's
+    names: the long option with '-' as '_', and -n,--points as n."""
+    shown = {}
+    for line in cli(*command, "--help").stdout.splitlines():
+        words = line.split()
+        if not words or not words[0].startswith("-"):
+            continue
+        names = words[0].split(",")
+        key = "n" if "-n" in names else [w for w in names if w.startswith("--")][0][2:]
+        default = words[1].split("=", 1)[1] if len(words) > 1 and "=" in words[1] else None
+        shown[key.replace("-", "_")] = default
+    shown.pop("help", None)
+    return shown
+
+
+def assert_same_default(key, shown, value):
+    if isinstance(value, bool):
+        assert shown is None and value is False, (key, shown, value)  # a flag, off by default
+    elif isinstance(value, float):
+        assert float(shown) == value, (key, shown, value)
+    else:
+        assert shown == str(value), (key, shown, value)
+
+
+@pytest.mark.parametrize("function, leading, command, cli_only", [
+    (diffuse.make_shape, ["name"], ["data"], {"output", "list"}),
+    (diffuse.Model.sample, ["self"], ["sample"], {"output"}),
+    (diffuse.Model.sample_trajectory, ["self"], ["animate"],
+     {"output", "size", "frame_ms", "hold_ms", "sampler", "nfe", "eta", "variance"}),
+    (diffuse.evaluate, ["samples", "reference"], ["eval"], {"against", "json"}),
+])
+def test_every_keyword_default_is_the_cli_default(function, leading, command, cli_only):
+    import inspect
+    parameters = inspect.signature(function).parameters
+    assert list(parameters)[:len(leading)] == leading
+    keywords = {k: p.default for k, p in parameters.items() if k not in leading}
+    shown = help_defaults(*command)
+    assert set(shown) - set(keywords) == cli_only, "CLI options that Python lacks"
+    for key, value in keywords.items():
+        if key == "train":  # eval --train FILE: no default
+            assert value is None and shown[key] is None
+            continue
+        assert key in shown, f"{key}: no such option in `diffuse {command[0]}`"
+        assert_same_default(key, shown[key], value)
+    # The defaults are the library's dicts, and they are real values (not all zero).
+    assert diffuse.sample_defaults()["n"] == 10000 and diffuse.sample_defaults()["x0_clamp"] == "clip"
+    assert diffuse.trajectory_defaults()["n"] == 2000
+    assert (diffuse.evaluate_defaults()["pairs"], diffuse.evaluate_defaults()["seed"]) == (384, 1000)
+    assert diffuse.make_shape_defaults() == {"n": 10000, "noise": 0.1, "seed": 0}
+
+
 def test_make_shape_is_the_cli_data():
     x = diffuse.make_shape("moons", n=500, noise=0.1, seed=3)
     assert x.shape == (500, 2) and x.dtype == np.float32 and x.flags.c_contiguous
@@ -203,6 +255,9 @@ def test_evaluate_has_the_keys_and_numbers_of_eval_json(cli_model, tmp_path):
     ("beta_end", 1.5, ["--beta-end", 1.5]),
     ("schedule", "cubic", ["--schedule", "cubic"]),
     ("lr_schedule", "step", ["--lr-schedule", "step"]),
+    ("model", "transformer", ["--model", "transformer"]),
+    ("predict", "score", ["--predict", "score"]),
+    ("loss_weighting", "p2", ["--loss-weighting", "p2"]),
     ("batch_size", 5000, ["-n", 1000, "--batch-size", 5000]),
 ])
 def test_bad_values_raise_value_error_with_the_cli_message(tmp_path, keyword, value, cli_args):
@@ -306,7 +361,7 @@ def test_bad_names_and_files_give_the_cli_line(tmp_path):
     with pytest.raises(ValueError, match="missing.safetensors"):
         diffuse.load(missing)
     model = diffuse.train("moons", points=300, epochs=1, hidden=8)
-    with pytest.raises(ValueError, match="--sampler: unknown sampler 'euler'"):
+    with pytest.raises(ValueError, match='--sampler: unknown sampler "euler"'):
         model.sample(10, sampler="euler")
     with pytest.raises(ValueError, match="-n: expected at least 1 sample"):
         model.sample(0)
@@ -468,3 +523,101 @@ def test_the_tutorial_example_runs_and_its_pytorch_round_trip_agrees(tmp_path):
     assert "swd_ratio" in r.stdout
     if "PyTorch is not installed" not in r.stderr:
         assert "relative difference" in r.stdout, r.stdout
+
+
+# ---- sampling options, resume: as the CLI ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def integer_model(tmp_path_factory):
+    """A model of a table with a whole-number column (so rounding and the clamp have work)."""
+    d = tmp_path_factory.mktemp("int")
+    rng = np.random.default_rng(4)
+    x = np.column_stack([rng.integers(0, 6, 800), rng.normal(size=800) * 2.0 + 1.0])
+    np.savetxt(d / "t.csv", x, delimiter=",", fmt="%.9g", header="count,value", comments="")
+    path = d / "t.safetensors"
+    cli("train", "--data", d / "t.csv", "--epochs", 3, "--hidden", 16, "--seed", 1, "-q",
+        "-o", path)
+    return path
+
+
+@pytest.mark.parametrize("clamp, rounding, threads", [
+    ("clip", False, 1), ("off", True, 2), ("threshold", True, 1), ("off", False, 2)])
+def test_x0_clamp_and_round_integers_sample_the_cli_bits(integer_model, tmp_path, clamp,
+                                                         rounding, threads):
+    out = tmp_path / "s.csv"
+    cli("sample", integer_model, "-n", 600, "--seed", 5, "--threads", threads,
+        "--x0-clamp", clamp, *(["--round-integers"] if rounding else []), "-o", out)
+    y = diffuse.load(integer_model).sample(600, seed=5, threads=threads, x0_clamp=clamp,
+                                           round_integers=rounding)
+    np.testing.assert_array_equal(y, read_csv(out))
+    whole = np.all(y[:, 0] == np.round(y[:, 0]))
+    assert whole == rounding  # 3 epochs do not learn whole numbers: only rounding gives them
+
+
+def test_the_clamp_keywords_change_the_samples(integer_model):
+    model = diffuse.load(integer_model)
+    clipped = model.sample(2000, seed=1)  # the default: clip to the training data's range
+    free = model.sample(2000, seed=1, x0_clamp="off")
+    assert clipped[:, 0].min() >= 0.0 and clipped[:, 0].max() <= 5.0
+    assert not np.array_equal(clipped, free)
+    assert free[:, 0].min() < 0.0 or free[:, 0].max() > 5.0  # an undertrained model strays
+
+
+@pytest.mark.parametrize("keyword, value, option", [
+    ("sampler", "euler", "--sampler"), ("variance", "lower", "--variance"),
+    ("x0_clamp", "wrap", "--x0-clamp")])
+def test_an_unknown_sampling_name_is_the_cli_line(integer_model, tmp_path, keyword, value, option):
+    message = cli_error("sample", integer_model, option, value, "-o", tmp_path / "s.csv")
+    assert message.startswith(f'{option}: unknown ') and "expected one of" in message
+    with pytest.raises(ValueError) as e:
+        diffuse.load(integer_model).sample(10, **{keyword: value})
+    assert str(e.value) == message
+    with pytest.raises(TypeError, match=f"^{option}: expected a string, got 3$"):
+        diffuse.load(integer_model).sample(10, **{keyword: 3})
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+    """A resumable checkpoint: moons, stopped after epoch 2 of 4."""
+    path = tmp_path_factory.mktemp("resume") / "stopped.safetensors"
+
+    def stop_at_two(s):
+        if s["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        model = diffuse.train("moons", points=600, epochs=4, hidden=16, seed=3, progress=stop_at_two)
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize("keyword, value, cli_args", [
+    ("lr", 0.5, ["--lr", 0.5]),
+    ("hidden", 32, ["--hidden", 32]),
+    ("points", 700, ["-n", 700]),
+    ("schedule", "cosine", ["--schedule", "cosine"]),
+    ("epochs", 2, ["--epochs", 2]),
+])
+def test_resume_refuses_a_conflicting_keyword_with_the_cli_line(stopped_run, tmp_path, keyword,
+                                                                value, cli_args):
+    message = cli_error("train", "--resume", stopped_run, *cli_args,
+                        "-o", tmp_path / "r.safetensors")
+    assert message.startswith(cli_args[0] + ": ")
+    with pytest.raises(ValueError) as e:
+        diffuse.train(resume=str(stopped_run), **{keyword: value})
+    assert str(e.value) == message
+
+
+def test_resume_accepts_the_stored_values_and_the_changeable_ones(stopped_run, tmp_path):
+    full = diffuse.train("moons", points=600, epochs=4, hidden=16, seed=3)
+    # The stored values again, and --threads, which may change, resume as the CLI does.
+    resumed = diffuse.train("moons", resume=stopped_run, points=600, hidden=16, seed=3, threads=1)
+    assert resumed.finished and resumed.epochs == 4
+    np.testing.assert_array_equal(resumed.sample(200, seed=1), full.sample(200, seed=1))
+    message = cli_error("train", "--data", "circles", "--resume", stopped_run,
+                        "-o", tmp_path / "r.safetensors")
+    with pytest.raises(ValueError) as e:
+        diffuse.train("circles", resume=stopped_run)
+    assert str(e.value) == message and message.startswith("--data: ")
+    longer = diffuse.train(resume=stopped_run, epochs=5)
+    assert longer.epochs == 5

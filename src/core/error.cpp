@@ -71,4 +71,15 @@ std::string quote_for_message(std::string_view text, std::size_t max_chars) {
   return out;
 }
 
+UsageError unknown_name_error(std::string_view option, std::string_view what,
+                              std::string_view value, const std::vector<std::string>& names) {
+  std::string list;
+  for (const std::string& n : names) {
+    if (!list.empty()) list += ", ";
+    list += n;
+  }
+  return UsageError(std::string(option) + ": unknown " + std::string(what) + " " +
+                    quote_for_message(value, 40) + ", expected one of " + list);
+}
+
 }  // namespace diffuse

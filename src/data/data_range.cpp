@@ -78,6 +78,13 @@ std::optional<X0Clamp> x0_clamp_from_string(std::string_view name) {
   return std::nullopt;
 }
 
+std::vector<std::string> x0_clamp_names() { return {"clip", "threshold", "off"}; }
+
+X0Clamp parse_x0_clamp(std::string_view name) {
+  if (auto k = x0_clamp_from_string(name)) return *k;
+  throw unknown_name_error("--x0-clamp", "mode", name, x0_clamp_names());
+}
+
 X0Range x0_range(const DataRange& range, const Normalization& norm) {
   X0Range r;
   if (range.empty()) return r;

@@ -20,6 +20,11 @@ std::optional<LossWeighting> loss_weighting_from_string(std::string_view name) {
 
 std::vector<std::string> loss_weighting_names() { return {"uniform", "min-snr"}; }
 
+LossWeighting parse_loss_weighting(std::string_view name) {
+  if (auto k = loss_weighting_from_string(name)) return *k;
+  throw unknown_name_error("--loss-weighting", "weighting", name, loss_weighting_names());
+}
+
 void prediction_target(Prediction p, const Schedule& s, int t, const float* x0, const float* eps,
                        size_t n, float* target) {
   switch (p) {

@@ -228,6 +228,15 @@ std::optional<SamplerKind> sampler_from_string(std::string_view name) {
   return std::nullopt;
 }
 
+int auto_record_every(int T) { return std::max(1, T / 100); }
+
+std::vector<std::string> sampler_names() { return {"ddpm", "ddim", "dpmpp2m"}; }
+
+SamplerKind parse_sampler(std::string_view name) {
+  if (auto k = sampler_from_string(name)) return *k;
+  throw unknown_name_error("--sampler", "sampler", name, sampler_names());
+}
+
 std::string to_string(VarianceKind k) {
   switch (k) {
     case VarianceKind::kPosterior:
@@ -243,6 +252,13 @@ std::optional<VarianceKind> variance_from_string(std::string_view name) {
     if (name == to_string(k)) return k;
   }
   return std::nullopt;
+}
+
+std::vector<std::string> variance_names() { return {"posterior", "beta"}; }
+
+VarianceKind parse_variance(std::string_view name) {
+  if (auto k = variance_from_string(name)) return *k;
+  throw unknown_name_error("--variance", "variance", name, variance_names());
 }
 
 void validate(const SampleConfig& c, int T) {

@@ -58,6 +58,11 @@ std::vector<std::string> schedule_names() {
   return names;
 }
 
+ScheduleKind parse_schedule(std::string_view name) {
+  if (auto k = schedule_from_string(name)) return *k;
+  throw unknown_name_error("--schedule", "schedule", name, schedule_names());
+}
+
 ScheduleConfig ScheduleConfig::tutorial() {
   ScheduleConfig c;
   c.kind = ScheduleKind::kSigmoid;

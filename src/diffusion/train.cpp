@@ -13,9 +13,9 @@
 #include <sstream>
 #include <string>
 
+#include "core/thread_team.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
-#include "core/thread_team.h"
 
 namespace diffuse {
 namespace {
@@ -32,6 +32,21 @@ double now_s() {
 }
 
 }  // namespace
+
+std::string to_string(LrSchedule s) { return s == LrSchedule::kCosine ? "cosine" : "constant"; }
+
+std::optional<LrSchedule> lr_schedule_from_string(std::string_view name) {
+  if (name == "constant") return LrSchedule::kConstant;
+  if (name == "cosine") return LrSchedule::kCosine;
+  return std::nullopt;
+}
+
+std::vector<std::string> lr_schedule_names() { return {"constant", "cosine"}; }
+
+LrSchedule parse_lr_schedule(std::string_view name) {
+  if (auto k = lr_schedule_from_string(name)) return *k;
+  throw unknown_name_error("--lr-schedule", "schedule", name, lr_schedule_names());
+}
 
 TrainConfig TrainConfig::tutorial() {
   TrainConfig c;

@@ -512,6 +512,11 @@ std::optional<ModelKind> model_kind_from_string(std::string_view name) {
 
 std::vector<std::string> model_kind_names() { return {"tutorial", "resmlp"}; }
 
+ModelKind parse_model_kind(std::string_view name) {
+  if (auto k = model_kind_from_string(name)) return *k;
+  throw unknown_name_error("--model", "model", name, model_kind_names());
+}
+
 std::string to_string(Prediction p) {
   switch (p) {
     case Prediction::kX0:
@@ -532,6 +537,11 @@ std::optional<Prediction> prediction_from_string(std::string_view name) {
 }
 
 std::vector<std::string> prediction_names() { return {"eps", "x0", "v"}; }
+
+Prediction parse_prediction(std::string_view name) {
+  if (auto k = prediction_from_string(name)) return *k;
+  throw unknown_name_error("--predict", "target", name, prediction_names());
+}
 
 std::vector<TensorInfo> param_layout(const ModelConfig& c) {
   if (c.kind == ModelKind::kResMlp) return resmlp_layout(c);
