@@ -392,7 +392,7 @@ TEST(BadOptions, EachNamesTheOptionAndExitsTwo) {
   expect_error("train --batch-size -1" + m, 2, "--batch-size: ", "at least 1");
   expect_error("train --hidden 0" + m, 2, "--hidden: ", "at least 1");
   expect_error("train --checkpoint-every -1" + m, 2, "--checkpoint-every: ", "got -1");
-  expect_error("train --lr-schedule step" + m, 2, "--lr-schedule: ", "'step'");
+  expect_error("train --lr-schedule step" + m, 2, "--lr-schedule: ", "\"step\"");
   expect_error("train --ema 1" + m, 2, "--ema: ", "[0, 1)");
   expect_error("train --threads 0" + m, 2, "--threads: ", "got 0");
   expect_error("train -n 0" + m, 2, "-n: ", "got 0");
@@ -407,9 +407,9 @@ TEST(BadOptions, EachNamesTheOptionAndExitsTwo) {
             0);
   const std::string s = "sample " + dir.file("m.safetensors") + " -o " + dir.file("s.csv");
   expect_error(s + " -n 0", 2, "-n: ", "at least 1 sample, got 0");
-  expect_error(s + " --sampler euler", 2, "--sampler: ", "'euler', expected one of ddpm");
-  expect_error(s + " --variance wide", 2, "--variance: ", "'wide'");
-  expect_error(s + " --threads 0", 2, "--threads: ", "at least 1");
+  expect_error(s + " --sampler euler", 2, "--sampler: ", "\"euler\", expected one of ddpm");
+  expect_error(s + " --variance wide", 2, "--variance: ", "\"wide\"");
+  expect_error(s + " --threads 0", 2, "--threads: ", "got 0");
   expect_error(s + " --sampler ddim --nfe 4", 2, "--nfe: ", "got 4");
   expect_error(s + " --sampler ddim --eta 2", 2, "--eta: ", "[0, 1]");
   EXPECT_EQ(files_in(dir.path(), {"m.safetensors", "m.log.csv", "x.csv"}),
