@@ -90,7 +90,6 @@ void add_demo_command(CLI::App& app) {
     const Dataset data = load_data(t.data, t.n, t.noise, t.train.seed + 1);
     write_csv(path("data.csv"), data.x, data.columns);
     const Schedule schedule = make_schedule(t.schedule);
-    ExtraEpochHook hook;
     if (figures) {
       plot_points(path("data.png"), data.x,
                   t.data + ": " + std::to_string(data.x.rows()) + " points",
@@ -100,12 +99,12 @@ void add_demo_command(CLI::App& app) {
                     data.columns);
       if (o->snapshot_every > 0) {
         fs::create_directories(dir / "snapshots", ec);
-        hook = reverse_snapshot_hook(path("snapshots"), o->snapshot_every, 2000, t.train.seed,
-                                     t.train.threads, data.columns);
+        t.snapshot_every = o->snapshot_every;
+        t.snapshot_dir = path("snapshots");
       }
     }
 
-    const Checkpoint ckpt = run_training_in_terminal(t, hook);
+    const Checkpoint ckpt = run_training_in_terminal(t);
     SampleConfig sc;
     sc.seed = t.train.seed;
     sc.record_every = figures ? auto_record_every(schedule.T()) : 0;
@@ -122,8 +121,8 @@ void add_demo_command(CLI::App& app) {
     write_file_atomic(path("metrics.json"), j.dump(2) + "\n");
 
     if (figures) {
-      reverse_strip(path("reverse.png"), trajectory, 10, "reverse process: " + t.data + ", DDPM",
-                    ckpt.columns);
+      plot_reverse_strip(path("reverse.png"), trajectory.x, trajectory.t, 10,
+                         "reverse process: " + t.data + ", DDPM", ckpt.columns);
       compare_figure(path("compare.png"), samples, ref, r);
       const LossCurve loss = read_loss_log(t.log);
       plot_loss(path("loss.png"), loss.epochs, loss.mean_loss, false, "training loss (MSE)");

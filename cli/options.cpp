@@ -167,7 +167,7 @@ void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o) {
   if (unset("--lr-min")) o.train.lr_min = tutorial.train.lr_min;
 }
 
-Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook) {
+Checkpoint run_training_in_terminal(const TrainOptions& o) {
   ProgressBar progress(stderr);
   struct Finish {  // the bar ends its line before any message, also when training throws
     ProgressBar& bar;
@@ -177,10 +177,9 @@ Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook&
     }
   } finish{progress, o.quiet};
   RunCallbacks callbacks;
-  callbacks.on_epoch = [&](const EpochStats& s, const Trainer& tr, const Schedule& schedule,
-                           const Normalization& norm) {
+  callbacks.on_epoch = [&](const EpochStats& s, const Trainer&, const Schedule&,
+                           const Normalization&) {
     if (!o.quiet) progress.update(s);
-    if (hook) hook(s, tr, schedule, norm);
   };
   const StopSignals stop;
   callbacks.stop_requested = [] { return StopSignals::requested(); };

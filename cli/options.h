@@ -36,15 +36,11 @@ void note_given_options(const CLI::App& cmd, TrainOptions& o);
 // constant, no EMA; see docs/DEFAULTS.md).
 void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o);
 
-// The per-epoch hook a caller may add (snapshots).
-using ExtraEpochHook =
-    std::function<void(const EpochStats&, const Trainer&, const Schedule&, const Normalization&)>;
-
 // diffuse::run_training with a progress bar on stderr (unless quiet), warnings on stderr, and
 // Ctrl-C / SIGTERM asking the run to stop after the current epoch: it then saves a resumable
 // checkpoint and throws Interrupted saying how to continue. A log that could not be written after
 // the model was saved is a SideOutputError (exit 3).
-Checkpoint run_training_in_terminal(const TrainOptions& o, const ExtraEpochHook& hook = {});
+Checkpoint run_training_in_terminal(const TrainOptions& o);
 
 // While one lives, the first Ctrl-C / SIGTERM only sets requested() (the work stops at its next
 // check); a second one kills at once, the default action. The handlers before it are restored.

@@ -105,27 +105,6 @@ std::string schedule_title(const Schedule& s) {
   return to_string(s.config.kind) + " schedule, T=" + std::to_string(s.T()) + range;
 }
 
-PlotStyle axis_labels(const std::vector<std::string>& columns) {
-  PlotStyle style;
-  if (columns.size() >= 2) {
-    style.x_label = columns[0];
-    style.y_label = columns[1];
-  }
-  return style;
-}
-
-// The reverse strip: `panels` states spread over the trajectory, first (x_T) and last (x_0) kept.
-void reverse_strip(const std::string& out, const Trajectory& tr, int panels,
-                   const std::string& figure_title, const std::vector<std::string>& columns) {
-  std::vector<Points> xs;
-  std::vector<std::string> titles;
-  for (int i : spread_indices(static_cast<int>(tr.x.size()), panels)) {
-    xs.push_back(tr.x[i]);
-    titles.push_back("t=" + std::to_string(tr.t[i]));
-  }
-  plot_strip(out, xs, titles, axis_labels(columns), figure_title);
-}
-
 void forward_strip(const std::string& out, const Points& x0, const Schedule& s, int panels,
                    uint64_t seed, const std::string& what,
                    const std::vector<std::string>& columns) {
@@ -279,9 +258,9 @@ void add_plot_reverse(CLI::App* plot) {
     const SampleConfig sc = sample_config(o->sampler, auto_record_every(ckpt.schedule.T));
     Trajectory tr;
     sample_checkpoint(ckpt, sc, o->n, o->sampler.config.threads, &tr);
-    reverse_strip(o->out, tr, o->panels,
-                  "reverse process: " + file_name(o->model) + ", " + to_string(sc.sampler),
-                  ckpt.columns);
+    plot_reverse_strip(o->out, tr.x, tr.t, o->panels,
+                       "reverse process: " + file_name(o->model) + ", " + to_string(sc.sampler),
+                       ckpt.columns);
   });
 }
 
@@ -446,40 +425,6 @@ void add_animate_command(CLI::App& app) {
     g.hold_last_ms = o->hold_ms;
     animate_gif(o->out, tr.x, labels, g);
   });
-}
-
-ExtraEpochHook reverse_snapshot_hook(const std::string& dir, int every, int n, uint64_t seed,
-                                     int threads, const std::vector<std::string>& columns) {
-  if (every < 1) {
-    throw UsageError("--snapshot-every: expected at least 1, got " + std::to_string(every));
-  }
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    throw UsageError(
-        "--snapshot-dir " + dir + ": " +
-        (std::filesystem::exists(dir, ec) ? "is a file, not a folder" : "no such folder"));
-  }
-  check_writable((std::filesystem::path(dir) / "reverse_epoch_0.png").string(), "--snapshot-dir");
-  if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
-  if (threads < 1)
-    throw UsageError("--threads: expected at least 1, got " + std::to_string(threads));
-  return [=](const EpochStats& s, const Trainer& trainer, const Schedule& schedule,
-             const Normalization& norm) {
-    if (s.epoch % every != 0 && s.epoch != s.epochs) return;
-    SampleConfig sc;
-    sc.seed = seed;
-    sc.record_every = auto_record_every(schedule.T());
-    sc.threads = threads;
-    const Model& m = trainer.model();
-    Trajectory tr;
-    sample(denoiser_eps_fn(m.config, trainer.sampling_params(), schedule, threads), schedule, n,
-           m.config.dim, sc, &tr);
-    for (Points& x : tr.x) norm.undo(x);
-    char name[64];
-    std::snprintf(name, sizeof name, "reverse_epoch_%04d.png", s.epoch);
-    reverse_strip((std::filesystem::path(dir) / name).string(), tr, 10,
-                  "reverse process after epoch " + std::to_string(s.epoch), columns);
-  };
 }
 
 }  // namespace diffuse::cli

@@ -72,6 +72,16 @@ void plot_strip(const std::string& path, const std::vector<Points>& panels,
                 const std::vector<std::string>& titles, const PlotStyle& style = {},
                 const std::string& figure_title = "");
 
+// Axis labels from the first two column names (none when there are fewer).
+PlotStyle axis_labels(const std::vector<std::string>& columns);
+
+// A reverse process's strip: `panels` of the recorded states (states[i] at timestep t[i]) spread
+// over them, the first (x_T) and the last (x_0) kept, titled "t=..", axes labelled by the first
+// two of columns (when given).
+void plot_reverse_strip(const std::string& path, const std::vector<Points>& states,
+                        const std::vector<int>& t, int panels, const std::string& figure_title,
+                        const std::vector<std::string>& columns = {});
+
 // Where plot_points / plot_strip draw: the image size and each panel's viewport (validates as they
 // do, so it throws the same errors).
 struct FigureLayout {

@@ -21,6 +21,12 @@
 
 namespace diffuse {
 
+// Points drawn by `diffuse sample` and Model.sample, and by a recorded reverse process (`diffuse
+// animate`, Model.sample_trajectory, training snapshots), which keeps every state and so draws
+// fewer. Their thread count and sampler settings default to SampleConfig{}'s.
+inline constexpr int kDefaultSamplePoints = 10000;
+inline constexpr int kDefaultTrajectoryPoints = 2000;
+
 // Every setting of a run. A default-constructed RunConfig is `diffuse train`'s defaults (the
 // schedule's and optimizer's come from ScheduleConfig{} and TrainConfig{}; measured in
 // docs/DEFAULTS.md); RunConfig::tutorial() is the tutorial's own run (`--as-tutorial`).
@@ -42,6 +48,15 @@ struct RunConfig {
   std::string log;           // per-epoch CSV log; empty: default_log_path(out)
   int checkpoint_every = 0;  // epochs between resumable saves to `out`; 0: only at the end
   std::string resume;        // checkpoint to continue from (its saved options replace these)
+  // Training snapshots: every snapshot_every epochs (0: never) and after the last one, the reverse
+  // process of snapshot_points samples from the current sampling weights (seed: train.seed,
+  // threads: train.threads; sampled as sample_checkpoint does) drawn as
+  // SNAPSHOT_DIR/reverse_epoch_NNNN.png (plot_reverse_strip), in a folder that must exist. Not
+  // stored: a resumed run may change them. A snapshot that cannot be written is a warning and a
+  // RunResult::side_output_errors entry; training goes on.
+  int snapshot_every = 0;
+  std::string snapshot_dir = "snapshots";
+  int snapshot_points = kDefaultTrajectoryPoints;
   // The options the caller set explicitly, by their command-line names ("--lr", "-n", ...; see
   // docs/RELIABILITY.md). Only read on resume: each is validated as an option; --epochs (more
   // than are done) and --threads replace the stored values; any other that differs from the
@@ -54,15 +69,9 @@ struct RunConfig {
   static RunConfig tutorial();
 };
 
-// Points drawn by `diffuse sample` and Model.sample, and by a recorded reverse process (`diffuse
-// animate`, Model.sample_trajectory, training snapshots), which keeps every state and so draws
-// fewer. Their thread count and sampler settings default to SampleConfig{}'s.
-inline constexpr int kDefaultSamplePoints = 10000;
-inline constexpr int kDefaultTrajectoryPoints = 2000;
-
 // What a caller hears from a run; every member may be empty.
 struct RunCallbacks {
-  // After each epoch, before the periodic checkpoint (progress bars, snapshots).
+  // After each epoch, before the snapshot and the periodic checkpoint (progress bars).
   std::function<void(const EpochStats&, const Trainer&, const Schedule&, const Normalization&)>
       on_epoch;
   // Asked after each epoch (after the periodic checkpoint); true stops the run there.
@@ -78,8 +87,9 @@ struct RunResult {
   Checkpoint checkpoint;
   std::vector<EpochStats> epochs;  // the epochs run in this call
   bool finished = false;           // false: stopped on request before the last epoch
-  // Side outputs that failed after the checkpoint was saved ("--log PATH could not be written:
-  // ..."): the model exists; the caller reports these (the CLI exits 3).
+  // Side outputs that failed ("--log PATH could not be written: ...", "a snapshot could not be
+  // written: ..."), at most one of each: the model exists; the caller reports these (the CLI
+  // exits 3).
   std::vector<std::string> side_output_errors;
 };
 

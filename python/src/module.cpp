@@ -225,6 +225,9 @@ py::dict train_defaults(const RunConfig& c) {
   d["lr_schedule"] = to_string(c.train.lr_schedule);
   d["lr_min"] = c.train.lr_min;
   d["checkpoint_every"] = c.checkpoint_every;
+  d["snapshot_every"] = c.snapshot_every;
+  d["snapshot_dir"] = c.snapshot_dir;
+  d["snapshot_points"] = c.snapshot_points;
   return d;
 }
 
@@ -290,6 +293,13 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   if (has("lr_min")) c.train.lr_min = option<double>(o, "lr_min", "--lr-min");
   if (has("checkpoint_every")) {
     c.checkpoint_every = option<int>(o, "checkpoint_every", "--checkpoint-every");
+  }
+  if (has("snapshot_every")) {
+    c.snapshot_every = option<int>(o, "snapshot_every", "--snapshot-every");
+  }
+  if (has("snapshot_dir")) c.snapshot_dir = to_path(o["snapshot_dir"], "--snapshot-dir");
+  if (has("snapshot_points")) {
+    c.snapshot_points = option<int>(o, "snapshot_points", "--snapshot-points");
   }
   if (has("resume")) c.resume = to_path(o["resume"], "--resume");
   if (has("log")) c.log = to_path(o["log"], "--log");

@@ -67,11 +67,6 @@ def test_every_train_keyword_has_the_cli_option_and_its_default():
     assert (tutorial["beta_end"], tutorial["lr"], tutorial["ema"]) == (0.02, 1e-3, 0.0)
 
 
-# The CLI's train options that the Python module does not have yet (the snapshot figures are drawn
-# by the CLI's own plotting hook).
-CLI_ONLY = {"snapshot_every", "snapshot_dir", "snapshot_points"}
-
-
 def test_train_keywords_and_cli_options_are_the_same_set_both_ways():
     import inspect
     help_text = cli("train", "--help").stdout
@@ -84,7 +79,7 @@ def test_train_keywords_and_cli_options_are_the_same_set_both_ways():
     options -= {"help"}
     keywords = set(inspect.signature(diffuse.train).parameters) - {"progress"}
     assert keywords - options == set(), "Python keywords that `diffuse train` lacks"
-    assert options - keywords == CLI_ONLY, "`diffuse train` options that Python lacks"
+    assert options - keywords == set(), "`diffuse train` options that Python lacks"
 
 
 def help_defaults(*command):
@@ -235,6 +230,37 @@ def test_as_tutorial_is_the_cli_flag(tmp_path):
     ref = safetensors.state_dict(tmp_path / "t.safetensors")
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, ref[name], err_msg=name)
+
+
+def test_snapshots_are_the_files_the_cli_draws(tmp_path):
+    opts = dict(points=300, epochs=3, hidden=8, steps=20, seed=4)
+    snaps = dict(snapshot_every=2, snapshot_points=150)
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "py").mkdir()
+    cli("train", "--data", "moons", *cli_options({**opts, **snaps}), "--snapshot-dir",
+        tmp_path / "cli", "-q", "-o", tmp_path / "m.safetensors")
+    diffuse.train("moons", **opts, **snaps, snapshot_dir=tmp_path / "py")
+    names = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert names == ["reverse_epoch_0002.png", "reverse_epoch_0003.png"]  # every 2 and the last
+    assert sorted(p.name for p in (tmp_path / "py").iterdir()) == names
+    for name in names:
+        png = (tmp_path / "py" / name).read_bytes()
+        assert png[1:4] == b"PNG" and png == (tmp_path / "cli" / name).read_bytes(), name
+    assert (tmp_path / "py" / names[0]).read_bytes() != (tmp_path / "py" / names[1]).read_bytes()
+    # Bad snapshot options: the CLI's line, before any training.
+    nope = tmp_path / "nope"
+    for prefix, keywords in [
+            ("--snapshot-every: expected >= 0", dict(snapshot_every=-1)),
+            (f"--snapshot-dir {nope}: no such folder", dict(snapshot_every=1, snapshot_dir=nope)),
+            ("--snapshot-points: expected at least 1", dict(snapshot_every=1, snapshot_points=0))]:
+        keywords.setdefault("snapshot_dir", tmp_path / "py")
+        message = cli_error("train", "--data", "moons", *cli_options(keywords),
+                            "-o", tmp_path / "x.safetensors")
+        assert message.startswith(prefix), message
+        with pytest.raises(ValueError) as e:
+            diffuse.train("moons", points=300, epochs=1, **keywords)
+        assert str(e.value) == message
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_evaluate_has_the_keys_and_numbers_of_eval_json(cli_model, tmp_path):

@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "diffuse/denoiser.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "diffuse/plot.h"
 
 namespace diffuse {
 namespace {
@@ -41,7 +43,7 @@ nlohmann::json options_json(const RunConfig& o) {
           {"threads", o.train.threads},
           {"ema", o.train.ema_decay},
           {"warmup", o.train.warmup_steps},
-          {"lr_schedule", o.train.lr_schedule == LrSchedule::kCosine ? "cosine" : "constant"},
+          {"lr_schedule", to_string(o.train.lr_schedule)},
           {"lr_min", o.train.lr_min}};
 }
 
@@ -163,11 +165,9 @@ void options_from_json(const nlohmann::json& j, RunConfig& o, const std::string&
   o.train.threads = integer("threads");
   o.train.ema_decay = real("ema");
   o.train.warmup_steps = integer("warmup");
-  const std::string lr_schedule = text("lr_schedule");
-  if (lr_schedule != "cosine" && lr_schedule != "constant") {
-    throw bad("lr_schedule", "\"constant\" or \"cosine\"");
-  }
-  o.train.lr_schedule = lr_schedule == "cosine" ? LrSchedule::kCosine : LrSchedule::kConstant;
+  const auto lr_schedule = lr_schedule_from_string(text("lr_schedule"));
+  if (!lr_schedule) throw bad("lr_schedule", "\"constant\" or \"cosine\"");
+  o.train.lr_schedule = *lr_schedule;
   o.train.lr_min = real("lr_min");
 }
 
@@ -254,6 +254,43 @@ std::string log_csv(const std::string& earlier, const std::vector<EpochStats>& r
   return s;
 }
 
+constexpr const char* kSnapshotPrefix = "reverse_epoch_";
+
+// The snapshot options' checks (UsageError naming the option), before any work: the folder exists
+// and is writable, and no input or output of the run is a file a snapshot could overwrite.
+void check_snapshot_options(const RunConfig& o, const std::vector<NamedPath>& files) {
+  namespace fs = std::filesystem;
+  if (o.snapshot_every < 0) {
+    throw UsageError("--snapshot-every: expected >= 0, got " + std::to_string(o.snapshot_every));
+  }
+  if (o.snapshot_every == 0) return;
+  if (o.snapshot_points < 1) {
+    throw UsageError("--snapshot-points: expected at least 1 sample, got " +
+                     std::to_string(o.snapshot_points));
+  }
+  const std::string& dir = o.snapshot_dir;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw UsageError("--snapshot-dir " + dir + ": " +
+                     (fs::exists(dir, ec) ? "is a file, not a folder" : "no such folder"));
+  }
+  check_writable((fs::path(dir) / (std::string(kSnapshotPrefix) + "0.png")).string(),
+                 "--snapshot-dir");
+  for (const NamedPath& f : files) {
+    if (f.path.empty()) continue;
+    const std::string name = fs::path(f.path).filename().string();
+    const bool snapshot_name = name.rfind(kSnapshotPrefix, 0) == 0 && name.size() > 18 &&
+                               name.compare(name.size() - 4, 4, ".png") == 0;
+    if (!snapshot_name) continue;
+    const fs::path parent =
+        fs::path(f.path).parent_path().empty() ? fs::path(".") : fs::path(f.path).parent_path();
+    if (fs::equivalent(parent, dir, ec)) {
+      throw UsageError(f.option + " " + f.path + " is where --snapshot-dir " + dir +
+                       " writes a snapshot; it would be overwritten");
+    }
+  }
+}
+
 void default_warning(const std::string& w) {
   std::fprintf(stderr, "diffuse: warning: %s\n", w.c_str());
 }
@@ -296,6 +333,10 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     check_distinct_files(inputs, {{"-o", o.out}, {"--log", log_path}});
     if (resumed) check_distinct_files({{"--resume", o.resume}}, {{"--log", log_path}});
   }
+  check_snapshot_options(o, {{"-o", o.out},
+                             {"--log", log_path},
+                             {"--data", data == nullptr ? o.data : std::string()},
+                             {"--resume", o.resume}});
 
   const Schedule schedule = make_schedule(o.schedule);
   if (auto w = schedule_warning(schedule)) warn(*w);
@@ -377,15 +418,41 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
 
   // A log that cannot be written (a full disk) must not cost the model: the checkpoint is always
   // saved first, and the failure is reported in result.side_output_errors.
+  bool log_failed = false;
   auto write_log = [&](bool during_training) {
     if (!writes) return;
     try {
       write_file_atomic(log_path, log_csv(earlier_log, rows));
     } catch (const Error& e) {
-      if (!result.side_output_errors.empty()) return;  // once is enough
+      if (log_failed) return;  // once is enough
+      log_failed = true;
       result.side_output_errors.push_back("--log " + log_path +
                                           " could not be written: " + e.what());
       if (during_training) warn(result.side_output_errors.back() + "; training goes on");
+    }
+  };
+  // A snapshot that cannot be written (a full disk) must not cost the run either: warn once and
+  // train on.
+  bool snapshot_failed = false;
+  auto write_snapshot = [&](const EpochStats& s) {
+    SampleConfig sc;
+    sc.seed = o.train.seed;
+    sc.record_every = auto_record_every(schedule.T());
+    char name[64];
+    std::snprintf(name, sizeof name, "%s%04d.png", kSnapshotPrefix, s.epoch);
+    try {
+      Trajectory tr;
+      sample_checkpoint(make_checkpoint(false), sc, o.snapshot_points, o.train.threads, &tr);
+      plot_reverse_strip((std::filesystem::path(o.snapshot_dir) / name).string(), tr.x, tr.t, 10,
+                         "reverse process after epoch " + std::to_string(s.epoch), ds.columns);
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      if (snapshot_failed) return;
+      snapshot_failed = true;
+      result.side_output_errors.push_back(std::string("a snapshot could not be written: ") +
+                                          e.what());
+      warn(result.side_output_errors.back() + "; training goes on");
     }
   };
 
@@ -398,6 +465,9 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     train(trainer, [&](const EpochStats& s, const Trainer& tr) {
       rows.push_back(s);
       if (cb.on_epoch) cb.on_epoch(s, tr, schedule, norm);
+      if (o.snapshot_every > 0 && (s.epoch % o.snapshot_every == 0 || s.epoch == s.epochs)) {
+        write_snapshot(s);
+      }
       if (o.checkpoint_every > 0 && s.epoch % o.checkpoint_every == 0 && s.epoch < s.epochs) {
         save_checkpoint(o.out, make_checkpoint(true));
         saved_epoch = s.epoch;

@@ -129,6 +129,31 @@ std::vector<int> spread_indices(int count, int panels) {
   return idx;
 }
 
+PlotStyle axis_labels(const std::vector<std::string>& columns) {
+  PlotStyle style;
+  if (columns.size() >= 2) {
+    style.x_label = columns[0];
+    style.y_label = columns[1];
+  }
+  return style;
+}
+
+void plot_reverse_strip(const std::string& path, const std::vector<Points>& states,
+                        const std::vector<int>& t, int panels, const std::string& figure_title,
+                        const std::vector<std::string>& columns) {
+  if (states.size() != t.size()) {
+    throw Error("plot_reverse_strip: " + std::to_string(states.size()) + " states but " +
+                std::to_string(t.size()) + " timesteps");
+  }
+  std::vector<Points> xs;
+  std::vector<std::string> titles;
+  for (int i : spread_indices(static_cast<int>(states.size()), panels)) {
+    xs.push_back(states[i]);
+    titles.push_back("t=" + std::to_string(t[i]));
+  }
+  plot_strip(path, xs, titles, axis_labels(columns), figure_title);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Figures.
 
