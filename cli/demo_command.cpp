@@ -19,10 +19,12 @@ namespace diffuse::cli {
 
 namespace {
 
-// Two threads train 1.65-1.85x faster than one on an idle 2-core machine, but a step needs both,
-// so on a loaded machine they are up to 1.7x slower (docs/PERFORMANCE.md, "Default thread count"):
-// two only when the 1-minute load average leaves a core to spare besides the one we take.
-int default_threads(double* load_out) {
+// The trained weights depend on the thread count, so the demo's default is a fixed 1 (its output is
+// the same on any machine, loaded or not). Two threads train 1.65-1.85x faster than one on an idle
+// 2-core machine, but a step needs both, so on a loaded machine they are up to 2.8x slower
+// (docs/PERFORMANCE.md, "Default thread count"). --threads 0 asks for the load-based choice: two
+// only when the 1-minute load average leaves a core to spare besides the one we take.
+int load_based_threads(double* load_out) {
   const unsigned cores = std::thread::hardware_concurrency();
   double load = -1.0;
   if (cores < 2 || getloadavg(&load, 1) != 1) load = -1.0;
@@ -40,7 +42,7 @@ void add_demo_command(CLI::App& app) {
     int snapshot_every = 100;
   };
   auto o = std::make_shared<Opts>();
-  o->train.train.threads = 0;  // auto: default_threads()
+  o->train.train.threads = 1;  // fixed (reproducible); 0: load_based_threads()
   CLI::App* cmd = app.add_subcommand("demo", "Run the tutorial end to end into a folder");
   cmd->add_option("--out", o->out, "output folder")->capture_default_str();
   cmd->add_option(
@@ -48,7 +50,8 @@ void add_demo_command(CLI::App& app) {
          "passes over the data (0: as many as the default budget of optimizer steps needs)")
       ->capture_default_str();
   cmd->add_option("--threads", o->train.train.threads,
-                  "threads (0: 2 when the machine has a core to spare, else 1)")
+                  "threads; the results depend on it (0: 2 when the load average leaves a core "
+                  "to spare, else 1)")
       ->capture_default_str();
   add_seed_option(cmd, o->train.train.seed, "seed");
   cmd->add_option("--snapshot-every", o->snapshot_every, "reverse-process snapshot every N epochs")
@@ -62,16 +65,22 @@ void add_demo_command(CLI::App& app) {
     const bool figures = !o->no_figures;
     if (o->snapshot_every < 0) throw UsageError("--snapshot-every: expected >= 0");
     TrainOptions t = o->train;
-    if (t.train.threads == 0) {
-      double load = 0.0;
-      t.train.threads = default_threads(&load);
-      if (!t.quiet && load >= 0.0) {
-        std::fprintf(stderr,
-                     "demo: %d thread%s (load average %.1f on %u cores; --threads N to "
-                     "choose)\n",
-                     t.train.threads, t.train.threads == 1 ? "" : "s", load,
-                     std::thread::hardware_concurrency());
-      }
+    double load = -1.0;
+    const int load_based = load_based_threads(&load);
+    const bool automatic = t.train.threads == 0;
+    if (automatic) t.train.threads = load_based;
+    if (!t.quiet && load >= 0.0 && automatic) {
+      std::fprintf(stderr,
+                   "demo: %d thread%s, chosen by the load average %.1f on %u cores (the results "
+                   "depend on the thread count)\n",
+                   t.train.threads, t.train.threads == 1 ? "" : "s", load,
+                   std::thread::hardware_concurrency());
+    } else if (!t.quiet && load >= 0.0 && load_based > t.train.threads) {
+      std::fprintf(stderr,
+                   "demo: %d thread%s; --threads %d would train faster now (load average %.1f on "
+                   "%u cores), with other results (they depend on the thread count)\n",
+                   t.train.threads, t.train.threads == 1 ? "" : "s", load_based, load,
+                   std::thread::hardware_concurrency());
     }
     if (t.as_tutorial) apply_tutorial_where_unset(*cmd, t);
     validate(t.train, t.n);  // a usage error must leave no half-made output folder behind
