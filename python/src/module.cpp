@@ -1,9 +1,11 @@
 // The Python module's compiled half, `diffuse._diffuse`: thin pybind11 bindings over the library
 // (run.h, checkpoint.h, sampler.h, dataset.h, evaluate.h). The public API and its keyword handling
-// are in python/diffuse/__init__.py; nothing here decides a default (they come from RunConfig{},
-// SampleConfig{}, ...). Training and sampling release the GIL; a training run takes it back once
-// an epoch to report progress and to check for Ctrl-C (PyErr_CheckSignals), which stops the run
-// after that epoch with the model intact. Library errors become ValueError with the CLI's line.
+// are in python/diffuse/__init__.py; nothing here decides a default or a name: the *_defaults()
+// dicts read RunConfig{}, SampleConfig{}, ShapeConfig{}, EvalConfig{} (the CLI's defaults too), and
+// the library's parse_* helpers turn names into enums with the CLI's messages. Training and
+// sampling release the GIL; a training run takes it back once an epoch to report progress and to
+// check for Ctrl-C (PyErr_CheckSignals), which stops the run after that epoch with the model
+// intact. Library errors become ValueError with the CLI's line.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -231,21 +233,28 @@ py::dict train_defaults(const RunConfig& c) {
   return d;
 }
 
+// A string keyword (the CLI's option name in the message).
+std::string to_text(const py::handle& v, const std::string& name) {
+  if (!py::isinstance<py::str>(v)) {
+    throw py::type_error(name + ": expected a string, got " + std::string(py::repr(v)));
+  }
+  return v.cast<std::string>();
+}
+
+bool to_bool(const py::handle& v, const std::string& name) {
+  if (!PyBool_Check(v.ptr())) {
+    throw py::type_error(name + ": expected True or False, got " + std::string(py::repr(v)));
+  }
+  return v.ptr() == Py_True;
+}
+
 template <typename T>
 T option(const py::dict& o, const char* key, const char* cli) {
   const py::handle v = o[key];
   if constexpr (std::is_same_v<T, std::string>) {
-    if (!py::isinstance<py::str>(v)) {
-      throw py::type_error(std::string(cli) + ": expected a string, got " +
-                           std::string(py::repr(v)));
-    }
-    return v.cast<std::string>();
+    return to_text(v, cli);
   } else if constexpr (std::is_same_v<T, bool>) {
-    if (!PyBool_Check(v.ptr())) {
-      throw py::type_error(std::string(cli) + ": expected True or False, got " +
-                           std::string(py::repr(v)));
-    }
-    return v.ptr() == Py_True;
+    return to_bool(v, cli);
   } else if constexpr (std::is_floating_point_v<T>) {
     return to_double(v, cli);
   } else {
@@ -415,21 +424,6 @@ py::dict sample_defaults() {
   d["x0_clamp"] = to_string(s.x0_clamp);
   d["round_integers"] = s.round_integers;
   return d;
-}
-
-// A string keyword (the CLI's option name in the message).
-std::string to_text(const py::handle& v, const std::string& name) {
-  if (!py::isinstance<py::str>(v)) {
-    throw py::type_error(name + ": expected a string, got " + std::string(py::repr(v)));
-  }
-  return v.cast<std::string>();
-}
-
-bool to_bool(const py::handle& v, const std::string& name) {
-  if (!PyBool_Check(v.ptr())) {
-    throw py::type_error(name + ": expected True or False, got " + std::string(py::repr(v)));
-  }
-  return v.ptr() == Py_True;
 }
 
 py::array sample_model(const PyModel& m, const py::object& n_obj, const py::object& seed,

@@ -128,9 +128,11 @@ def test_every_keyword_default_is_the_cli_default(function, leading, command, cl
         assert key in shown, f"{key}: no such option in `diffuse {command[0]}`"
         assert_same_default(key, shown[key], value)
     # The defaults are the library's dicts, and they are real values (not all zero).
-    assert diffuse.sample_defaults()["n"] == 10000 and diffuse.sample_defaults()["x0_clamp"] == "clip"
+    sample = diffuse.sample_defaults()
+    assert (sample["n"], sample["x0_clamp"]) == (10000, "clip")
     assert diffuse.trajectory_defaults()["n"] == 2000
-    assert (diffuse.evaluate_defaults()["pairs"], diffuse.evaluate_defaults()["seed"]) == (384, 1000)
+    evaluate = diffuse.evaluate_defaults()
+    assert (evaluate["pairs"], evaluate["seed"]) == (384, 1000)
     assert diffuse.make_shape_defaults() == {"n": 10000, "noise": 0.1, "seed": 0}
 
 
@@ -612,7 +614,8 @@ def stopped_run(tmp_path_factory):
             raise KeyboardInterrupt
 
     with pytest.warns(RuntimeWarning, match="interrupted"):
-        model = diffuse.train("moons", points=600, epochs=4, hidden=16, seed=3, progress=stop_at_two)
+        model = diffuse.train("moons", points=600, epochs=4, hidden=16, seed=3,
+                              progress=stop_at_two)
     model.save(path)
     return path
 
@@ -621,7 +624,7 @@ def stopped_run(tmp_path_factory):
     ("lr", 0.5, ["--lr", 0.5]),
     ("hidden", 32, ["--hidden", 32]),
     ("points", 700, ["-n", 700]),
-    ("schedule", "cosine", ["--schedule", "cosine"]),
+    ("schedule", "quadratic", ["--schedule", "quadratic"]),  # never the default
     ("epochs", 2, ["--epochs", 2]),
 ])
 def test_resume_refuses_a_conflicting_keyword_with_the_cli_line(stopped_run, tmp_path, keyword,
