@@ -3,8 +3,10 @@
 ConditionalModel, or scripts/resmlp_reference.py's ResMlp when the metadata says "model": "resmlp".
 
 usage: check_python_load.py MODEL.safetensors INPUTS.csv EXPECTED.csv
-  INPUTS.csv   rows "t,x1,...,xD"; EXPECTED.csv rows "out1,...,outD" (the network's raw output:
-               eps, x0 or v as its "prediction" says) computed by diffuse.
+  INPUTS.csv   rows "t,x1,...,xD" ("t,label,x1,...,xD" for a class-conditional model, whose
+               metadata has "classes"; label C is the null class); EXPECTED.csv rows
+               "out1,...,outD" (the network's raw output: eps, x0 or v as its "prediction" says)
+               computed by diffuse.
 Exits 0 when load_state_dict(strict=True) succeeds and the outputs agree within 1e-5.
 Needs Debian's python3-torch; reads safetensors with the standard library (no extra package).
 """
@@ -70,20 +72,24 @@ def main():
     if kind == "resmlp":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from resmlp_reference import ResMlp
-        model = ResMlp(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]), int(meta["depth"]))
+        classes = len(json.loads(meta["classes"])) if "classes" in meta else 0
+        model = ResMlp(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]), int(meta["depth"]),
+                       classes)
     else:
         model = ConditionalModel(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]))
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("train.")}, strict=True)
     rows = [list(map(float, line.split(","))) for line in open(inputs_path) if line.strip()]
     t = torch.tensor([int(r[0]) for r in rows])
-    x = torch.tensor([r[1:] for r in rows], dtype=torch.float32)
+    conditional = "classes" in meta
+    labels = torch.tensor([int(r[1]) for r in rows]) if conditional else None
+    x = torch.tensor([r[2 if conditional else 1:] for r in rows], dtype=torch.float32)
     expected = torch.tensor([list(map(float, line.split(","))) for line in open(expected_path)
                              if line.strip()], dtype=torch.float32)
     with torch.no_grad():
-        got = model(x, t)
+        got = model(x, t, labels) if conditional else model(x, t)
     err = ((got - expected).norm() / expected.norm()).item()
     print(f"loaded {len(state)} tensors into {kind}, T={meta['T']} dim={meta['dim']} "
-          f"hidden={meta['hidden']}; "
+          f"hidden={meta['hidden']}" + (f" classes={meta['classes']}" if conditional else "") + "; "
           f"relative error of the outputs {err:.2e}")
     return 0 if err < 1e-5 else 1
 

@@ -5,8 +5,12 @@ fixtures its C++ kernels are tested against.
   ResMlp            the module; its state_dict names and shapes are the checkpoint's tensors, so
                     `model.load_state_dict(tensors, strict=True)` loads a diffuse checkpoint
                     (scripts/check_python_load.py does, for --model resmlp checkpoints).
+                    ResMlp(..., classes=C) is the class-conditional network (--label-column):
+                    label_emb = Embedding(C + 1, H), row C the null class, added to the first
+                    layer's output; forward(x, t, y) with y None meaning the null class.
   fixtures          /usr/bin/python3 scripts/resmlp_reference.py [OUT_DIR] writes resmlp_*.json
-                    (default tests/fixtures): params, one batch x (B, D) with t, the output y,
+                    (default tests/fixtures): params, one batch x (B, D) with t (and the labels
+                    y of a conditional network, "labels"), the output y,
                     the MSE against a target, and the gradients wrt every parameter and x.
                     Not run by CI: the output is committed; rerun by hand when the model changes.
 
@@ -47,16 +51,23 @@ class Block(nn.Module):
 
 
 class ResMlp(nn.Module):
-    def __init__(self, T, dim=2, hidden=128, depth=3):
+    def __init__(self, T, dim=2, hidden=128, depth=3, classes=0):
         super().__init__()
         self.T = T
+        self.classes = classes
         self.inp = nn.Linear(dim + TIME_FEATURES, hidden)
         self.blocks = nn.ModuleList([Block(hidden) for _ in range(depth)])
         self.norm = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, dim)
+        if classes > 0:  # registered last: its state_dict entry follows out.bias
+            self.label_emb = nn.Embedding(classes + 1, hidden)
 
-    def forward(self, x, t):
+    def forward(self, x, t, y=None):
         h = self.inp(torch.cat([x, time_embedding(t, self.T)], dim=1))
+        if self.classes > 0:
+            if y is None:
+                y = torch.full((x.shape[0],), self.classes, dtype=torch.long)
+            h = h + self.label_emb(y)
         for b in self.blocks:
             h = b(h)
         return self.out(F.silu(self.norm(h)))
@@ -70,9 +81,9 @@ def tensor_json(x):
     return {"shape": list(x.shape), "data": flat(x)}
 
 
-def make_fixture(dim, hidden, depth, T, B, seed):
+def make_fixture(dim, hidden, depth, T, B, seed, classes=0):
     torch.manual_seed(seed)
-    model = ResMlp(T, dim, hidden, depth)
+    model = ResMlp(T, dim, hidden, depth, classes)
     with torch.no_grad():  # LayerNorm away from its 1, 0 init, so its gradients are tested
         for name, p in model.named_parameters():
             if "norm" in name:
@@ -81,26 +92,37 @@ def make_fixture(dim, hidden, depth, T, B, seed):
     t = torch.randint(0, T, (B,))
     t[0], t[1] = 0, T - 1
     target = torch.randn(B, dim)
-    y = model(x, t)
+    labels = None
+    if classes > 0:  # every class and the null class, one class left out (its gradient is 0)
+        labels = torch.randint(0, classes, (B,))
+        labels[labels == 1] = 0
+        labels[0], labels[2], labels[3] = classes, classes, classes - 1
+    y = model(x, t, labels)
     loss = F.mse_loss(y, target)
     loss.backward()
-    return {
+    out = {
         "generator": "scripts/resmlp_reference.py", "torch": torch.__version__,
-        "config": {"dim": dim, "hidden": hidden, "depth": depth, "T": T, "B": B},
+        "config": {"dim": dim, "hidden": hidden, "depth": depth, "T": T, "B": B,
+                   "classes": classes},
         "params": [dict(name=n, **tensor_json(p)) for n, p in model.state_dict().items()],
         "grads": [dict(name=n, **tensor_json(p.grad)) for n, p in model.named_parameters()],
         "x": tensor_json(x), "t": t.tolist(), "target": tensor_json(target),
         "y": tensor_json(y), "loss": float("%.9g" % loss.item()), "dx": tensor_json(x.grad),
     }
+    if labels is not None:
+        out["labels"] = labels.tolist()
+    return out
 
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..",
                                                               "tests", "fixtures")
-    for dim, hidden, depth, T, B, seed in ((2, 32, 2, 100, 23, 1), (5, 24, 3, 1000, 17, 2)):
-        name = f"resmlp_d{dim}_h{hidden}_l{depth}.json"
+    for dim, hidden, depth, T, B, seed, classes in ((2, 32, 2, 100, 23, 1, 0),
+                                                    (5, 24, 3, 1000, 17, 2, 0),
+                                                    (3, 20, 2, 1000, 19, 3, 4)):
+        name = f"resmlp_d{dim}_h{hidden}_l{depth}" + (f"_c{classes}" if classes else "") + ".json"
         with open(os.path.join(out, name), "w") as f:
-            json.dump(make_fixture(dim, hidden, depth, T, B, seed), f)
+            json.dump(make_fixture(dim, hidden, depth, T, B, seed, classes), f)
         print("wrote", name)
 
 

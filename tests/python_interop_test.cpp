@@ -25,21 +25,28 @@ test::CommandResult python_load(const ModelConfig& c) {
   ck.model = c;
   ck.schedule.T = c.T;
   ck.params = m.params;
+  for (int k = 0; k < c.classes; ++k) {
+    ck.classes.push_back("class " + std::to_string(k));
+    ck.class_counts.push_back(k + 2);
+  }
   save_checkpoint(dir.file("m.safetensors"), ck);
 
   const int B = 40;
   ColMatrix x(c.dim, B), y(c.dim, B);
-  std::vector<int32_t> t(B);
+  std::vector<int32_t> t(B), labels(B);
   Rng data(6);
   data.fill_normal(x.data(), x.size());
   for (int j = 0; j < B; ++j) t[j] = static_cast<int32_t>(data.below(c.T));
+  // Every class and the null class C.
+  for (int j = 0; j < B; ++j) labels[j] = static_cast<int32_t>(j % (c.classes + 1));
   Workspace ws(c, B);
-  model_forward(c, m.params.data(), x.data(), t.data(), B, ws, y.data());
+  model_forward(c, m.params.data(), x.data(), t.data(), B, ws, y.data(), labels.data());
 
   FILE* in = std::fopen(dir.file("in.csv").c_str(), "w");
   FILE* out = std::fopen(dir.file("out.csv").c_str(), "w");
   for (int j = 0; j < B; ++j) {
     std::fprintf(in, "%d", t[j]);
+    if (c.classes > 0) std::fprintf(in, ",%d", labels[j]);
     for (int d = 0; d < c.dim; ++d) std::fprintf(in, ",%.9g", x(d, j));
     std::fprintf(in, "\n");
     for (int d = 0; d < c.dim; ++d) std::fprintf(out, "%s%.9g", d ? "," : "", y(d, j));
@@ -66,6 +73,16 @@ TEST(PythonInterop, ResMlpReferenceLoadsOurCheckpointStrictAndAgrees) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   // inp 2 + 2 blocks x 6 + norm 2 + out 2
   EXPECT_NE(r.output.find("loaded 18 tensors into resmlp"), std::string::npos) << r.output;
+}
+
+TEST(PythonInterop, ConditionalResMlpReferenceLoadsOurCheckpointStrictAndAgrees) {
+  if (!have_torch()) GTEST_SKIP() << "python3-torch is not installed";
+  ModelConfig c{4, 16, 1000, ModelKind::kResMlp, 2, Prediction::kV};
+  c.classes = 5;
+  const auto r = python_load(c);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // 18 + label_emb.weight
+  EXPECT_NE(r.output.find("loaded 19 tensors into resmlp"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Tests for the residual-MLP denoiser: central-difference gradient checks of its LayerNorm and SiLU
 // kernels and of the whole network, agreement with the PyTorch reference
-// (scripts/resmlp_reference.py fixtures), layout, batch-split independence, checkpoints.
+// (scripts/resmlp_reference.py fixtures), layout, batch-split independence, checkpoints; the same
+// for the class-conditional network (label embedding with a null class).
 #include "diffuse/resmlp.h"
 
 #include <gtest/gtest.h>
@@ -94,23 +95,26 @@ TEST(ResMlpGradCheck, Silu) {
 }
 
 // loss = mean (y - target)^2 over the batch, and every parameter's and x's gradient against it.
-void check_network(const ModelConfig& cfg, std::vector<float> params, int B, uint64_t seed) {
+// A conditional network gets `labels` (B), or the null class for every column when empty.
+void check_network(const ModelConfig& cfg, std::vector<float> params, int B, uint64_t seed,
+                   const std::vector<int32_t>& labels = {}) {
   Rng rng(seed);
   std::vector<float> x = normals(rng, static_cast<size_t>(cfg.dim) * B);
   const std::vector<float> target = normals(rng, x.size());
   std::vector<int32_t> t(B);
   for (int j = 0; j < B; ++j) t[j] = static_cast<int32_t>(rng.below(cfg.T));
+  const int32_t* lab = labels.empty() ? nullptr : labels.data();
   Workspace ws(cfg, B);
   std::vector<float> y(x.size()), dy(x.size()), grads(params.size(), 1e30f);
   auto loss = [&] {
-    model_forward(cfg, params.data(), x.data(), t.data(), B, ws, y.data());
+    model_forward(cfg, params.data(), x.data(), t.data(), B, ws, y.data(), lab);
     double s = 0;
     for (size_t i = 0; i < y.size(); ++i) s += (y[i] - target[i]) * (y[i] - target[i]);
     return s / static_cast<double>(y.size());
   };
   loss();
   mse_backward(dy.data(), y.data(), target.data(), y.size());
-  model_backward(cfg, params.data(), x.data(), t.data(), B, dy.data(), ws, grads.data());
+  model_backward(cfg, params.data(), x.data(), t.data(), B, dy.data(), ws, grads.data(), lab);
   const std::vector<float> dx(ws.dx.data(), ws.dx.data() + x.size());
   for (const TensorInfo& ti : param_layout(cfg)) {
     const GradCheck c = check_grad(params.data() + ti.offset, grads.data() + ti.offset, ti.size,
@@ -147,6 +151,52 @@ TEST(ResMlpGradCheck, WholeNetworkWithTrainedLikeNorms) {
   check_network(cfg, m.params, 5, 10);
 }
 
+TEST(ResMlpGradCheck, ConditionalNetworkWithClassesAndNullClass) {
+  // 3 classes + null: labels hit classes 0, 2 and the null row, none hits class 1 (its gradient
+  // must be exactly 0, which the check sees as a zero analytic and numeric gradient).
+  ModelConfig cfg{3, 12, 100, ModelKind::kResMlp, 2};
+  cfg.classes = 3;
+  Model m(cfg);
+  Rng rng(13);
+  m.init(rng);
+  check_network(cfg, m.params, 7, 14, {0, 3, 2, 0, 3, 2, 2});
+  check_network(cfg, m.params, 5, 15);  // no labels: every column the null class
+}
+
+TEST(ResMlpGradCheck, ClassEmbeddingScatterAddsPerLabel) {
+  const int n = 5, B = 6, rows = 4;
+  Rng rng(16);
+  std::vector<float> table = normals(rng, static_cast<size_t>(rows) * n);
+  const std::vector<float> h0 = normals(rng, static_cast<size_t>(n) * B);
+  const std::vector<float> r = normals(rng, h0.size());  // loss = sum r * h
+  const std::vector<int32_t> labels = {1, 3, 1, 0, 3, 1};
+  std::vector<float> h(h0.size()), dtable(table.size(), 1e30f);
+  auto loss = [&] {
+    h = h0;
+    class_embedding_forward(h.data(), table.data(), labels.data(), B, n, rows);
+    return weighted_sum(r, h.data());
+  };
+  loss();
+  for (int j = 0; j < B; ++j) {
+    for (int i = 0; i < n; ++i) {
+      EXPECT_EQ(h[j * n + i], h0[j * n + i] + table[labels[j] * n + i]);
+    }
+  }
+  class_embedding_backward(dtable.data(), r.data(), labels.data(), B, n, rows);
+  const GradCheck c = check_grad(table.data(), dtable.data(), table.size(), loss, 1.0f / 32);
+  report("table", c);
+  EXPECT_LT(c.normwise, 1e-4);
+  for (int i = 0; i < n; ++i) EXPECT_EQ(dtable[2 * n + i], 0.0f);  // class 2 unused
+  // Null labels mean the last row; a label past it is an error, not a read out of bounds.
+  std::vector<float> a = h0, b = h0;
+  class_embedding_forward(a.data(), table.data(), nullptr, B, n, rows);
+  const std::vector<int32_t> nulls(B, rows - 1);
+  class_embedding_forward(b.data(), table.data(), nulls.data(), B, n, rows);
+  EXPECT_EQ(a, b);
+  const std::vector<int32_t> bad = {0, 4, 0, 0, 0, 0};
+  EXPECT_THROW(class_embedding_forward(a.data(), table.data(), bad.data(), B, n, rows), Error);
+}
+
 // ---- against PyTorch ----
 
 std::vector<float> floats(const json& tensor) {
@@ -154,14 +204,18 @@ std::vector<float> floats(const json& tensor) {
 }
 
 TEST(ResMlpPyTorch, ForwardLossAndGradientsMatch) {
-  for (const char* file : {"resmlp_d2_h32_l2.json", "resmlp_d5_h24_l3.json"}) {
+  for (const char* file :
+       {"resmlp_d2_h32_l2.json", "resmlp_d5_h24_l3.json", "resmlp_d3_h20_l2_c4.json"}) {
     SCOPED_TRACE(file);
     std::printf("%s\n", file);
     const json j = test::load_fixture(file);
     const json& c = j.at("config");
-    const ModelConfig cfg{c.at("dim"), c.at("hidden"), c.at("T"), ModelKind::kResMlp,
-                          c.at("depth")};
+    ModelConfig cfg{c.at("dim"), c.at("hidden"), c.at("T"), ModelKind::kResMlp, c.at("depth")};
+    cfg.classes = c.value("classes", 0);
     const int B = c.at("B");
+    const std::vector<int32_t> labels = j.value("labels", std::vector<int32_t>{});
+    ASSERT_EQ(labels.empty(), cfg.classes == 0);
+    const int32_t* lab = labels.empty() ? nullptr : labels.data();
     const std::vector<TensorInfo> layout = param_layout(cfg);
     ASSERT_EQ(layout.size(), j.at("params").size());
     std::vector<float> params, expected_grads;
@@ -178,7 +232,7 @@ TEST(ResMlpPyTorch, ForwardLossAndGradientsMatch) {
     const size_t n = x.size();
     Workspace ws(cfg, B + 3);  // larger than the batch: must not matter
     std::vector<float> y(n), dy(n), grads(params.size(), 1e30f);
-    model_forward(cfg, params.data(), x.data(), t.data(), B, ws, y.data());
+    model_forward(cfg, params.data(), x.data(), t.data(), B, ws, y.data(), lab);
     auto expect_close = [](const std::string& what, const float* a, const float* b, size_t m,
                            double tol) {
       const test::Compare cmp = test::compare(a, b, m);
@@ -191,7 +245,7 @@ TEST(ResMlpPyTorch, ForwardLossAndGradientsMatch) {
     const float loss = mse_forward(y.data(), target.data(), n);
     EXPECT_NEAR(loss, j.at("loss").get<double>(), 1e-5 * j.at("loss").get<double>());
     mse_backward(dy.data(), y.data(), target.data(), n);
-    model_backward(cfg, params.data(), x.data(), t.data(), B, dy.data(), ws, grads.data());
+    model_backward(cfg, params.data(), x.data(), t.data(), B, dy.data(), ws, grads.data(), lab);
     for (const TensorInfo& ti : layout) {
       expect_close(ti.name, grads.data() + ti.offset, expected_grads.data() + ti.offset, ti.size,
                    1e-5);
@@ -222,6 +276,56 @@ TEST(ResMlp, EachColumnDependsOnlyOnItselfAndPredictEqualsForward) {
   Workspace small(cfg, 8);  // predict in chunks of 8
   model_predict(cfg, m.params.data(), x.data(), 321, n, small, pred.data());
   EXPECT_EQ(all, pred);
+}
+
+TEST(ResMlp, ConditionalColumnsDependOnTheirOwnLabelAndPredictEqualsForward) {
+  ModelConfig cfg{2, 24, 1000, ModelKind::kResMlp, 2};
+  cfg.classes = 3;
+  Model m(cfg);
+  Rng rng(17);
+  m.init(rng);
+  const int n = 21;
+  const std::vector<float> x = normals(rng, static_cast<size_t>(cfg.dim) * n);
+  std::vector<int32_t> t(n, 500), labels(n), nulls(n, null_label(cfg));
+  for (int j = 0; j < n; ++j) labels[j] = j % 4;  // 3 is the null class
+  std::vector<float> all(x.size()), part(x.size()), pred(x.size()), none(x.size()), null(x.size());
+  Workspace ws(cfg, n);
+  model_forward(cfg, m.params.data(), x.data(), t.data(), n, ws, all.data(), labels.data());
+  for (int j = 0; j < n; j += 4) {
+    const int b = std::min(4, n - j);
+    model_forward(cfg, m.params.data(), x.data() + j * cfg.dim, t.data() + j, b, ws,
+                  part.data() + j * cfg.dim, labels.data() + j);
+  }
+  EXPECT_EQ(all, part);
+  Workspace small(cfg, 8);
+  model_predict(cfg, m.params.data(), x.data(), 500, n, small, pred.data(), labels.data());
+  EXPECT_EQ(all, pred);
+  // No labels is the null class; the class changes the output.
+  model_predict(cfg, m.params.data(), x.data(), 500, n, small, none.data());
+  model_predict(cfg, m.params.data(), x.data(), 500, n, small, null.data(), nulls.data());
+  EXPECT_EQ(none, null);
+  for (int j = 0; j < n; ++j) {
+    if (labels[j] == 3) {
+      EXPECT_EQ(all[2 * j], null[2 * j]);
+    } else {
+      EXPECT_NE(all[2 * j], null[2 * j]);
+    }
+  }
+  // The embedding is N(0, 1) (torch.nn.Embedding's init) and follows out.bias.
+  const std::vector<TensorInfo> layout = param_layout(cfg);
+  EXPECT_EQ(layout.back().name, "label_emb.weight");
+  EXPECT_EQ(layout.back().shape, (std::vector<int64_t>{4, 24}));
+  double s = 0, s2 = 0;
+  for (size_t i = 0; i < layout.back().size; ++i) {
+    const double v = m.params[layout.back().offset + i];
+    s += v, s2 += v * v;
+  }
+  EXPECT_NEAR(s / 96, 0.0, 0.35);
+  EXPECT_NEAR(s2 / 96, 1.0, 0.4);
+  // The tutorial's network has no class embedding.
+  ModelConfig tut{2, 8, 10};
+  tut.classes = 2;
+  EXPECT_THROW(validate(tut), UsageError);
 }
 
 TEST(ResMlp, InitIsTorchDefaultAndLayoutCountsEveryTensor) {
@@ -284,6 +388,52 @@ TEST(ResMlpCheckpoint, RoundTripsKindDepthAndPrediction) {
   const SafeTensors st = read_safetensors(dir.file("m.safetensors"));
   EXPECT_EQ(st.metadata.at("format_version"), "2");
   EXPECT_EQ(st.metadata.at("model"), "resmlp");
+}
+
+TEST(ResMlpCheckpoint, ConditionalRoundTripsClassesAsVersion3) {
+  test::TempDir dir;
+  ModelConfig cfg{2, 16, 100, ModelKind::kResMlp, 2, Prediction::kV};
+  cfg.classes = 3;
+  Model m(cfg);
+  Rng rng(3);
+  m.init(rng);
+  Checkpoint ck;
+  ck.model = cfg;
+  ck.schedule.T = cfg.T;
+  ck.params = m.params;
+  ck.classes = {"setosa", "7", "a, b"};
+  ck.class_counts = {50, 2, 9};
+  save_checkpoint(dir.file("m.safetensors"), ck);
+  const Checkpoint back = load_checkpoint(dir.file("m.safetensors"));
+  EXPECT_EQ(back.model.classes, 3);
+  EXPECT_EQ(back.classes, ck.classes);
+  EXPECT_EQ(back.class_counts, ck.class_counts);
+  EXPECT_EQ(back.params, m.params);
+  const SafeTensors st = read_safetensors(dir.file("m.safetensors"));
+  EXPECT_EQ(st.metadata.at("format_version"), "3");
+  // Bad class metadata is one clear error each.
+  auto error_of = [&](const std::string& key, const std::string& value,
+                      const std::string& counts = "") {
+    SafeTensors bad = st;
+    bad.metadata[key] = value;
+    if (!counts.empty()) bad.metadata["class_counts"] = counts;
+    try {
+      parse_checkpoint(serialize_safetensors(bad), "bad.safetensors");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(error_of("class_counts", "[50, 2]").find("\"class_counts\""), std::string::npos);
+  EXPECT_NE(error_of("class_counts", "[50, 0, 9]").find(">= 1"), std::string::npos);
+  EXPECT_NE(error_of("classes", "[\"a\", \"a\", \"b\"]").find("twice"), std::string::npos);
+  // Two classes in the metadata and a 4-row embedding: the tensor's shape is named.
+  const std::string two = error_of("classes", "[\"a\", \"b\"]", "[3, 4]");
+  EXPECT_NE(two.find("label_emb.weight"), std::string::npos) << two;
+  // A mismatch on saving writes nothing.
+  ck.class_counts.pop_back();
+  EXPECT_THROW(save_checkpoint(dir.file("n.safetensors"), ck), Error);
+  EXPECT_FALSE(test::file_exists(dir.file("n.safetensors")));
 }
 
 TEST(ResMlpCheckpoint, TutorialEpsCheckpointsStayVersion1AndOldFilesLoadAsTutorial) {

@@ -23,7 +23,9 @@ namespace diffuse {
 
 // 1: the tutorial's model predicting eps (no "model" / "prediction" metadata; still written for
 // it). 2: adds "model" (tutorial, resmlp), "prediction" (eps, x0, v) and, for resmlp, "depth".
-inline constexpr int kCheckpointFormatVersion = 2;
+// 3: a class-conditional model: "classes" and "class_counts" and the label_emb.weight tensor
+// (written only for one, so that every unconditional file stays readable by version 2 builds).
+inline constexpr int kCheckpointFormatVersion = 3;
 
 // What a training run needs to continue bit-for-bit (diffuse train --resume).
 struct TrainState {
@@ -40,7 +42,12 @@ struct Checkpoint {
   Normalization normalization;       // empty: data were not standardized
   DataRange range;                   // the training data's range; empty: not stored (old files)
   std::vector<std::string> columns;  // data column names, if any
-  std::vector<float> params;         // the weights to sample from (EMA when trained with EMA)
+  // A conditional model's class names, label k = classes[k] (model.classes of them), and the
+  // training rows of each (sampling without a class draws them in these proportions).
+  std::vector<std::string> classes;
+  std::vector<int64_t> class_counts;
+  std::string label_column;   // the data column the classes came from (written back on sampling)
+  std::vector<float> params;  // the weights to sample from (EMA when trained with EMA)
   std::optional<TrainState> train_state;
   std::map<std::string, std::string> info;  // free-form extra metadata (data source, epochs, ...)
 };
@@ -52,7 +59,8 @@ struct Checkpoint {
 // (%.17g, exact round trip), "model", "prediction" and (resmlp) "depth" unless the model is the
 // tutorial's predicting eps (then a version 1 file without them), optional "normalization"
 // {"mean": [..], "std": [..]}, "range" {"min": [..], "max": [..], "integer": [true/false..]} (data
-// units) and "columns" [..] as JSON text, "info.KEY" per info entry; with train state
+// units), "columns" [..] and (conditional models) "classes" [..] and "class_counts" [..] as JSON
+// text and "label_column", "info.KEY" per info entry; with train state
 // "train.epoch", "train.adam.step",
 // "train.adam.lr", "train.adam.beta1", "train.adam.beta2", "train.adam.eps", "train.rng" (JSON
 // array of 4 decimal strings) and "train.config". Throws Error naming path when ckpt is

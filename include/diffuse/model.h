@@ -11,7 +11,9 @@
 //   y  = W4 h3 + b4                         Linear(H, D)
 //
 // kResMlp: a residual MLP with a sinusoidal embedding of time (include/diffuse/resmlp.h has its
-// layers and kernels).
+// layers and kernels), optionally class-conditional (ModelConfig::classes): a learned class
+// embedding with one extra "no class" entry, so that one network predicts with and without a
+// class (classifier-free guidance, Ho & Salimans 2022).
 //
 // What the network's output means (the noise, the clean data or v) is ModelConfig::prediction;
 // include/diffuse/denoiser.h turns it into the noise the samplers take.
@@ -57,7 +59,13 @@ struct ModelConfig {
   ModelKind kind = ModelKind::kTutorial;
   int depth = 3;  // kResMlp: residual blocks (the tutorial's network has a fixed depth)
   Prediction prediction = Prediction::kEps;
+  // C > 0: a class-conditional network (kResMlp only) with C classes 0..C-1 and the null class C
+  // ("no class"); the calls below take one label per column. 0: unconditional.
+  int classes = 0;
 };
+
+// The null ("no class") label of a conditional model: its last embedding row.
+inline int null_label(const ModelConfig& c) { return c.classes; }
 
 // One named tensor inside the flat parameter buffer.
 struct TensorInfo {
@@ -71,8 +79,10 @@ struct TensorInfo {
 // lin4.*. kResMlp: see resmlp.h.
 std::vector<TensorInfo> param_layout(const ModelConfig& c);
 size_t param_count(const ModelConfig& c);
-// Throws UsageError unless D >= 1, H >= 1, T >= 2 (and, for kResMlp, 1 <= depth <= 64).
+// Throws UsageError unless D >= 1, H >= 1, T >= 2 (and, for kResMlp, 1 <= depth <= 64), and
+// 0 <= classes <= kMaxClasses, with classes > 0 only for kResMlp ("--label-column" names it).
 void validate(const ModelConfig& c);
+inline constexpr int kMaxClasses = 65536;
 
 struct Model {
   ModelConfig config;
@@ -137,9 +147,12 @@ void mse_backward(float* dy, const float* y, const float* target, size_t n);
 
 // ---- the whole network ----
 
-// y = eps_theta(x, t). x is (D, B), t is (B), y is (D, B); B <= ws.max_batch. Saves activations.
+// y = eps_theta(x, t[, label]). x is (D, B), t is (B), y is (D, B); B <= ws.max_batch. Saves
+// activations. labels (B), each in 0..C (C: the null class), is read only by a conditional model
+// (c.classes > 0), for which null means every column has the null class; a label outside 0..C
+// throws Error.
 void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                   int B, Workspace& ws, float* y);
+                   int B, Workspace& ws, float* y, const int32_t* labels = nullptr);
 // The transposed weights (W^T of each layer) that the forward multiplies by, which model_forward
 // and model_predict pack on every call. Packed once, one copy serves several forwards on the same
 // params (the trainer's threads share one per step).
@@ -154,16 +167,18 @@ void pack_weights(const ModelConfig& c, const float* params, PackedWeights& pack
                   int parts = 1);
 // model_forward with weights that pack_weights packed from these params.
 void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
-                   const float* x, const int32_t* t, int B, Workspace& ws, float* y);
+                   const float* x, const int32_t* t, int B, Workspace& ws, float* y,
+                   const int32_t* labels = nullptr);
 
-// Given dy (D, B) after model_forward on the same batch, overwrites grads (param_count floats)
-// with d loss / d params, and ws.dx with d loss / d x.
+// Given dy (D, B) after model_forward on the same batch (and the same labels), overwrites grads
+// (param_count floats) with d loss / d params, and ws.dx with d loss / d x.
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                    int B, const float* dy, Workspace& ws, float* grads);
+                    int B, const float* dy, Workspace& ws, float* grads,
+                    const int32_t* labels = nullptr);
 
-// eps_theta(x, t) for n columns at one timestep t, in chunks of ws.max_batch (no allocation).
-// x and y are (D, n). Used by the samplers.
+// eps_theta(x, t[, label]) for n columns at one timestep t, in chunks of ws.max_batch (no
+// allocation). x and y are (D, n); labels (n) as for model_forward. Used by the samplers.
 void model_predict(const ModelConfig& c, const float* params, const float* x, int t, int n,
-                   Workspace& ws, float* y);
+                   Workspace& ws, float* y, const int32_t* labels = nullptr);
 
 }  // namespace diffuse

@@ -4,16 +4,25 @@
 // model.h's calls (model_forward, model_backward, model_predict), not from here. Not an autograd.
 //
 //   e   = [sin(tau f), cos(tau f)],  tau = 1000 t / T,  f_k = 10000^(-k/(E/2))   (E, B)
-//   h0  = W_in [x; e] + b_in                              inp: Linear(D + E, H)
+//   h0  = W_in [x; e] + b_in (+ C_emb[y])                 inp: Linear(D + E, H)
+//                                                         label_emb: Embedding(C + 1, H)
 //   for l < depth:                                        blocks.l
 //     u_l     = LayerNorm_l(h_l)                            .norm: LayerNorm(H)
 //     g_l     = silu(W1_l u_l + b1_l)                       .fc1: Linear(H, H)
 //     h_{l+1} = h_l + W2_l g_l + b2_l                       .fc2: Linear(H, H)
 //   y   = W_out silu(LayerNorm(h_depth)) + b_out          norm: LayerNorm(H), out: Linear(H, D)
 //
+// The class-conditional network (ModelConfig::classes = C > 0) adds a learned embedding of the
+// label y in 0..C (C: the null class, "no class") to h0. W_in e + b_in is the network's time
+// embedding projected to the width H; adding the class embedding to it is the usual way a class
+// enters a diffusion network (ADM, DiT: emb = time_emb + class_emb), and the residual stream
+// carries the sum into every block. It is a per-class bias of the first layer: a lookup and an
+// add forward, a scatter-add of dh0 backward.
+//
 // Tensor names are the state_dict keys of scripts/resmlp_reference.py's ResMlp, in its order:
 // inp.weight (H, D+E), inp.bias, blocks.L.{norm.weight, norm.bias, fc1.weight, fc1.bias,
-// fc2.weight, fc2.bias}, norm.weight, norm.bias, out.weight (D, H), out.bias.
+// fc2.weight, fc2.bias}, norm.weight, norm.bias, out.weight (D, H), out.bias and, conditional,
+// label_emb.weight (C + 1, H) (registered last, so the unconditional layout is a prefix).
 // Time enters only through e, a fixed function of t / T: no table grows with T, so a large T costs
 // nothing and the fast samplers may pick any subset of the timesteps.
 #pragma once
@@ -34,16 +43,28 @@ std::vector<TensorInfo> resmlp_layout(const ModelConfig& c);
 size_t resmlp_buffer_floats(const ModelConfig& c, int max_batch);
 void resmlp_init_workspace(const ModelConfig& c, Workspace& ws);  // after sizing ws.buffer
 void resmlp_init(const ModelConfig& c, float* params, Rng& rng);
+// labels (B) as model.h's model_forward: read when c.classes > 0 (null: every column the null
+// class).
 void resmlp_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                    int B, Workspace& ws, float* y);
+                    int B, Workspace& ws, float* y, const int32_t* labels = nullptr);
 void resmlp_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                     int B, const float* dy, Workspace& ws, float* grads);
+                     int B, const float* dy, Workspace& ws, float* grads,
+                     const int32_t* labels = nullptr);
 
 // ---- layer kernels (column-major; B columns = samples) ----
 
 // e (E, B): e[k] = sin(tau f_k), e[E/2 + k] = cos(tau f_k), tau = 1000 t_j / T. E even. No
 // parameters and t is discrete, so there is no backward.
 void time_embedding_forward(float* e, const int32_t* t, int B, int E, int T);
+
+// Embedding lookup added to h (n, B): h[:, j] += table[label_j] with table (rows, n) row-major
+// and label_j = labels[j] (every label the null row rows - 1 when labels is null). Throws Error
+// for a label outside 0..rows-1.
+void class_embedding_forward(float* h, const float* table, const int32_t* labels, int B, int n,
+                             int rows);
+// Overwrites dtable (rows, n) with the scatter-add of dh (n, B): dtable[label_j] += dh[:, j].
+void class_embedding_backward(float* dtable, const float* dh, const int32_t* labels, int B, int n,
+                              int rows);
 
 // Per column of x (n, B): y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + 1e-5), the
 // biased variance (as torch). Saves mean and rstd (B) for the backward. y, x are (n, B).

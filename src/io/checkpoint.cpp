@@ -349,6 +349,40 @@ std::vector<std::string> parse_columns(const Meta& meta, const std::string& src,
   return out;
 }
 
+// "classes" and "class_counts": as many names (distinct strings) as counts (integers >= 1).
+void parse_classes(const Meta& meta, const std::string& src, Checkpoint& ck) {
+  const json names = meta.json_value("classes");
+  if (!names.is_array() || names.empty()) {
+    fail(src, "metadata \"classes\" must be a non-empty JSON array of strings");
+  }
+  std::set<std::string> seen;
+  for (const json& c : names) {
+    if (!c.is_string()) fail(src, "metadata \"classes\" must hold strings, found " + brief(c));
+    if (!seen.insert(c.get<std::string>()).second) {
+      fail(src, "metadata \"classes\" names class " + show(c.get<std::string>()) + " twice");
+    }
+    ck.classes.push_back(c.get<std::string>());
+  }
+  const json counts = meta.json_value("class_counts");
+  if (!counts.is_array() || counts.size() != names.size()) {
+    fail(src, "metadata \"class_counts\" must be a JSON array of " + std::to_string(names.size()) +
+                  " row counts, one per class");
+  }
+  for (const json& n : counts) {
+    if (!n.is_number_integer() || n.get<int64_t>() < 1) {
+      fail(src, "metadata \"class_counts\" must hold integers >= 1, found " + brief(n));
+    }
+    ck.class_counts.push_back(n.get<int64_t>());
+  }
+  if (ck.classes.size() > static_cast<size_t>(kMaxClasses)) {
+    fail(src, "metadata \"classes\" names " + std::to_string(ck.classes.size()) +
+                  " classes, at most " + std::to_string(kMaxClasses) + " are supported");
+  }
+  ck.model.classes = static_cast<int>(ck.classes.size());
+  const std::string* column = meta.find("label_column");
+  ck.label_column = column != nullptr ? *column : "label";
+}
+
 std::array<uint64_t, 4> parse_rng(const Meta& meta, const std::string& src) {
   const json j = meta.json_value("train.rng");
   const std::string rule = "metadata \"train.rng\" must be an array of 4 decimal strings";
@@ -458,6 +492,7 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
     if (!pk) fail(src, "metadata \"prediction\" is " + show(*p) + ", expected eps, x0 or v");
     ck.model.prediction = *pk;
   }
+  if (meta.find("classes") || meta.find("class_counts")) parse_classes(meta, src, ck);
   try {
     validate(ck.model);
   } catch (const UsageError& e) {
@@ -602,6 +637,21 @@ SafeTensors checkpoint_to_safetensors(const std::string& path, const Checkpoint&
   if (!ck.columns.empty() && ck.columns.size() != static_cast<size_t>(D)) {
     refuse(path, std::to_string(ck.columns.size()) + " column names for dim=" + std::to_string(D));
   }
+  if (ck.classes.size() != static_cast<size_t>(ck.model.classes) ||
+      ck.class_counts.size() != ck.classes.size()) {
+    refuse(path, std::to_string(ck.classes.size()) + " class names and " +
+                     std::to_string(ck.class_counts.size()) + " class counts for a model of " +
+                     std::to_string(ck.model.classes) + " classes");
+  }
+  for (size_t k = 0; k < ck.classes.size(); ++k) {
+    if (ck.class_counts[k] < 1) {
+      refuse(path, "class " + ck.classes[k] + " has " + std::to_string(ck.class_counts[k]) +
+                       " rows, expected at least 1");
+    }
+    for (size_t i = 0; i < k; ++i) {
+      if (ck.classes[i] == ck.classes[k]) refuse(path, "class " + ck.classes[k] + " named twice");
+    }
+  }
 
   SafeTensors st;
   for (const TensorInfo& info : param_layout(ck.model)) {
@@ -615,7 +665,10 @@ SafeTensors checkpoint_to_safetensors(const std::string& path, const Checkpoint&
   // A tutorial model predicting eps is a version 1 file, which every earlier build reads; any other
   // model says it needs a build that knows "model" and "prediction".
   const bool v1 = ck.model.kind == ModelKind::kTutorial && ck.model.prediction == Prediction::kEps;
-  md["format_version"] = std::to_string(v1 ? 1 : kCheckpointFormatVersion);
+  // A conditional model is version 3; an unconditional one stays version 2, readable as before.
+  md["format_version"] = std::to_string(v1                     ? 1
+                                        : ck.model.classes > 0 ? kCheckpointFormatVersion
+                                                               : 2);
   if (!v1) {
     md["model"] = to_string(ck.model.kind);
     md["prediction"] = to_string(ck.model.prediction);
@@ -634,6 +687,11 @@ SafeTensors checkpoint_to_safetensors(const std::string& path, const Checkpoint&
     md["range"] = json{{"min", range.min}, {"max", range.max}, {"integer", range.integer}}.dump();
   }
   if (!ck.columns.empty()) md["columns"] = json(ck.columns).dump();
+  if (ck.model.classes > 0) {
+    md["classes"] = json(ck.classes).dump();
+    md["class_counts"] = json(ck.class_counts).dump();
+    md["label_column"] = ck.label_column.empty() ? "label" : ck.label_column;
+  }
   for (const auto& [key, value] : ck.info) md[kInfoPrefix + key] = value;
 
   if (ck.train_state) {

@@ -584,6 +584,15 @@ void validate(const ModelConfig& c) {
   if (c.kind == ModelKind::kResMlp && (c.depth < 1 || c.depth > 64)) {
     throw UsageError("--depth: expected 1..64 residual blocks, got " + std::to_string(c.depth));
   }
+  if (c.classes < 0 || c.classes > kMaxClasses) {
+    throw UsageError("--label-column: expected at most " + std::to_string(kMaxClasses) +
+                     " classes, got " + std::to_string(c.classes));
+  }
+  if (c.classes > 0 && c.kind != ModelKind::kResMlp) {
+    throw UsageError(
+        "--label-column: the tutorial's network has no class embedding; use --model "
+        "resmlp");
+  }
   if (c.hidden > 65536 || c.dim > 65536) {
     throw UsageError("--hidden: expected at most 65536, got " + std::to_string(c.hidden));
   }
@@ -768,10 +777,10 @@ void mse_backward(float* dy, const float* y, const float* target, size_t n) {
 // ---- the whole network ----
 
 void model_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                   int B, Workspace& ws, float* y) {
-  // x is (D, B); t is (B); y is (D, B)
+                   int B, Workspace& ws, float* y, const int32_t* labels) {
+  // x is (D, B); t is (B); y is (D, B); labels is (B)
   if (c.kind == ModelKind::kResMlp) {
-    resmlp_forward(c, params, x, t, B, ws, y);
+    resmlp_forward(c, params, x, t, B, ws, y, labels);
     return;
   }
   const Scratch s = carve(c, ws.scratch.data());
@@ -791,9 +800,10 @@ void pack_weights(const ModelConfig& c, const float* params, PackedWeights& pack
 }
 
 void model_forward(const ModelConfig& c, const float* params, const PackedWeights& packed,
-                   const float* x, const int32_t* t, int B, Workspace& ws, float* y) {
+                   const float* x, const int32_t* t, int B, Workspace& ws, float* y,
+                   const int32_t* labels) {
   if (c.kind == ModelKind::kResMlp) {
-    resmlp_forward(c, params, x, t, B, ws, y);
+    resmlp_forward(c, params, x, t, B, ws, y, labels);
     return;
   }
   const Scratch s = carve(c, const_cast<float*>(packed.data.data()));  // only read
@@ -801,10 +811,10 @@ void model_forward(const ModelConfig& c, const float* params, const PackedWeight
 }
 
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                    int B, const float* dy, Workspace& ws, float* grads) {
+                    int B, const float* dy, Workspace& ws, float* grads, const int32_t* labels) {
   // dy is (D, B); grads has the flat layout of params; ws.dx gets d loss / d x, (D, B)
   if (c.kind == ModelKind::kResMlp) {
-    resmlp_backward(c, params, x, t, B, dy, ws, grads);
+    resmlp_backward(c, params, x, t, B, dy, ws, grads, labels);
     return;
   }
   const int D = c.dim, H = c.hidden, T = c.T;
@@ -868,15 +878,15 @@ void model_backward(const ModelConfig& c, const float* params, const float* x, c
 }
 
 void model_predict(const ModelConfig& c, const float* params, const float* x, int t, int n,
-                   Workspace& ws, float* y) {
-  // x, y are (D, n); one timestep t for every column
+                   Workspace& ws, float* y, const int32_t* labels) {
+  // x, y are (D, n); one timestep t for every column; labels is (n)
   std::fill(ws.t.begin(), ws.t.end(), t);
   const int D = c.dim;
   if (c.kind == ModelKind::kResMlp) {
     for (int j = 0; j < n; j += ws.max_batch) {
       const int B = std::min(ws.max_batch, n - j);
       resmlp_forward(c, params, x + static_cast<size_t>(j) * D, ws.t.data(), B, ws,
-                     y + static_cast<size_t>(j) * D);
+                     y + static_cast<size_t>(j) * D, labels == nullptr ? nullptr : labels + j);
     }
     return;
   }

@@ -55,6 +55,7 @@ struct Tensors {
   F *w_in, *b_in;
   std::vector<F*> ln_g, ln_b, w1, b1, w2, b2;  // per block
   F *lnf_g, *lnf_b, *w_out, *b_out;
+  F* emb;  // label_emb.weight (C + 1, H); null for an unconditional network
 };
 
 template <typename F>
@@ -77,7 +78,8 @@ void tensors(const ModelConfig& c, F* p, Tensors<F>& v) {
   v.lnf_g = p, p += H;
   v.lnf_b = p, p += H;
   v.w_out = p, p += D * H;
-  v.b_out = p;
+  v.b_out = p, p += D;
+  v.emb = c.classes > 0 ? p : nullptr;
 }
 
 // Workspace::buffer, carved for max_batch columns. Slot l of h, u, g is (H, B) at l * H *
@@ -151,6 +153,7 @@ std::vector<TensorInfo> resmlp_layout(const ModelConfig& c) {
   add("norm.bias", {H});
   add("out.weight", {D, H});
   add("out.bias", {D});
+  if (c.classes > 0) add("label_emb.weight", {static_cast<int64_t>(c.classes) + 1, H});
   return layout;
 }
 
@@ -165,9 +168,14 @@ void resmlp_init_workspace(const ModelConfig& c, Workspace& ws) {
 }
 
 void resmlp_init(const ModelConfig& c, float* params, Rng& rng) {
-  // torch defaults: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias; LayerNorm 1, 0.
+  // torch defaults: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias; LayerNorm 1, 0;
+  // Embedding N(0, 1).
   for (const TensorInfo& ti : resmlp_layout(c)) {
     float* p = params + ti.offset;
+    if (ti.name == "label_emb.weight") {
+      rng.fill_normal(p, ti.size);
+      continue;
+    }
     const bool norm = ti.name.find("norm.") != std::string::npos;
     if (norm) {
       const bool gain = ti.name.find("weight") != std::string::npos;
@@ -193,6 +201,31 @@ void time_embedding_forward(float* e, const int32_t* t, int B, int E, int T) {
       ej[k] = static_cast<float>(std::sin(tau * f));
       ej[half + k] = static_cast<float>(std::cos(tau * f));
     }
+  }
+}
+
+void class_embedding_forward(float* h, const float* table, const int32_t* labels, int B, int n,
+                             int rows) {
+  // h is (n, B); table is (rows, n) row-major; labels is (B)
+  for (int j = 0; j < B; ++j) {
+    const int32_t k = labels == nullptr ? rows - 1 : labels[j];
+    if (k < 0 || k >= rows) {
+      throw Error("model: class label " + std::to_string(k) + " is outside the model's 0.." +
+                  std::to_string(rows - 1));
+    }
+    ArrayMap(h + static_cast<size_t>(j) * n, n) +=
+        ConstArrayMap(table + static_cast<size_t>(k) * n, n);
+  }
+}
+
+void class_embedding_backward(float* dtable, const float* dh, const int32_t* labels, int B, int n,
+                              int rows) {
+  // dtable is (rows, n) row-major; dh is (n, B); labels is (B)
+  std::fill(dtable, dtable + static_cast<size_t>(rows) * n, 0.0f);
+  for (int j = 0; j < B; ++j) {
+    const int32_t k = labels == nullptr ? rows - 1 : labels[j];
+    ArrayMap(dtable + static_cast<size_t>(k) * n, n) +=
+        ConstArrayMap(dh + static_cast<size_t>(j) * n, n);
   }
 }
 
@@ -277,8 +310,8 @@ void silu_backward(float* dx, const float* dy, const float* x, size_t n) {
 // ---- the whole network ----
 
 void resmlp_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                    int B, Workspace& ws, float* y) {
-  // x is (D, B); t is (B); y is (D, B)
+                    int B, Workspace& ws, float* y, const int32_t* labels) {
+  // x is (D, B); t is (B); y is (D, B); labels is (B)
   const int D = c.dim, H = c.hidden, E = kTimeFeatures, L = c.depth;
   thread_local Tensors<const float> p;  // its vectors grow once per thread
   tensors(c, params, p);
@@ -291,6 +324,7 @@ void resmlp_forward(const ModelConfig& c, const float* params, const float* x, c
     std::copy_n(b.table + static_cast<size_t>(t[j]) * E, E, col + D);
   }
   linear_forward(b.h, b.in, p.w_in, p.b_in, B, D + E, H);
+  if (c.classes > 0) class_embedding_forward(b.h, p.emb, labels, B, H, c.classes + 1);
   for (int l = 0; l < L; ++l) {
     float* hl = b.h + l * b.slot;
     float* ul = b.u + l * b.slot;
@@ -311,8 +345,9 @@ void resmlp_forward(const ModelConfig& c, const float* params, const float* x, c
 }
 
 void resmlp_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                     int B, const float* dy, Workspace& ws, float* grads) {
-  // dy is (D, B); grads has the flat layout of params; ws.dx gets d loss / d x, (D, B)
+                     int B, const float* dy, Workspace& ws, float* grads, const int32_t* labels) {
+  // dy is (D, B); grads has the flat layout of params; ws.dx gets d loss / d x, (D, B); labels is
+  // (B), as given to the forward
   (void)x;  // saved in the workspace by the forward, as [x; e]
   (void)t;
   const int D = c.dim, H = c.hidden, E = kTimeFeatures, L = c.depth;
@@ -343,6 +378,7 @@ void resmlp_backward(const ModelConfig& c, const float* params, const float* x, 
                         p.ln_g[l], B, H);
     ArrayMap(b.dh, m) += ConstArrayMap(b.dg, m);
   }
+  if (c.classes > 0) class_embedding_backward(g.emb, b.dh, labels, B, H, c.classes + 1);
   linear_backward(b.din, g.w_in, g.b_in, b.dh, b.in, p.w_in, B, D + E, H);
   for (int j = 0; j < B; ++j) {
     std::copy_n(b.din + static_cast<size_t>(j) * (D + E), D,
