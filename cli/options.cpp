@@ -101,6 +101,13 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
       ->default_str(to_string(o.train.loss_weighting));
   cmd->add_option("--snr-gamma", o.train.snr_gamma, "gamma of the min-snr weighting")
       ->capture_default_str();
+  cmd->add_option("--label-column", o.label_column,
+                  "CSV column with each row's class: a class-conditional model (resmlp) that "
+                  "`sample --class` draws from");
+  cmd->add_option("--label-dropout", o.train.label_dropout,
+                  "probability that a row's class is hidden in a step (learns the unconditional "
+                  "model guidance needs)")
+      ->capture_default_str();
   add_seed_option(cmd, o.train.seed, "seed for the data (seed+1), weights and training");
   cmd->add_option("--threads", o.train.threads, "threads (results depend on seed and threads)")
       ->capture_default_str();
@@ -130,12 +137,19 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
 }
 
 void note_given_options(const CLI::App& cmd, TrainOptions& o) {
-  for (const char* name : {"--data",           "-n",           "--noise",     "--schedule",
-                           "--steps",          "--beta-start", "--beta-end",  "--hidden",
-                           "--standardize",    "--model",      "--depth",     "--predict",
-                           "--loss-weighting", "--snr-gamma",  "--epochs",    "--updates",
-                           "--batch-size",     "--lr",         "--grad-clip", "--seed",
-                           "--threads",        "--ema",        "--warmup",    "--lr-schedule",
+  for (const char* name : {"--data",           "-n",
+                           "--noise",          "--schedule",
+                           "--steps",          "--beta-start",
+                           "--beta-end",       "--hidden",
+                           "--standardize",    "--model",
+                           "--depth",          "--predict",
+                           "--loss-weighting", "--snr-gamma",
+                           "--epochs",         "--updates",
+                           "--label-column",   "--label-dropout",
+                           "--batch-size",     "--lr",
+                           "--grad-clip",      "--seed",
+                           "--threads",        "--ema",
+                           "--warmup",         "--lr-schedule",
                            "--lr-min"}) {
     const CLI::Option* opt = cmd.get_option_no_throw(name);
     if (opt != nullptr && opt->count() > 0) o.given.insert(name);

@@ -1,6 +1,9 @@
 // `diffuse sample`: draws points from a trained model into a CSV file, streamed in chunks so that
 // memory does not grow with -n (the values are the same bits as drawing them all at once).
 #include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
 
 #include "commands.h"
 #include "diffuse/error.h"
@@ -27,6 +30,7 @@ void add_sample_command(CLI::App& app) {
                             variance = to_string(config.variance),
                             x0_clamp = to_string(config.x0_clamp);
     int n = kDefaultSamplePoints;
+    std::string class_name;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("sample", "Sample points from a trained model into a CSV");
@@ -46,8 +50,17 @@ void add_sample_command(CLI::App& app) {
   cmd->add_flag("--round-integers", o->config.round_integers,
                 "round the columns that held only whole numbers in the training data");
   cmd->add_option("--threads", o->config.threads, "threads")->capture_default_str();
+  CLI::Option* class_opt =
+      cmd->add_option("--class", o->class_name,
+                      "draw this class of a model trained with --label-column (default: every "
+                      "class in its training share, written to the label column)");
+  CLI::Option* guidance_opt =
+      cmd->add_option("--guidance", o->config.guidance,
+                      "classifier-free guidance scale W of --class: eps_uncond + W (eps_class - "
+                      "eps_uncond); 1 the plain class, 0 unconditional, > 1 sharper classes")
+          ->capture_default_str();
   cmd->add_option("-o,--output", o->out, "output CSV file")->required();
-  cmd->callback([o] {
+  cmd->callback([o, class_opt, guidance_opt] {
     SampleConfig sc = o->config;
     sc.sampler = parse_sampler(o->sampler);
     sc.variance = parse_variance(o->variance);
@@ -57,7 +70,21 @@ void add_sample_command(CLI::App& app) {
     if (o->n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(o->n));
     check_writable(o->out, "-o");
     check_distinct_files({{"the model", o->model}}, {{"-o", o->out}});
+    if (guidance_opt->count() > 0 && class_opt->count() == 0) {
+      throw UsageError("--guidance: needs --class (it scales the pull towards one class)");
+    }
+    if (!(sc.guidance >= 0.0) || !std::isfinite(sc.guidance)) {
+      throw UsageError("--guidance: expected a finite scale >= 0, got " +
+                       std::to_string(sc.guidance));
+    }
     const Checkpoint ckpt = load_checkpoint(o->model);
+    if (class_opt->count() > 0) {
+      try {
+        sc.label = class_label(ckpt, o->class_name);
+      } catch (const UsageError& e) {
+        throw UsageError(std::string(e.what()) + " (" + o->model + ")");
+      }
+    }
     // Stored names no CSV header can hold are the checkpoint's fault: say so before sampling.
     for (size_t k = 0; k < ckpt.columns.size(); ++k) {
       if (const std::string why = column_name_problem(ckpt.columns[k]); !why.empty()) {
@@ -71,11 +98,23 @@ void add_sample_command(CLI::App& app) {
     // A second Ctrl-C kills at once; the temporary file then remains.
     const StopSignals stop;
 
-    CsvWriter out(o->out, ckpt.model.dim, ckpt.columns);
+    // A conditional model's samples carry their class in the training data's label column.
+    const bool labelled = ckpt.model.classes > 0;
+    std::unique_ptr<CsvWriter> out =
+        labelled ? std::make_unique<CsvWriter>(o->out, ckpt.model.dim, ckpt.columns,
+                                               ckpt.label_column, ckpt.classes)
+                 : std::make_unique<CsvWriter>(o->out, ckpt.model.dim, ckpt.columns);
     try {
       sample_checkpoint_chunked(
           ckpt, sc, o->n, sc.threads, chunk_rows_for(ckpt.model.dim),
-          [&](int64_t, const Points& x) { out.write(x); }, [] { return StopSignals::requested(); });
+          [&](int64_t first, const Points& x) {
+            if (labelled) {
+              out->write(x, sample_labels(ckpt, sc, first, static_cast<int>(x.rows())));
+            } else {
+              out->write(x);
+            }
+          },
+          [] { return StopSignals::requested(); });
     } catch (const Interrupted&) {
       throw Interrupted("sample: interrupted; " + o->out + " was not written");
     } catch (const UsageError&) {
@@ -86,7 +125,7 @@ void add_sample_command(CLI::App& app) {
       if (what.rfind(o->out, 0) == 0) throw;
       throw Error(o->model + ": " + what);
     }
-    out.commit();
+    out->commit();
   });
 }
 

@@ -47,6 +47,90 @@ TEST(Denoiser, AnExactPredictionOfEachTargetGivesBackTheNoise) {
   }
 }
 
+// Classifier-free guidance on closed-form predictors: class k's eps is affine in x with its own
+// slope and offset, the null class (label 4) another one.
+TEST(Guidance, CombinesAsDiffusersWithW1ConditionalAndW0UnconditionalBitForBit) {
+  const int D = 3, n = 5;
+  int calls = 0;
+  const ConditionalEpsFn base = [&calls](const float* x, int t, int n_, const int32_t* labels,
+                                         float* eps) {
+    ++calls;
+    for (int j = 0; j < n_; ++j) {
+      const int k = labels == nullptr ? 4 : labels[j];
+      for (int d = 0; d < D; ++d) {
+        eps[j * D + d] = (0.5f + 0.25f * k) * x[j * D + d] + 0.1f * k - 0.01f * t + 0.3f * d;
+      }
+    }
+  };
+  std::vector<float> x(n * D);
+  Rng rng(3);
+  rng.fill_normal(x.data(), x.size());
+  const std::vector<int32_t> labels = {0, 2, 1, 3, 2};
+  const std::vector<int32_t> nulls(n, 4);
+  std::vector<float> cond(x.size()), uncond(x.size()), got(x.size());
+  base(x.data(), 7, n, labels.data(), cond.data());
+  base(x.data(), 7, n, nulls.data(), uncond.data());
+  for (double w : {0.0, 1.0, 2.0, 3.5, 0.4}) {
+    calls = 0;
+    guided_eps_fn(base, w, 4, D)(x.data(), 7, n, labels.data(), got.data());
+    EXPECT_EQ(calls, w == 0.0 || w == 1.0 ? 1 : 2) << w;  // no wasted evaluation
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float expected = uncond[i] + static_cast<float>(w) * (cond[i] - uncond[i]);
+      if (w == 1.0) {
+        EXPECT_EQ(got[i], cond[i]);
+      } else if (w == 0.0) {
+        EXPECT_EQ(got[i], uncond[i]);
+      } else {
+        EXPECT_EQ(got[i], expected) << w;
+        // and it is the closed form: the guided slope and offset of the affine predictors
+        const int k = labels[i / D];
+        const double slope = 0.5 + 0.25 * 4 + w * 0.25 * (k - 4);
+        const double offset = 0.1 * 4 + w * 0.1 * (k - 4) - 0.07 + 0.3 * (i % D);
+        EXPECT_NEAR(got[i], slope * x[i] + offset, 1e-5 * (1 + std::abs(slope * x[i])));
+      }
+    }
+  }
+  // No labels: passed through as they are (the unconditional prediction) whatever W.
+  std::vector<float> none(x.size());
+  base(x.data(), 7, n, nullptr, none.data());
+  calls = 0;
+  guided_eps_fn(base, 3.0, 4, D)(x.data(), 7, n, nullptr, got.data());
+  EXPECT_EQ(got, none);
+  EXPECT_EQ(calls, 1);
+  EXPECT_THROW(guided_eps_fn(base, -0.5, 4, D), UsageError);
+  EXPECT_THROW(guided_eps_fn(base, std::nan(""), 4, D), UsageError);
+}
+
+// Guidance on v or x0 outputs is guidance on eps: eps is affine in the output with coefficients
+// that do not depend on the label, and the weights (1 - W, W) sum to 1.
+TEST(Guidance, OnEpsEqualsGuidanceOnTheNetworksOutputForEveryTarget) {
+  const Schedule s = cosine(1000);
+  const int D = 2, n = 64;
+  Rng rng(4);
+  std::vector<float> x(n * D), out_c(n * D), out_u(n * D), out_g(n * D);
+  rng.fill_normal(x.data(), x.size());
+  rng.fill_normal(out_c.data(), out_c.size());
+  rng.fill_normal(out_u.data(), out_u.size());
+  const float w = 2.5f;
+  for (size_t i = 0; i < out_g.size(); ++i) out_g[i] = out_u[i] + w * (out_c[i] - out_u[i]);
+  for (Prediction p : {Prediction::kEps, Prediction::kX0, Prediction::kV}) {
+    for (int t : {5, 400, 990}) {
+      std::vector<float> e_c(n * D), e_u(n * D), e_g(n * D);
+      output_to_eps(p, s, t, x.data(), out_c.data(), x.size(), e_c.data());
+      output_to_eps(p, s, t, x.data(), out_u.data(), x.size(), e_g.data());
+      output_to_eps(p, s, t, x.data(), out_u.data(), x.size(), e_u.data());
+      output_to_eps(p, s, t, x.data(), out_g.data(), x.size(), e_g.data());
+      double worst = 0, scale = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double combined = e_u[i] + w * (static_cast<double>(e_c[i]) - e_u[i]);
+        worst = std::max(worst, std::abs(combined - e_g[i]));
+        scale = std::max(scale, std::abs(combined));
+      }
+      EXPECT_LT(worst, 1e-5 * scale) << to_string(p) << " t=" << t;
+    }
+  }
+}
+
 TEST(Denoiser, MinSnrWeightsFollowHangEtAl) {
   const Schedule s = cosine(1000);
   for (int t : {0, 100, 400, 999}) {

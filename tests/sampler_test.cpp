@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -873,6 +874,94 @@ TEST(SampleChunked, GivesTheBitsOfOneWholeRun) {
         }
       }
     }
+  }
+}
+
+// ---- conditioning: labels passed through to the predictor ----
+
+// The exact predictor of class-conditional point masses: class k's data is the single point
+// mu_k (D = 2), so eps = (x - sqrt(ab) mu_k) / sqrt(1 - ab) and every sampler's last step returns
+// x0 = mu_k exactly (up to float rounding). The null label (here 3) is never asked for.
+ConditionalEpsFn point_mass_eps(const Schedule& sch, const std::vector<std::array<double, 2>>& mu) {
+  return [&sch, mu](const float* x, int t, int n, const int32_t* labels, float* eps) {
+    const double a = std::sqrt(sch.alpha_bar[t]), s = std::sqrt(1 - sch.alpha_bar[t]);
+    for (int j = 0; j < n; ++j) {
+      const auto& m = mu.at(static_cast<size_t>(labels[j]));
+      for (int d = 0; d < 2; ++d)
+        eps[2 * j + d] = static_cast<float>((x[2 * j + d] - a * m[d]) / s);
+    }
+  };
+}
+
+TEST(ConditionalSample, EverySamplerTakesEachColumnToItsOwnClass) {
+  const Schedule sch = cosine_schedule(200);
+  const std::vector<std::array<double, 2>> mu = {{-2.0, 1.0}, {3.0, 0.5}, {0.25, -4.0}};
+  const ConditionalEpsFn eps = point_mass_eps(sch, mu);
+  const int n = 300;
+  std::vector<int32_t> labels(n);
+  for (int j = 0; j < n; ++j) labels[j] = (j * 7) % 3;
+  struct Case {
+    SamplerKind kind;
+    int nfe;
+    double eta;
+  };
+  for (const Case& k : {Case{SamplerKind::kDdpm, 0, 0.0}, Case{SamplerKind::kDdim, 20, 0.0},
+                        Case{SamplerKind::kDdim, 13, 1.0}, Case{SamplerKind::kDpmpp2m, 10, 0.0}}) {
+    const Points x = sample(eps, sch, n, 2, config(k.kind, k.nfe, k.eta), labels.data());
+    double worst = 0;
+    for (int j = 0; j < n; ++j) {
+      for (int d = 0; d < 2; ++d) worst = std::max(worst, std::abs(x(j, d) - mu[labels[j]][d]));
+    }
+    EXPECT_LT(worst, 1e-3) << to_string(k.kind) << " nfe " << k.nfe;
+  }
+}
+
+TEST(ConditionalSample, APredictorThatIgnoresLabelsGivesTheUnconditionalBits) {
+  const Schedule sch = cosine_schedule(50);
+  const EpsFn plain = gaussian_eps(sch, {0.5, -1.0}, {0.3, 2.0});
+  const ConditionalEpsFn cond = [&plain](const float* x, int t, int n, const int32_t*, float* eps) {
+    plain(x, t, n, eps);
+  };
+  std::vector<int32_t> labels(700, 1);
+  for (SamplerKind k : {SamplerKind::kDdpm, SamplerKind::kDdim, SamplerKind::kDpmpp2m}) {
+    const SampleConfig c = config(k, k == SamplerKind::kDdpm ? 0 : 17);
+    const Points a = sample(plain, sch, 700, 2, c);
+    const Points b = sample(cond, sch, 700, 2, c, labels.data());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << to_string(k);
+  }
+}
+
+TEST(ConditionalSample, ChunksGetTheirRowsLabelsAndTheBitsOfOneWholeRun) {
+  ModelConfig mc{2, 16, 30, ModelKind::kResMlp, 1};
+  mc.classes = 3;
+  Model model(mc);
+  Rng rng(12);
+  model.init(rng);
+  const Schedule sch = cosine_schedule(mc.T);
+  const int n = 1100;
+  std::vector<int32_t> labels(n);
+  for (int j = 0; j < n; ++j) labels[j] = static_cast<int32_t>(rng.below(4));  // 3: null
+  for (int threads : {1, 3}) {
+    const ConditionalEpsFn eps = model_conditional_eps_fn(mc, model.params, threads);
+    SampleConfig c = config(SamplerKind::kDdim, 10, 0.3, 5);
+    c.threads = threads;
+    const Points whole = sample(eps, sch, n, 2, c, labels.data());
+    if (threads == 1) {  // the labels matter
+      const Points none = sample(eps, sch, n, 2, c, nullptr);
+      EXPECT_GT(max_abs_diff(whole, none), 1e-3f);
+    }
+    Points joined(n, 2);
+    int64_t next = 0;
+    sample_chunked(
+        eps, sch, n, 2, c, 512,
+        [&](int64_t first, int m, int32_t* l) {
+          EXPECT_EQ(first, next);
+          std::copy_n(labels.data() + first, m, l);
+          next += m;
+        },
+        [&](int64_t first, const Points& x) { joined.middleRows(first, x.rows()) = x; });
+    EXPECT_EQ(std::memcmp(joined.data(), whole.data(), whole.size() * sizeof(float)), 0)
+        << "threads " << threads;
   }
 }
 

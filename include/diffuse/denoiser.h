@@ -51,5 +51,23 @@ void output_to_eps(Prediction p, const Schedule& s, int t, const float* xt, cons
 // must outlive the function and have the model's T.
 EpsFn denoiser_eps_fn(const ModelConfig& c, const std::vector<float>& params,
                       const Schedule& schedule, int threads);
+// The same for a conditional model: each column's label goes to the network (null: the null
+// class), then output_to_eps.
+ConditionalEpsFn denoiser_conditional_eps_fn(const ModelConfig& c, const std::vector<float>& params,
+                                             const Schedule& schedule, int threads);
+
+// Classifier-free guidance (Ho & Salimans 2022) in diffusers' convention: for columns with labels,
+//   eps = eps_null + W (eps_label - eps_null),
+// eps_null the prediction with null_label. W = 1 calls eps_fn once with the labels (the plain
+// conditional model, the same bits), W = 0 once with null_label for every column (the
+// unconditional model, the same bits); other W call it twice and combine per element in float.
+// It combines eps, after denoiser_conditional_eps_fn's output_to_eps: for x0 or v prediction that
+// is the same as combining the network's outputs, since eps is affine in the output with
+// coefficients that do not depend on the label (eps = s x_t + a v; eps = (x_t - a x0) / s), so
+// the weights 1 - W and W, which sum to 1, carry through. Null labels (no class asked for) pass
+// through as the unconditional prediction. Allocates only when a call is larger than any before.
+// Throws UsageError naming --guidance for a negative or non-finite W.
+ConditionalEpsFn guided_eps_fn(ConditionalEpsFn eps_fn, double guidance, int32_t null_label,
+                               int dim);
 
 }  // namespace diffuse

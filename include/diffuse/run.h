@@ -9,6 +9,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diffuse/checkpoint.h"
@@ -43,6 +44,10 @@ struct RunConfig {
   ModelKind model = ModelKind::kTutorial;    // the network (model.h)
   int depth = 3;                             // kResMlp: residual blocks
   Prediction prediction = Prediction::kEps;  // what the network predicts (denoiser.h)
+  // The data column that holds each row's class: a class-conditional model (kResMlp) with a class
+  // embedding, trained with train.label_dropout; the other columns are the features. Empty:
+  // unconditional.
+  std::string label_column;
   TrainConfig train;
   std::string out;           // checkpoint path; empty: nothing is written (no log either)
   std::string log;           // per-epoch CSV log; empty: default_log_path(out)
@@ -93,6 +98,10 @@ struct RunResult {
   std::vector<std::string> side_output_errors;
 };
 
+// The fewest training rows a class may have: a class with one row is one memorized point (and far
+// more often a typo in the label column than a real class).
+inline constexpr int64_t kMinClassRows = 2;
+
 // Runs config: loads the data (or the run to resume), trains, and when config.out is set writes
 // the checkpoint and then the log (resumable when stopped early, also every checkpoint_every
 // epochs). Throws UsageError naming the option for a bad setting (including an output that is the
@@ -116,8 +125,22 @@ std::string default_log_path(const std::string& checkpoint);
 // data range (none stored: no clamp; sc.x0_range is ignored) and the output is clipped to it;
 // sc.round_integers rounds its integer columns. Throws UsageError for n < 1 or a bad sampler
 // configuration.
+// A conditional checkpoint samples sc.label (with guidance sc.guidance) or, with kEveryClass,
+// each row's class from sample_labels; UsageError for a class on an unconditional model, a label
+// outside its classes, or guidance without a class.
 Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
                          Trajectory* trajectory = nullptr);
+
+// The class labels of rows [first, first + m) that sample_checkpoint draws from a conditional
+// checkpoint (empty for an unconditional one): sc.label for every row, or with kEveryClass each
+// row's class drawn in the proportions of ckpt.class_counts from its own uniform of a stream
+// seeded by sc.seed (one draw a row), so a row's class depends on the seed and its index only,
+// never on n, the chunking or the threads.
+std::vector<int32_t> sample_labels(const Checkpoint& ckpt, const SampleConfig& sc, int64_t first,
+                                   int m);
+// The label of class `name` in ckpt.classes; UsageError naming --class when the model has no
+// classes or does not know the name (listing the ones it knows).
+int class_label(const Checkpoint& ckpt, std::string_view name);
 
 // sample_checkpoint's n points in chunks of chunk_rows (a positive multiple of 256), each handed
 // to sink(first_row, points) in the data's units, so that memory does not grow with n. The points

@@ -2,6 +2,9 @@
 // One generalized update covers DDPM (Ho et al. 2020, Alg. 2) and DDIM (Song et al. 2021, Eq. 12);
 // DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) is the second-order multistep solver. The samplers
 // only see an EpsFn, so they are tested with exact closed-form predictors apart from any network.
+// Conditioning is an argument, not a sampler: a ConditionalEpsFn takes each column's class label,
+// which the samplers pass through untouched (k-diffusion's extra_args); classifier-free guidance
+// is a wrapper of the predictor (denoiser.h's guided_eps_fn).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +37,14 @@ VarianceKind parse_variance(std::string_view name);
 
 // eps = eps_theta(x, t) for n columns at timestep t. x and eps are (D, n) column-major.
 using EpsFn = std::function<void(const float* x, int t, int n, float* eps)>;
+// eps = eps_theta(x, t, label) for n columns at timestep t: labels (n) is each column's class
+// (model.h: 0..C-1, or the null class C), or null for the unconditional prediction.
+using ConditionalEpsFn =
+    std::function<void(const float* x, int t, int n, const int32_t* labels, float* eps)>;
+
+// SampleConfig::label for "no one class": a conditional model's rows get their classes in the
+// training proportions (run.h's sample_labels).
+inline constexpr int kEveryClass = -1;
 
 struct SampleConfig {
   SamplerKind sampler = SamplerKind::kDdpm;
@@ -55,6 +66,12 @@ struct SampleConfig {
   X0Range x0_range;
   // Used by sample_checkpoint, not by sample: round the data's integer columns on output.
   bool round_integers = false;
+  // Used by sample_checkpoint on a conditional model, not by sample: the class label every row is
+  // drawn from (kEveryClass: each row's own, in the training proportions), and the classifier-free
+  // guidance scale W of a class (diffusers' guidance_scale: eps = eps_null + W (eps_class -
+  // eps_null); 1 is the plain conditional model, 0 the unconditional one).
+  int label = kEveryClass;
+  double guidance = 1.0;
 };
 
 // Recorded states: x[i] is the state at timestep label t[i] (T for the initial noise; after the
@@ -88,6 +105,11 @@ std::vector<int> sampling_timesteps(int T, int nfe);
 // *trajectory and fills it when c.record_every > 0.
 Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const SampleConfig& c,
               Trajectory* trajectory = nullptr);
+// The same with a conditional predictor: column j is evaluated with label labels[j] (labels has n
+// entries, or is null for the unconditional prediction) at every step. The same bits as the
+// unconditional sample() for a predictor that ignores the labels.
+Points sample(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int n, int D,
+              const SampleConfig& c, const int32_t* labels, Trajectory* trajectory = nullptr);
 
 // sample()'s n samples, chunk_rows at a time (a positive multiple of 256, the model's block),
 // handed to sink(first_row, x) in order: the same bits sample() gives rows first..first+m-1 for
@@ -98,6 +120,13 @@ void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, in
                     const SampleConfig& c, int chunk_rows,
                     const std::function<void(int64_t first, const Points& x)>& sink,
                     const std::function<bool()>& stop = {});
+// The same with a conditional predictor: before each chunk, labels_of(first, m, labels) fills the
+// labels of its m rows (called in order of first; empty: the unconditional prediction).
+void sample_chunked(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int64_t n, int D,
+                    const SampleConfig& c, int chunk_rows,
+                    const std::function<void(int64_t first, int m, int32_t* labels)>& labels_of,
+                    const std::function<void(int64_t first, const Points& x)>& sink,
+                    const std::function<bool()>& stop = {});
 
 // An EpsFn over a model's parameters: blocks of 256 columns spread statically over `threads`
 // OpenMP threads, each with its own Workspace allocated here, so a call allocates nothing and
@@ -106,5 +135,9 @@ void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, in
 // called, for t outside 0..c.T-1) or when the model does not predict eps (denoiser.h's
 // denoiser_eps_fn serves every prediction target), UsageError when threads < 1.
 EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int threads);
+// The same passing each column's label to the network (model_predict's labels; a column's
+// prediction depends only on its own input, timestep and label).
+ConditionalEpsFn model_conditional_eps_fn(const ModelConfig& c, const std::vector<float>& params,
+                                          int threads);
 
 }  // namespace diffuse

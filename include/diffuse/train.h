@@ -1,6 +1,7 @@
 // The training loop (Ho et al. 2020, Algorithm 1): shuffled epochs of mini-batches, t uniform in
 // {0..T-1}, eps ~ N(0, I), MSE between the model's output and its prediction target (eps, x0 or v;
-// denoiser.h), optionally weighted per noise level, Adam with gradient clipping.
+// denoiser.h), optionally weighted per noise level, Adam with gradient clipping. A conditional
+// model sees each row's class label, dropped to the null class with probability label_dropout.
 // Gradients are this step's alone (the tutorial forgets optimizer.zero_grad()).
 #pragma once
 
@@ -51,6 +52,10 @@ struct TrainConfig {
   double lr_min = 1e-5;
   LossWeighting loss_weighting = LossWeighting::kUniform;
   double snr_gamma = 5.0;  // kMinSnr's gamma (Hang et al. 2023's choice)
+  // A conditional model: the probability that a row's label is replaced by the null class in a
+  // training step (Ho & Salimans 2022's p_uncond; 0.1 is diffusers' and their paper's common
+  // choice), so that the one network also learns the unconditional prediction that guidance needs.
+  double label_dropout = 0.1;
 
   static TrainConfig tutorial();
 };
@@ -89,8 +94,12 @@ struct EpochStats {
 class Trainer {
  public:
   // data are (N, D) points, already normalized; model must match D. model is owned by the caller
-  // and updated in place. config() is config with its budget resolved (resolve_budget).
-  Trainer(Model& model, const Schedule& schedule, const Points& data, const TrainConfig& config);
+  // and updated in place. config() is config with its budget resolved (resolve_budget). A
+  // conditional model (model.config.classes = C > 0) needs labels: N labels in 0..C-1, one per
+  // row, which must outlive the Trainer; each step draws, after the batch's timesteps, one uniform
+  // per row from the trainer's RNG for the label dropout (none when label_dropout is 0).
+  Trainer(Model& model, const Schedule& schedule, const Points& data, const TrainConfig& config,
+          const std::vector<int32_t>* labels = nullptr);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -119,11 +128,13 @@ class Trainer {
   int parallel_epoch(double& loss_sum);
   void columns(int lo, int hi, int B, int p, const PackedWeights* packed);
   void noise_columns(int64_t first, int lo, int hi);
+  void draw_labels(int64_t first, int B);
   float ema_decay_next() const;
 
   Model& model_;
   const Schedule& schedule_;
   const Points& data_;
+  const std::vector<int32_t>* labels_;  // conditional models: one per row of data_
   TrainConfig config_;
   Adam adam_;
   Rng rng_;

@@ -65,7 +65,10 @@ Model.sample = _with_defaults(
     """n samples (n, D) in the data's units: `diffuse sample` with the same options. The same seed
     and threads give the same bits. x0_clamp keeps each step's x0 prediction inside the training
     data's range (clip, threshold or off); round_integers rounds the columns that held only whole
-    numbers.""")
+    numbers. A model trained with label_column: class_ (`--class`; a class name, or an int for an
+    integer class) draws that class, with classifier-free guidance scale `guidance` (1: the plain
+    class, 0: unconditional, larger: more typical of the class); without class_ the classes come
+    in their training proportions. return_labels=True returns (samples, each row's class name).""")
 
 Model.sample_trajectory = _with_defaults(
     "sample_trajectory", Model._sample_trajectory, ["self"], trajectory_defaults(),
@@ -73,8 +76,8 @@ Model.sample_trajectory = _with_defaults(
     x_T first and the samples last, a state every `every` steps (0: about 100 states).""")
 
 # Keywords of `diffuse train` (its long option names, '-' as '_') beyond the ones with a library
-# default: these have "none" as their default.
-_PATH_OPTIONS = ("resume", "log", "output")
+# default (the paths and the label column): these have None as their default.
+_PATH_OPTIONS = ("resume", "log", "output", "label_column")
 
 
 def _progress_printer(stream=None, every_s=2.0):
@@ -164,7 +167,8 @@ data: an (N, D) array of real numbers (copied once, into the run's float32 row-m
 Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default
     (see train_defaults()): points, noise, updates, epochs, batch_size, standardize, lr, steps,
     schedule, beta_start, beta_end, hidden, model, depth, predict, loss_weighting, snr_gamma,
-    seed, threads, grad_clip, ema, warmup, lr_schedule, lr_min, checkpoint_every,
+    label_column (a CSV's or DataFrame's column holding each row's class: a class-conditional
+    model, see Model.sample's class_), label_dropout, seed, threads, grad_clip, ema, warmup, lr_schedule, lr_min, checkpoint_every,
     snapshot_every, snapshot_dir, snapshot_points (the reverse process drawn as
     snapshot_dir/reverse_epoch_NNNN.png every N epochs and after the last, as `diffuse train`
     draws it), resume, log, output (the checkpoint path; nothing is written without it, and log

@@ -219,6 +219,7 @@ py::dict train_defaults(const RunConfig& c) {
   d["predict"] = to_string(c.prediction);
   d["loss_weighting"] = to_string(c.train.loss_weighting);
   d["snr_gamma"] = c.train.snr_gamma;
+  d["label_dropout"] = c.train.label_dropout;
   d["seed"] = c.train.seed;
   d["threads"] = c.train.threads;
   d["grad_clip"] = c.train.grad_clip;
@@ -291,6 +292,12 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
         parse_loss_weighting(option<std::string>(o, "loss_weighting", "--loss-weighting"));
   }
   if (has("snr_gamma")) c.train.snr_gamma = option<double>(o, "snr_gamma", "--snr-gamma");
+  if (has("label_column") && !o["label_column"].is_none()) {
+    c.label_column = option<std::string>(o, "label_column", "--label-column");
+  }
+  if (has("label_dropout")) {
+    c.train.label_dropout = option<double>(o, "label_dropout", "--label-dropout");
+  }
   if (has("seed")) c.train.seed = option<uint64_t>(o, "seed", "--seed");
   if (has("threads")) c.train.threads = option<int>(o, "threads", "--threads");
   if (has("grad_clip")) c.train.grad_clip = option<double>(o, "grad_clip", "--grad-clip");
@@ -423,13 +430,21 @@ py::dict sample_defaults() {
   d["threads"] = s.threads;
   d["x0_clamp"] = to_string(s.x0_clamp);
   d["round_integers"] = s.round_integers;
+  d["class_"] = py::none();  // --class: every class in its training share
+  d["guidance"] = s.guidance;
+  d["return_labels"] = false;  // Python's own: also return each row's class name
   return d;
 }
 
-py::array sample_model(const PyModel& m, const py::object& n_obj, const py::object& seed,
-                       const py::object& sampler, const py::object& nfe, const py::object& eta,
-                       const py::object& variance, const py::object& threads,
-                       const py::object& x0_clamp, const py::object& round_integers) {
+// Model.sample: `diffuse sample`. class_ is --class (a class name, or an int written as one;
+// trailing underscore: `class` is a Python keyword); return_labels adds each row's class name
+// (what the CLI writes to the label column), a conditional model's, or an empty array.
+py::object sample_model(const PyModel& m, const py::object& n_obj, const py::object& seed,
+                        const py::object& sampler, const py::object& nfe, const py::object& eta,
+                        const py::object& variance, const py::object& threads,
+                        const py::object& x0_clamp, const py::object& round_integers,
+                        const py::object& class_, const py::object& guidance,
+                        const py::object& return_labels) {
   const int n = to_int<int>(n_obj, "-n");
   SampleConfig sc;
   sc.sampler = parse_sampler(to_text(sampler, "--sampler"));
@@ -440,12 +455,28 @@ py::array sample_model(const PyModel& m, const py::object& n_obj, const py::obje
   sc.threads = to_int<int>(threads, "--threads");
   sc.x0_clamp = parse_x0_clamp(to_text(x0_clamp, "--x0-clamp"));
   sc.round_integers = to_bool(round_integers, "--round-integers");
+  sc.guidance = to_double(guidance, "--guidance");
+  const bool labels = to_bool(return_labels, "return_labels");
+  if (sc.guidance != SampleConfig{}.guidance && class_.is_none()) {
+    throw UsageError("--guidance: needs --class (it scales the pull towards one class)");
+  }
+  if (!class_.is_none()) {
+    sc.label =
+        class_label(m.checkpoint, py::isinstance<py::str>(class_) ? class_.cast<std::string>()
+                                                                  : std::string(py::str(class_)));
+  }
   Points x;
   {
     py::gil_scoped_release release;
     x = sample_checkpoint(m.checkpoint, sc, n, sc.threads);
   }
-  return to_numpy(std::move(x));
+  py::array xs = to_numpy(std::move(x));
+  if (!labels) return std::move(xs);
+  py::list names;
+  if (m.checkpoint.model.classes > 0) {
+    for (int32_t k : sample_labels(m.checkpoint, sc, 0, n)) names.append(m.checkpoint.classes[k]);
+  }
+  return py::make_tuple(xs, py::array(names));
 }
 
 // diffuse.evaluate: the library's evaluate_samples (the same protocol and JSON as `diffuse eval`),
@@ -646,7 +677,8 @@ PYBIND11_MODULE(_diffuse, m) {
   py::class_<PyModel>(m, "Model", "A trained denoising diffusion model (a checkpoint in memory).")
       .def("_sample", &sample_model, py::arg("n"), py::arg("seed"), py::arg("sampler"),
            py::arg("nfe"), py::arg("eta"), py::arg("variance"), py::arg("threads"),
-           py::arg("x0_clamp"), py::arg("round_integers"))
+           py::arg("x0_clamp"), py::arg("round_integers"), py::arg("class_"), py::arg("guidance"),
+           py::arg("return_labels"))
       .def(
           "save",
           [](const PyModel& m, const py::object& path) {
@@ -683,6 +715,13 @@ PYBIND11_MODULE(_diffuse, m) {
       .def_property_readonly("beta_end",
                              [](const PyModel& m) { return m.checkpoint.schedule.beta_end; })
       .def_property_readonly("columns", [](const PyModel& m) { return m.checkpoint.columns; })
+      .def_property_readonly(
+          "classes", [](const PyModel& m) { return m.checkpoint.classes; },
+          "The class names of a model trained with label_column (in their stable order); empty "
+          "for an unconditional model.")
+      .def_property_readonly(
+          "class_counts", [](const PyModel& m) { return m.checkpoint.class_counts; },
+          "The training rows of each class (Model.classes' order).")
       .def_property_readonly("mean",
                              [](const PyModel& m) { return m.checkpoint.normalization.mean; })
       .def_property_readonly("std", [](const PyModel& m) { return m.checkpoint.normalization.std; })

@@ -118,11 +118,13 @@ def test_every_keyword_default_is_the_cli_default(function, leading, command, cl
     import inspect
     parameters = inspect.signature(function).parameters
     assert list(parameters)[:len(leading)] == leading
-    keywords = {k: p.default for k, p in parameters.items() if k not in leading}
+    # class_ is --class (`class` is a Python keyword); return_labels is Python's own.
+    keywords = {k.rstrip("_"): p.default for k, p in parameters.items()
+                if k not in leading and k != "return_labels"}
     shown = help_defaults(*command)
     assert set(shown) - set(keywords) == cli_only, "CLI options that Python lacks"
     for key, value in keywords.items():
-        if key == "train":  # eval --train FILE: no default
+        if key in ("train", "class"):  # eval --train FILE, sample --class NAME: no default
             assert value is None and shown[key] is None
             continue
         assert key in shown, f"{key}: no such option in `diffuse {command[0]}`"
@@ -650,3 +652,50 @@ def test_resume_accepts_the_stored_values_and_the_changeable_ones(stopped_run, t
     assert str(e.value) == message and message.startswith("--data: ")
     longer = diffuse.train(resume=stopped_run, epochs=5)
     assert longer.epochs == 5
+
+
+# ---- class-conditional models ------------------------------------------------------------------
+
+def write_blobs(path, rows=(120, 80), seed=3):
+    """Two well-separated labelled blobs, classes "left" and "right"."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        f.write("x,y,side\n")
+        for name, cx, n in (("left", -3.0, rows[0]), ("right", 3.0, rows[1])):
+            for _ in range(n):
+                f.write(f"{cx + 0.2 * rng.normal():.6f},{0.2 * rng.normal():.6f},{name}\n")
+
+
+COND = dict(model="resmlp", hidden=16, depth=1, steps=50, schedule="cosine", predict="v",
+            updates=800, seed=1)
+
+
+def test_a_conditional_model_samples_its_classes_like_the_cli(tmp_path):
+    data = tmp_path / "blobs.csv"
+    write_blobs(data)
+    model = diffuse.train(str(data), label_column="side", label_dropout=0.2, quiet=True, **COND)
+    assert model.classes == ["left", "right"] and model.class_counts == [120, 80]
+    opts = {**COND, "label_column": "side", "label_dropout": 0.2}
+    cli("train", "--data", data, *cli_options(opts), "-q", "-o", tmp_path / "m.safetensors")
+    saved = diffuse.load(tmp_path / "m.safetensors")
+    assert saved.state_dict().keys() == model.state_dict().keys()
+    for key, value in model.state_dict().items():  # the same training, bit for bit
+        np.testing.assert_array_equal(saved.state_dict()[key], value)
+    for name, sign in (("left", -1), ("right", 1)):
+        x = model.sample(200, seed=4, sampler="ddim", nfe=20, class_=name, guidance=2.0)
+        assert np.mean(np.sign(x[:, 0]) == sign) > 0.95
+        cli("sample", tmp_path / "m.safetensors", "-n", 200, "--seed", 4, "--sampler", "ddim",
+            "--nfe", 20, "--class", name, "--guidance", 2, "-o", tmp_path / "s.csv")
+        np.testing.assert_array_equal(
+            saved.sample(200, seed=4, sampler="ddim", nfe=20, class_=name, guidance=2.0),
+            np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1, usecols=(0, 1),
+                       dtype=np.float32))
+    x, labels = model.sample(1000, seed=5, sampler="ddim", nfe=20, return_labels=True)
+    assert set(labels) == {"left", "right"} and abs(np.mean(labels == "left") - 0.6) < 0.06
+    assert np.mean((x[:, 0] < 0) == (labels == "left")) > 0.95
+    with pytest.raises(ValueError, match="--guidance: needs --class"):
+        model.sample(10, guidance=2.0)
+    with pytest.raises(ValueError, match="left, right"):
+        model.sample(10, class_="up")
+    with pytest.raises(ValueError, match="--label-column"):
+        diffuse.train(str(data), label_column="colour", quiet=True, **COND)

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <string>
 
 #include "diffuse/error.h"
 
@@ -77,9 +79,18 @@ void output_to_eps(Prediction p, const Schedule& s, int t, const float* xt, cons
 
 EpsFn denoiser_eps_fn(const ModelConfig& c, const std::vector<float>& params,
                       const Schedule& schedule, int threads) {
+  if (c.prediction == Prediction::kEps && c.classes == 0) {
+    return model_eps_fn(c, params, threads);  // nothing to convert: the same function
+  }
+  ConditionalEpsFn f = denoiser_conditional_eps_fn(c, params, schedule, threads);
+  return [f](const float* x, int t, int n, float* eps) { f(x, t, n, nullptr, eps); };
+}
+
+ConditionalEpsFn denoiser_conditional_eps_fn(const ModelConfig& c, const std::vector<float>& params,
+                                             const Schedule& schedule, int threads) {
   ModelConfig network = c;
-  network.prediction = Prediction::kEps;  // model_eps_fn gives the raw output
-  EpsFn raw = model_eps_fn(network, params, threads);
+  network.prediction = Prediction::kEps;  // model_conditional_eps_fn gives the raw output
+  ConditionalEpsFn raw = model_conditional_eps_fn(network, params, threads);
   if (c.prediction == Prediction::kEps) return raw;
   if (schedule.T() != c.T) {
     throw Error("model: built for T=" + std::to_string(c.T) +
@@ -88,9 +99,43 @@ EpsFn denoiser_eps_fn(const ModelConfig& c, const std::vector<float>& params,
   const Prediction p = c.prediction;
   const Schedule* s = &schedule;
   const size_t D = static_cast<size_t>(c.dim);
-  return [raw, p, s, D](const float* x, int t, int n, float* eps) {
-    raw(x, t, n, eps);  // the output, converted in place (element by element)
+  return [raw, p, s, D](const float* x, int t, int n, const int32_t* labels, float* eps) {
+    raw(x, t, n, labels, eps);  // the output, converted in place (element by element)
     output_to_eps(p, *s, t, x, eps, static_cast<size_t>(n) * D, eps);
+  };
+}
+
+ConditionalEpsFn guided_eps_fn(ConditionalEpsFn eps_fn, double guidance, int32_t null_label,
+                               int dim) {
+  if (!(guidance >= 0.0) || !std::isfinite(guidance)) {
+    throw UsageError("--guidance: expected a finite scale >= 0, got " + std::to_string(guidance));
+  }
+  if (guidance == 1.0) return eps_fn;
+  // Buffers that grow to the largest call: the null labels and the unconditional eps.
+  struct Buffers {
+    std::vector<int32_t> nulls;
+    std::vector<float> uncond;
+  };
+  auto buf = std::make_shared<Buffers>();
+  const auto w = static_cast<float>(guidance);
+  const size_t D = static_cast<size_t>(dim);
+  return [eps_fn, w, null_label, D, buf](const float* x, int t, int n, const int32_t* labels,
+                                         float* eps) {
+    if (labels == nullptr) {
+      eps_fn(x, t, n, nullptr, eps);
+      return;
+    }
+    const size_t size = static_cast<size_t>(n) * D;
+    if (buf->nulls.size() < static_cast<size_t>(n)) buf->nulls.assign(n, null_label);
+    if (w == 0.0f) {
+      eps_fn(x, t, n, buf->nulls.data(), eps);
+      return;
+    }
+    if (buf->uncond.size() < size) buf->uncond.resize(size);
+    float* u = buf->uncond.data();
+    eps_fn(x, t, n, buf->nulls.data(), u);
+    eps_fn(x, t, n, labels, eps);
+    for (size_t i = 0; i < size; ++i) eps[i] = u[i] + w * (eps[i] - u[i]);
   };
 }
 

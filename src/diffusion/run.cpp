@@ -2,9 +2,12 @@
 // checkpoints, and sampling a checkpoint in the data's units.
 #include "diffuse/run.h"
 
+#include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -13,7 +16,9 @@
 #include "diffuse/denoiser.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "diffuse/labels.h"
 #include "diffuse/plot.h"
+#include "diffuse/rng.h"
 
 namespace diffuse {
 namespace {
@@ -32,6 +37,8 @@ nlohmann::json options_json(const RunConfig& o) {
           {"model", to_string(o.model)},
           {"depth", o.depth},
           {"predict", to_string(o.prediction)},
+          {"label_column", o.label_column},
+          {"label_dropout", o.train.label_dropout},
           {"loss_weighting", to_string(o.train.loss_weighting)},
           {"snr_gamma", o.train.snr_gamma},
           {"epochs", o.train.epochs},
@@ -66,6 +73,8 @@ constexpr StoredOption kStoredOptions[] = {{"--data", "data", false},
                                            {"--model", "model", false},
                                            {"--depth", "depth", false},
                                            {"--predict", "predict", false},
+                                           {"--label-column", "label_column", false},
+                                           {"--label-dropout", "label_dropout", false},
                                            {"--loss-weighting", "loss_weighting", false},
                                            {"--snr-gamma", "snr_gamma", false},
                                            {"--epochs", "epochs", true},
@@ -146,6 +155,10 @@ void options_from_json(const nlohmann::json& j, RunConfig& o, const std::string&
   o.prediction = *pk;
   o.train.loss_weighting = *wk;
   o.depth = j.contains("depth") ? integer("depth") : ModelConfig{}.depth;
+  // Absent from runs saved before conditional models: unconditional.
+  o.label_column = text_or("label_column", "");
+  o.train.label_dropout =
+      j.contains("label_dropout") ? real("label_dropout") : TrainConfig{}.label_dropout;
   o.train.snr_gamma = j.contains("snr_gamma") ? real("snr_gamma") : TrainConfig{}.snr_gamma;
   o.train.epochs = integer("epochs");
   // Runs saved before the budget in optimizer steps existed give epochs.
@@ -176,8 +189,106 @@ void options_from_json(const nlohmann::json& j, RunConfig& o, const std::string&
 void validate_options(const RunConfig& o, bool in_memory) {
   if (!in_memory && is_shape_name(o.data)) check_shape_size(o.n, o.noise);
   make_schedule(o.schedule);  // validates T and the betas, and checks T against memory
-  validate(ModelConfig{1, o.hidden, o.schedule.T, o.model, o.depth, o.prediction});
+  ModelConfig mc{1, o.hidden, o.schedule.T, o.model, o.depth, o.prediction};
+  mc.classes = o.label_column.empty() ? 0 : 1;  // the tutorial's network refuses a label column
+  validate(mc);
   validate(o.train, INT64_MAX);
+  if (!o.label_column.empty() && !in_memory && is_shape_name(o.data)) {
+    throw UsageError("--label-column: the built-in shape " + o.data +
+                     " has no label column; give a CSV file with --data");
+  }
+}
+
+// A numeric class value as a class name: an integer as one ("3"), any other number as %.9g.
+std::string class_name_of(float v) {
+  char buf[32];
+  if (v == std::nearbyint(v) && std::abs(v) < 1e9f) {
+    std::snprintf(buf, sizeof buf, "%.0f", static_cast<double>(v));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+  }
+  return buf;
+}
+
+// Points in memory (the Python module's arrays and DataFrames): the numeric column `name` taken
+// out of ds as labels, the classes in labels.h's class_order.
+Labels take_numeric_label_column(Dataset& ds, const std::string& name, const std::string& source) {
+  const auto it = std::find(ds.columns.begin(), ds.columns.end(), name);
+  if (it == ds.columns.end()) {
+    std::string known;
+    for (const std::string& c : ds.columns) known += (known.empty() ? "" : ", ") + c;
+    throw UsageError(
+        "--label-column: " + source + " has no column " + quote_for_message(name) +
+        (known.empty() ? " (it has no column names)" : " (its columns: " + known + ")"));
+  }
+  if (ds.x.cols() < 2) {
+    throw UsageError("--label-column: " + source + " has no feature column besides " +
+                     quote_for_message(name));
+  }
+  const auto col = static_cast<Eigen::Index>(it - ds.columns.begin());
+  std::vector<std::string> names(static_cast<size_t>(ds.x.rows()));
+  for (Eigen::Index i = 0; i < ds.x.rows(); ++i) names[i] = class_name_of(ds.x(i, col));
+  std::vector<std::string> distinct = names;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  Labels labels;
+  labels.column = name;
+  labels.classes = class_order(distinct);
+  std::map<std::string, int32_t> index;
+  for (size_t k = 0; k < labels.classes.size(); ++k)
+    index[labels.classes[k]] = static_cast<int32_t>(k);
+  labels.of_row.reserve(names.size());
+  for (const std::string& n : names) labels.of_row.push_back(index.at(n));
+  Points features(ds.x.rows(), ds.x.cols() - 1);
+  for (Eigen::Index c = 0, f = 0; c < ds.x.cols(); ++c) {
+    if (c != col) features.col(f++) = ds.x.col(c);
+  }
+  ds.x = std::move(features);
+  ds.columns.erase(it);
+  return labels;
+}
+
+// The data of a conditional run and its labels: a CSV's label column (labels.h; a column the
+// header does not have is a UsageError naming --label-column), or the named column of points in
+// memory. UsageError when there are more classes than a model holds or a class has fewer than
+// kMinClassRows rows.
+Labels load_labelled(const RunConfig& o, Dataset* data, Dataset& ds) {
+  Labels labels;
+  if (data == nullptr && is_shape_name(o.data)) {
+    throw UsageError("--label-column: the built-in shape " + o.data +
+                     " has no label column; give a CSV file with --data");
+  }
+  if (data != nullptr) {
+    ds = std::move(*data);
+    labels = take_numeric_label_column(ds, o.label_column, o.data);
+  } else {
+    const std::vector<std::string> header = read_csv_header(o.data);
+    if (std::find(header.begin(), header.end(), o.label_column) == header.end()) {
+      std::string known;
+      for (const std::string& c : header) known += (known.empty() ? "" : ", ") + c;
+      throw UsageError(
+          "--label-column: " + o.data + " has no column " + quote_for_message(o.label_column) +
+          (known.empty() ? " (it has no header line)" : " (its columns: " + known + ")"));
+    }
+    LabelledDataset ld = read_labelled_csv(o.data, o.label_column);
+    ds = std::move(ld.data);
+    labels = std::move(ld.labels);
+  }
+  if (labels.num_classes() > kMaxClasses) {
+    throw UsageError("--label-column: " + quote_for_message(o.label_column) + " has " +
+                     std::to_string(labels.num_classes()) + " classes, at most " +
+                     std::to_string(kMaxClasses) + " are supported");
+  }
+  const std::vector<int64_t> counts = labels.counts();
+  for (int k = 0; k < labels.num_classes(); ++k) {
+    if (counts[k] < kMinClassRows) {
+      throw UsageError("--label-column: class " + quote_for_message(labels.classes[k]) + " of " +
+                       o.data + " has " + std::to_string(counts[k]) +
+                       (counts[k] == 1 ? " row" : " rows") + "; every class needs at least " +
+                       std::to_string(kMinClassRows));
+    }
+  }
+  return labels;
 }
 
 // `train --resume`: the stored run's options, with the ones the caller gave (o.given) that a
@@ -341,8 +452,14 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
   const Schedule schedule = make_schedule(o.schedule);
   if (auto w = schedule_warning(schedule)) warn(*w);
 
-  Dataset ds =
-      data != nullptr ? std::move(*data) : load_data(o.data, o.n, o.noise, o.train.seed + 1);
+  Dataset ds;
+  Labels labels;  // a conditional run's
+  if (!o.label_column.empty()) {
+    labels = load_labelled(o, data, ds);
+  } else {
+    ds = data != nullptr ? std::move(*data) : load_data(o.data, o.n, o.noise, o.train.seed + 1);
+  }
+  const std::vector<int64_t> class_counts = labels.counts();
   const DataRange range = fit_data_range(ds.x);  // in the data's units, before standardizing
   Normalization norm;
   if (o.standardize) {
@@ -357,9 +474,13 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
   }
   if (data == nullptr && is_shape_name(o.data) && ds.columns.empty()) ds.columns = {"x", "y"};
 
-  const ModelConfig mc{
+  ModelConfig mc{
       static_cast<int>(ds.x.cols()), o.hidden, schedule.T(), o.model, o.depth, o.prediction};
+  mc.classes = labels.num_classes();
   if (resumed) {  // the same data, or the continued run would silently differ
+    if (labels.classes != resumed->classes || class_counts != resumed->class_counts) {
+      throw Error(o.resume + ": the classes of " + o.data + " have changed since the run started");
+    }
     if (mc.dim != resumed->model.dim) {
       throw Error(o.resume + ": the run trained on " + std::to_string(resumed->model.dim) +
                   " columns but " + o.data + " now has " + std::to_string(mc.dim));
@@ -374,7 +495,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
   Model model(mc);
   Rng init_rng = Rng(o.train.seed).fork(0);
   model.init(init_rng);
-  Trainer trainer(model, schedule, ds.x, o.train);
+  Trainer trainer(model, schedule, ds.x, o.train, mc.classes > 0 ? &labels.of_row : nullptr);
   if (resumed) {
     const TrainState& ts = *resumed->train_state;
     if (ts.raw_params.size() != model.params.size()) {
@@ -393,6 +514,9 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     c.normalization = norm;
     c.range = range;
     c.columns = ds.columns;
+    c.classes = labels.classes;
+    c.class_counts = class_counts;
+    if (mc.classes > 0) c.label_column = o.label_column;
     c.params = trainer.sampling_params();
     c.info["data"] = o.data;
     c.info["epochs"] = std::to_string(trainer.epoch());
@@ -551,11 +675,28 @@ std::string default_log_path(const std::string& checkpoint) {
 namespace {
 
 // The sampling configuration a checkpoint's model runs with: threads, and its data's x0 range.
+// Checks the class and guidance against the model.
 SampleConfig checkpoint_sample_config(const Checkpoint& ckpt, const SampleConfig& sc,
                                       const Schedule& schedule, int threads) {
   SampleConfig config = sc;
   config.threads = threads;
   validate(config, schedule.T());
+  if (sc.label != kEveryClass) {
+    if (ckpt.model.classes == 0) {
+      throw UsageError("--class: the model has no classes (it was trained without --label-column)");
+    }
+    if (sc.label < 0 || sc.label >= ckpt.model.classes) {
+      throw UsageError("--class: label " + std::to_string(sc.label) +
+                       " is outside the model's 0.." + std::to_string(ckpt.model.classes - 1));
+    }
+  }
+  if (!(sc.guidance >= 0.0) || !std::isfinite(sc.guidance)) {
+    throw UsageError("--guidance: expected a finite scale >= 0, got " +
+                     std::to_string(sc.guidance));
+  }
+  if (sc.guidance != 1.0 && sc.label == kEveryClass) {
+    throw UsageError("--guidance: needs --class (it scales the pull towards one class)");
+  }
   config.x0_range = x0_range(ckpt.range, ckpt.normalization);
   return config;
 }
@@ -568,15 +709,71 @@ void finish_samples(const Checkpoint& ckpt, const SampleConfig& config, Points& 
   if (config.round_integers) round_integer_columns(ckpt.range, x);
 }
 
+// A conditional checkpoint's predictor with the configuration's guidance.
+ConditionalEpsFn conditional_eps_fn(const Checkpoint& ckpt, const SampleConfig& config,
+                                    const Schedule& schedule, int threads) {
+  return guided_eps_fn(denoiser_conditional_eps_fn(ckpt.model, ckpt.params, schedule, threads),
+                       config.guidance, null_label(ckpt.model), ckpt.model.dim);
+}
+
+// The stream sample_labels draws each row's class from (fork 0 is the trainer's initialization;
+// sampling's own noise is Rng(seed) itself).
+constexpr uint64_t kLabelStream = 7;
+
 }  // namespace
+
+std::vector<int32_t> sample_labels(const Checkpoint& ckpt, const SampleConfig& sc, int64_t first,
+                                   int m) {
+  if (ckpt.model.classes == 0) return {};
+  if (sc.label != kEveryClass) return std::vector<int32_t>(static_cast<size_t>(m), sc.label);
+  std::vector<double> cumulative;
+  double total = 0;
+  for (int64_t c : ckpt.class_counts) cumulative.push_back(total += static_cast<double>(c));
+  Rng rng = Rng(sc.seed).fork(kLabelStream);
+  if (first > 0) RngJump(static_cast<uint64_t>(first)).apply(rng);  // uniform() is one draw
+  std::vector<int32_t> labels(static_cast<size_t>(m));
+  for (int32_t& k : labels) {
+    const double u = rng.uniform() * total;
+    k = static_cast<int32_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) -
+                             cumulative.begin());
+    k = std::min(k, ckpt.model.classes - 1);
+  }
+  return labels;
+}
+
+int class_label(const Checkpoint& ckpt, std::string_view name) {
+  if (ckpt.classes.empty()) {
+    throw UsageError("--class: the model has no classes (it was trained without --label-column)");
+  }
+  for (size_t k = 0; k < ckpt.classes.size(); ++k) {
+    if (ckpt.classes[k] == name) return static_cast<int>(k);
+  }
+  std::string known;
+  for (const std::string& c : ckpt.classes) {
+    if (known.size() > 200) {
+      known += ", ...";
+      break;
+    }
+    known += (known.empty() ? "" : ", ") + c;
+  }
+  throw UsageError("--class: unknown class " + quote_for_message(name) +
+                   "; the model's classes are " + known);
+}
 
 Points sample_checkpoint(const Checkpoint& ckpt, const SampleConfig& sc, int n, int threads,
                          Trajectory* trajectory) {
   if (n < 1) throw UsageError("-n: expected at least 1 sample, got " + std::to_string(n));
   const Schedule schedule = make_schedule(ckpt.schedule);
   const SampleConfig config = checkpoint_sample_config(ckpt, sc, schedule, threads);
-  Points x = sample(denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n,
-                    ckpt.model.dim, config, trajectory);
+  Points x;
+  if (ckpt.model.classes == 0) {
+    x = sample(denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n,
+               ckpt.model.dim, config, trajectory);
+  } else {
+    const std::vector<int32_t> labels = sample_labels(ckpt, config, 0, n);
+    x = sample(conditional_eps_fn(ckpt, config, schedule, threads), schedule, n, ckpt.model.dim,
+               config, labels.data(), trajectory);
+  }
   finish_samples(ckpt, config, x);
   if (trajectory != nullptr) {
     for (Points& p : trajectory->x) ckpt.normalization.undo(p);
@@ -592,15 +789,24 @@ void sample_checkpoint_chunked(const Checkpoint& ckpt, const SampleConfig& sc, i
   const Schedule schedule = make_schedule(ckpt.schedule);
   const SampleConfig config = checkpoint_sample_config(ckpt, sc, schedule, threads);
   Points x;
+  auto finish = [&](int64_t first, const Points& chunk) {
+    x = chunk;
+    finish_samples(ckpt, config, x);
+    sink(first, x);
+  };
+  if (ckpt.model.classes == 0) {
+    sample_chunked(denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n,
+                   ckpt.model.dim, config, chunk_rows, finish, stop);
+    return;
+  }
   sample_chunked(
-      denoiser_eps_fn(ckpt.model, ckpt.params, schedule, threads), schedule, n, ckpt.model.dim,
-      config, chunk_rows,
-      [&](int64_t first, const Points& chunk) {
-        x = chunk;
-        finish_samples(ckpt, config, x);
-        sink(first, x);
+      conditional_eps_fn(ckpt, config, schedule, threads), schedule, n, ckpt.model.dim, config,
+      chunk_rows,
+      [&](int64_t first, int m, int32_t* labels) {
+        const std::vector<int32_t> l = sample_labels(ckpt, config, first, m);
+        std::copy(l.begin(), l.end(), labels);
       },
-      stop);
+      finish, stop);
 }
 
 }  // namespace diffuse

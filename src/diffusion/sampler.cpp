@@ -340,8 +340,10 @@ class NoiseStreams {
 
 // Runs the sampler on the n columns of x (x's values are drawn here); draw d of the noise comes
 // from streams[d]. stop() is asked after every step.
-void run_sampler(const EpsFn& eps_fn, const Schedule& schedule, const std::vector<int>& ts,
-                 const SampleConfig& c, NoiseStreams& streams, Points& x, Recorder& rec,
+// labels (n) is handed to every eps_fn call unchanged.
+void run_sampler(const ConditionalEpsFn& eps_fn, const Schedule& schedule,
+                 const std::vector<int>& ts, const SampleConfig& c, const int32_t* labels,
+                 NoiseStreams& streams, Points& x, Recorder& rec,
                  const std::function<bool()>& stop) {
   const int T = schedule.T();
   const int K = static_cast<int>(ts.size());
@@ -392,7 +394,7 @@ void run_sampler(const EpsFn& eps_fn, const Schedule& schedule, const std::vecto
     float* x0_prev = x0_b.data();
     for (int i = 0; i < K; ++i) {
       const DpmStep& st = steps[i];
-      eps_fn(x.data(), st.t, n, eps_buf.data());
+      eps_fn(x.data(), st.t, n, labels, eps_buf.data());
       guard.apply(x.data(), st.t, eps_buf.data());
       Vec cur(x0_cur, static_cast<Eigen::Index>(size));
       Vec prev(x0_prev, static_cast<Eigen::Index>(size));
@@ -418,7 +420,7 @@ void run_sampler(const EpsFn& eps_fn, const Schedule& schedule, const std::vecto
     Vec z(z_buf.data(), static_cast<Eigen::Index>(z_buf.size()));
     for (int i = 0; i < K; ++i) {
       const LinearStep& st = steps[i];
-      eps_fn(x.data(), st.t, n, eps_buf.data());
+      eps_fn(x.data(), st.t, n, labels, eps_buf.data());
       guard.apply(x.data(), st.t, eps_buf.data());
       if (st.noise) {
         fill_noise(z_buf.data());
@@ -446,10 +448,28 @@ int noise_draws(const Schedule& schedule, const std::vector<int>& ts, const Samp
 const char* kNotFinite =
     "the samples contain NaN or infinity (the model or its schedule diverged while sampling)";
 
+// An EpsFn as a ConditionalEpsFn that ignores the labels.
+ConditionalEpsFn ignoring_labels(const EpsFn& eps_fn) {
+  return
+      [&eps_fn](const float* x, int t, int n, const int32_t*, float* eps) { eps_fn(x, t, n, eps); };
+}
+
 }  // namespace
 
 Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const SampleConfig& c,
               Trajectory* trajectory) {
+  return sample(ignoring_labels(eps_fn), schedule, n, D, c, nullptr, trajectory);
+}
+
+void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, int D,
+                    const SampleConfig& c, int chunk_rows,
+                    const std::function<void(int64_t first, const Points& x)>& sink,
+                    const std::function<bool()>& stop) {
+  sample_chunked(ignoring_labels(eps_fn), schedule, n, D, c, chunk_rows, {}, sink, stop);
+}
+
+Points sample(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int n, int D,
+              const SampleConfig& c, const int32_t* labels, Trajectory* trajectory) {
   check_schedule(schedule);
   const int T = schedule.T();
   validate(c, T);
@@ -459,13 +479,14 @@ Points sample(const EpsFn& eps_fn, const Schedule& schedule, int n, int D, const
   Recorder rec(trajectory, c.record_every, static_cast<int>(ts.size()) == T);
   NoiseStreams streams(c.seed, 1, 0, /*one_stream=*/true);
   Points x(n, D);
-  run_sampler(eps_fn, schedule, ts, c, streams, x, rec, {});
+  run_sampler(eps_fn, schedule, ts, c, labels, streams, x, rec, {});
   if (!x.array().isFinite().all()) throw Error(kNotFinite);
   return x;
 }
 
-void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, int D,
+void sample_chunked(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int64_t n, int D,
                     const SampleConfig& c, int chunk_rows,
+                    const std::function<void(int64_t first, int m, int32_t* labels)>& labels_of,
                     const std::function<void(int64_t first, const Points& x)>& sink,
                     const std::function<bool()>& stop) {
   check_schedule(schedule);
@@ -487,12 +508,15 @@ void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, in
   std::optional<RngJump> next_chunk;
   if (n > chunk_rows) next_chunk.emplace(static_cast<uint64_t>(chunk_rows) * D);
   Points x;
+  std::vector<int32_t> labels(labels_of ? static_cast<size_t>(std::min<int64_t>(n, chunk_rows))
+                                        : 0);
   for (int64_t first = 0; first < n; first += chunk_rows) {
     const int m = static_cast<int>(std::min<int64_t>(chunk_rows, n - first));
     if (first > 0) streams.skip(*next_chunk);
     NoiseStreams chunk = streams;
     x.resize(m, D);
-    run_sampler(eps_fn, schedule, ts, c, chunk, x, rec, stop);
+    if (labels_of) labels_of(first, m, labels.data());
+    run_sampler(eps_fn, schedule, ts, c, labels_of ? labels.data() : nullptr, chunk, x, rec, stop);
     if (!x.array().isFinite().all()) {
       throw Error(std::string(kNotFinite) + " (rows " + std::to_string(first + 1) + " to " +
                   std::to_string(first + m) + ")");
@@ -502,6 +526,12 @@ void sample_chunked(const EpsFn& eps_fn, const Schedule& schedule, int64_t n, in
 }
 
 EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int threads) {
+  ConditionalEpsFn f = model_conditional_eps_fn(c, params, threads);
+  return [f](const float* x, int t, int n, float* eps) { f(x, t, n, nullptr, eps); };
+}
+
+ConditionalEpsFn model_conditional_eps_fn(const ModelConfig& c, const std::vector<float>& params,
+                                          int threads) {
   validate(c);
   if (c.prediction != Prediction::kEps) {
     throw Error("model: it predicts " + to_string(c.prediction) +
@@ -521,43 +551,45 @@ EpsFn model_eps_fn(const ModelConfig& c, const std::vector<float>& params, int t
   workspaces->reserve(threads);
   for (int i = 0; i < threads; ++i) workspaces->emplace_back(c, kEpsBlock);
   const float* p = params.data();
-  return [c, p, threads, workspaces](const float* x, int t, int n, float* eps) {
-    if (t < 0 || t >= c.T) {
-      throw Error("model: timestep " + std::to_string(t) + " is outside the model's 0.." +
-                  std::to_string(c.T - 1) + " (the schedule's T differs from the model's)");
-    }
-    // Fixed blocks of kEpsBlock columns, dealt out statically. A column's prediction depends
-    // only on its block (the same blocks model_predict makes on one thread), so the result is
-    // bit-for-bit the same for any thread count and any scheduling.
-    const int blocks = (n + kEpsBlock - 1) / kEpsBlock;
-    if (threads == 1) {  // no OpenMP region: libgomp allocates a team for each one
-      for (int b = 0; b < blocks; ++b) {
-        const int begin = b * kEpsBlock;
-        const size_t off = static_cast<size_t>(begin) * c.dim;
-        model_predict(c, p, x + off, t, std::min(n - begin, kEpsBlock), (*workspaces)[0],
-                      eps + off);
-      }
-      return;
-    }
-    std::exception_ptr failure;  // an exception must not escape an OpenMP region
-#pragma omp parallel num_threads(threads)
-    {
-      Workspace& ws = (*workspaces)[omp_get_thread_num()];
-#pragma omp for schedule(static)
-      for (int b = 0; b < blocks; ++b) {
-        const int begin = b * kEpsBlock;
-        const int cols = std::min(n - begin, kEpsBlock);
-        const size_t off = static_cast<size_t>(begin) * c.dim;
-        try {
-          model_predict(c, p, x + off, t, cols, ws, eps + off);
-        } catch (...) {
-#pragma omp critical(diffuse_model_eps_fn)
-          if (!failure) failure = std::current_exception();
+  return
+      [c, p, threads, workspaces](const float* x, int t, int n, const int32_t* labels, float* eps) {
+        if (t < 0 || t >= c.T) {
+          throw Error("model: timestep " + std::to_string(t) + " is outside the model's 0.." +
+                      std::to_string(c.T - 1) + " (the schedule's T differs from the model's)");
         }
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
-  };
+        // Fixed blocks of kEpsBlock columns, dealt out statically. A column's prediction depends
+        // only on its block (the same blocks model_predict makes on one thread), so the result is
+        // bit-for-bit the same for any thread count and any scheduling.
+        const int blocks = (n + kEpsBlock - 1) / kEpsBlock;
+        if (threads == 1) {  // no OpenMP region: libgomp allocates a team for each one
+          for (int b = 0; b < blocks; ++b) {
+            const int begin = b * kEpsBlock;
+            const size_t off = static_cast<size_t>(begin) * c.dim;
+            model_predict(c, p, x + off, t, std::min(n - begin, kEpsBlock), (*workspaces)[0],
+                          eps + off, labels == nullptr ? nullptr : labels + begin);
+          }
+          return;
+        }
+        std::exception_ptr failure;  // an exception must not escape an OpenMP region
+#pragma omp parallel num_threads(threads)
+        {
+          Workspace& ws = (*workspaces)[omp_get_thread_num()];
+#pragma omp for schedule(static)
+          for (int b = 0; b < blocks; ++b) {
+            const int begin = b * kEpsBlock;
+            const int cols = std::min(n - begin, kEpsBlock);
+            const size_t off = static_cast<size_t>(begin) * c.dim;
+            try {
+              model_predict(c, p, x + off, t, cols, ws, eps + off,
+                            labels == nullptr ? nullptr : labels + begin);
+            } catch (...) {
+#pragma omp critical(diffuse_model_eps_fn)
+              if (!failure) failure = std::current_exception();
+            }
+          }
+        }
+        if (failure) std::rethrow_exception(failure);
+      };
 }
 
 }  // namespace diffuse

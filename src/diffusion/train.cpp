@@ -94,6 +94,10 @@ void validate(const TrainConfig& c, int64_t n_data) {
   if (!(c.snr_gamma > 0.0) || !std::isfinite(c.snr_gamma)) {
     throw UsageError("--snr-gamma: expected a positive number, got " + num(c.snr_gamma));
   }
+  if (!(c.label_dropout >= 0.0 && c.label_dropout <= 1.0)) {
+    throw UsageError("--label-dropout: expected a probability in [0, 1], got " +
+                     num(c.label_dropout));
+  }
 }
 
 TrainConfig resolve_budget(const TrainConfig& c, int64_t n_data) {
@@ -141,6 +145,7 @@ struct Trainer::Scratch {
   ColMatrix target;              // (D, B) when the model does not predict eps
   std::vector<float> weight;     // (B) per-column loss weights, unless uniform
   std::vector<int32_t> t;        // (B)
+  std::vector<int32_t> label;    // (B) conditional models: the batch's labels after dropout
   std::vector<Workspace> ws;     // one per thread, each for its share of the batch
   std::vector<std::vector<float, Eigen::aligned_allocator<float>>> grads;  // per thread, flat
   std::vector<double> sq;  // per-thread sum of squared errors
@@ -153,10 +158,11 @@ struct Trainer::Scratch {
 };
 
 Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
-                 const TrainConfig& config)
+                 const TrainConfig& config, const std::vector<int32_t>* labels)
     : model_(model),
       schedule_(schedule),
       data_(data),
+      labels_(model.config.classes > 0 ? labels : nullptr),
       config_(resolve_budget(config, data.rows())),
       rng_(config.seed) {
   validate(model_.config);
@@ -167,6 +173,19 @@ Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
   if (schedule_.T() != model_.config.T) {
     throw Error("schedule has T=" + num(schedule_.T()) +
                 " but the model was built for T=" + num(model_.config.T));
+  }
+  if (model_.config.classes > 0) {
+    if (labels_ == nullptr || labels_->size() != static_cast<size_t>(data_.rows())) {
+      throw Error("a conditional model needs one class label per data row (" +
+                  num(static_cast<double>(data_.rows())) + "), got " +
+                  num(labels_ == nullptr ? 0.0 : static_cast<double>(labels_->size())));
+    }
+    for (int32_t k : *labels_) {
+      if (k < 0 || k >= model_.config.classes) {
+        throw Error("class label " + num(k) + " is outside the model's 0.." +
+                    num(model_.config.classes - 1));
+      }
+    }
   }
   adam_ = Adam(model_.params.size(), AdamConfig{config_.lr});
   ema_ = model_.params;
@@ -185,6 +204,7 @@ Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
   if (model_.config.prediction != Prediction::kEps) s.target.resize(D, B);
   if (config_.loss_weighting != LossWeighting::kUniform) s.weight.resize(B);
   s.t.resize(B);
+  if (labels_ != nullptr) s.label.resize(B);
   const int per_thread = (B + nt - 1) / nt;
   for (int i = 0; i < nt; ++i) {
     s.ws.emplace_back(model_.config, per_thread);
@@ -268,10 +288,11 @@ void Trainer::columns(int lo, int hi, int B, int p, const PackedWeights* packed)
   float* dy = s.dy.data() + off;
   // The regression target: the noise itself, or what noise_columns made of it.
   const float* target = (s.target.size() > 0 ? s.target.data() : s.eps.data()) + off;
+  const int32_t* labels = s.label.empty() ? nullptr : s.label.data() + lo;
   if (packed == nullptr) {
-    model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    model_forward(c, params, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y, labels);
   } else {
-    model_forward(c, params, *packed, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y);
+    model_forward(c, params, *packed, s.xt.data() + off, s.t.data() + lo, b, s.ws[p], y, labels);
   }
   const float scale = 2.0f / static_cast<float>(static_cast<size_t>(B) * D);  // d mean / d y
   double sq = 0.0;
@@ -292,7 +313,8 @@ void Trainer::columns(int lo, int hi, int B, int p, const PackedWeights* packed)
     }
   }
   s.sq[p] = sq;
-  model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p], s.grads[p].data());
+  model_backward(c, params, s.xt.data() + off, s.t.data() + lo, b, dy, s.ws[p], s.grads[p].data(),
+                 labels);
 }
 
 // x_0 for columns [lo, hi) of the batch starting at perm_[first], and x_t from x_0, eps and t.
@@ -320,6 +342,18 @@ void Trainer::noise_columns(int64_t first, int lo, int hi) {
   }
 }
 
+// The labels of the batch starting at perm_[first], each replaced by the null class with
+// probability label_dropout: one uniform per row from the trainer's RNG, in column order.
+void Trainer::draw_labels(int64_t first, int B) {
+  if (labels_ == nullptr) return;
+  auto& s = *scratch_;
+  const double p = config_.label_dropout;
+  for (int j = 0; j < B; ++j) {
+    s.label[j] = (*labels_)[perm_[first + j]];
+    if (p > 0.0 && rng_.uniform() < p) s.label[j] = null_label(model_.config);
+  }
+}
+
 float Trainer::ema_decay_next() const {
   // EMA decay with a warm-up (as in TensorFlow's ExponentialMovingAverage with num_updates) so the
   // average is not dominated by the random initial weights in short runs. For the coming step:
@@ -336,6 +370,7 @@ void Trainer::step(int64_t first, int B) {
   for (int j = 0; j < B; ++j) {
     s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(model_.config.T)));
   }
+  draw_labels(first, B);
   rng_.fill_normal(s.eps.data(), static_cast<size_t>(B) * D);
   noise_columns(first, 0, B);
   columns(0, B, B, 0, nullptr);
@@ -393,6 +428,7 @@ int Trainer::parallel_epoch(double& loss_sum) {
         for (int j = 0; j < B; ++j) {
           s.t[j] = static_cast<int32_t>(rng_.below(static_cast<uint32_t>(c.T)));
         }
+        draw_labels(first, B);
         rng_.fill_normal_uniforms(s.u.data(), static_cast<size_t>(B) * D);
       }
       if (p == nt - 1) {
