@@ -1,10 +1,12 @@
-// `diffuse data`: writes a built-in shape as CSV, lists the shapes, or splits a CSV (`data split`).
+// `diffuse data`: writes a built-in shape as CSV (with its classes under --labels), lists the
+// shapes, or splits a CSV (`data split`).
 #include <cstdio>
 
 #include "commands.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/io.h"
+#include "diffuse/labels.h"
 #include "options.h"
 
 namespace diffuse::cli {
@@ -13,7 +15,7 @@ void add_data_command(CLI::App& app) {
   struct Opts {
     std::string name, out;
     ShapeConfig shape;  // the library's defaults, shown in --help
-    bool list = false;
+    bool list = false, labels = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("data", "Write points of a built-in shape to a CSV file");
@@ -23,6 +25,10 @@ void add_data_command(CLI::App& app) {
   add_seed_option(cmd, o->shape.seed, "random seed");
   cmd->add_option("-o,--output", o->out, "output CSV file");
   cmd->add_flag("--list", o->list, "list the built-in shapes");
+  cmd->add_flag("--labels", o->labels,
+                "add a `label` column: each point's class (the mixture component of 8gaussians "
+                "and 25gaussians, the moon, the circle, the checkerboard square, the spiral's "
+                "turn); the points are the same as without it");
   // `diffuse data split FILE.csv --test 0.2 --seed K`: train and test files for held-out eval.
   struct SplitOpts {
     std::string file, train_out, test_out;
@@ -69,7 +75,13 @@ void add_data_command(CLI::App& app) {
     if (o->name.empty()) throw UsageError("data: a shape name is required (see --list)");
     const Shape shape = parse_shape(o->name);
     if (o->out.empty()) throw UsageError("-o: an output file is required");
+    if (o->labels) check_shape_has_classes(shape);
     check_writable(o->out, "-o");
+    if (o->labels) {
+      write_labelled_csv(o->out,
+                         make_labelled_shape(shape, o->shape.n, o->shape.noise, o->shape.seed));
+      return;
+    }
     write_csv(o->out, make_shape(shape, o->shape.n, o->shape.noise, o->shape.seed), {"x", "y"});
   });
 }

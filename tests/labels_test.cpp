@@ -1,12 +1,16 @@
 // Tests of labelled CSVs (labels.h): the label column read beside the numbers, the class order,
-// exact round trips through write_labelled_csv and the streaming writer, and each defect named in
-// one line. Not the unlabelled reader (csv_test.cpp) and not the shapes' labels (dataset_test.cpp).
+// exact round trips through write_labelled_csv and the streaming writer, each defect named in one
+// line, and the built-in shapes' classes (the same points as without, each class where its
+// formula puts it). Not the unlabelled reader (csv_test.cpp) or the shapes' formulas
+// (dataset_test.cpp).
 #include "diffuse/labels.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -262,6 +266,126 @@ TEST(LabelledCsv, RowsOfClassKeepsTableOrder) {
   EXPECT_EQ(rows_of_class(x, l, 0)(1, 1), 40);
   EXPECT_EQ(rows_of_class(x, l, 5).rows(), 0);
   EXPECT_THROW(rows_of_class(x.topRows(4), l, 0), Error);
+}
+
+bool same_bits(const Points& a, const Points& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+TEST(ShapeLabels, ThePointsAreBitIdenticalToTheUnlabelledOnes) {
+  for (const Shape s : all_shapes()) {
+    if (shape_class_count(s) == 0) continue;
+    for (const int n : {1, 2, 7, 1001}) {
+      for (const uint64_t seed : {0ull, 3ull, 123456789ull}) {
+        std::vector<int32_t> cls;
+        const Points labelled = make_shape(s, n, 0.1, seed, &cls);
+        EXPECT_TRUE(same_bits(labelled, make_shape(s, n, 0.1, seed)))
+            << to_string(s) << " n=" << n << " seed=" << seed;
+        ASSERT_EQ(cls.size(), size_t(n));
+        for (const int32_t k : cls) ASSERT_TRUE(k >= 0 && k < shape_class_count(s));
+      }
+    }
+  }
+  const LabelledDataset d = make_labelled_shape(Shape::kEightGaussians, 500, 0.1, 9);
+  EXPECT_TRUE(same_bits(d.data.x, make_shape(Shape::kEightGaussians, 500, 0.1, 9)));
+  EXPECT_EQ(d.data.columns, (Names{"x", "y"}));
+  EXPECT_EQ(d.labels.column, "label");
+  EXPECT_EQ(d.labels.classes, (Names{"0", "1", "2", "3", "4", "5", "6", "7"}));
+  EXPECT_EQ(shape_class_names(Shape::kTwentyFiveGaussians).size(), 25u);
+  EXPECT_EQ(class_order(shape_class_names(Shape::kTwentyFiveGaussians)),
+            shape_class_names(Shape::kTwentyFiveGaussians));  // "10" after "9": class k is "k"
+}
+
+TEST(ShapeLabels, EachClassIsWhereItsFormulaPutsIt) {
+  constexpr double kPi = std::numbers::pi;
+  const int n = 4001;
+  std::vector<int32_t> c;
+  // Mixtures at small noise: the class is the nearest centre, and every component is used.
+  for (const Shape s : {Shape::kEightGaussians, Shape::kTwentyFiveGaussians}) {
+    const Points x = make_shape(s, n, 0.05, 2, &c);
+    const Points centres = shape_modes(s, 0.05).centres;
+    int wrong = 0;
+    std::vector<int> count(size_t(centres.rows()), 0);
+    for (int i = 0; i < n; ++i) {
+      Eigen::Index nearest = 0;
+      (centres.rowwise() - x.row(i)).rowwise().squaredNorm().minCoeff(&nearest);
+      wrong += nearest != c[size_t(i)];
+      ++count[size_t(c[size_t(i)])];
+    }
+    EXPECT_EQ(wrong, 0) << to_string(s);
+    EXPECT_GT(*std::min_element(count.begin(), count.end()), n / centres.rows() / 2);
+  }
+  // 8gaussians class k at angle 2 pi k / 8: class 2 is at (0, 2).
+  {
+    const Points x = make_shape(Shape::kEightGaussians, n, 0.0, 4, &c);
+    for (int i = 0; i < n; ++i) {
+      const double a = 2 * kPi * c[size_t(i)] / 8;
+      ASSERT_NEAR(x(i, 0), 2 * std::cos(a), 1e-6);
+      ASSERT_NEAR(x(i, 1), 2 * std::sin(a), 1e-6);
+    }
+  }
+  // Moons without noise: class 0 on the unit circle about (0, 0) (upper), class 1 on the one about
+  // (1, 0.5) (lower); n/2 in class 0 (the odd one out in class 1), after the shuffle.
+  {
+    const Points x = make_shape(Shape::kMoons, n, 0.0, 5, &c);
+    int zeros = 0;
+    for (int i = 0; i < n; ++i) {
+      const double cx = c[size_t(i)] == 0 ? 0.0 : 1.0, cy = c[size_t(i)] == 0 ? 0.0 : 0.5;
+      ASSERT_NEAR(std::hypot(x(i, 0) - cx, x(i, 1) - cy), 1.0, 1e-5) << i;
+      ASSERT_TRUE(c[size_t(i)] == 0 ? x(i, 1) >= -1e-6 : x(i, 1) <= 0.5 + 1e-6) << i;
+      zeros += c[size_t(i)] == 0;
+    }
+    EXPECT_EQ(zeros, n / 2);
+  }
+  // Circles without noise: class 0 at radius 1, class 1 at radius 0.5.
+  {
+    const Points x = make_shape(Shape::kCircles, n, 0.0, 6, &c);
+    for (int i = 0; i < n; ++i) {
+      ASSERT_NEAR(std::hypot(x(i, 0), x(i, 1)), c[size_t(i)] == 0 ? 1.0 : 0.5, 1e-5) << i;
+    }
+  }
+  // Checkerboard without noise: class k is the k-th dark square counted row by row from the
+  // bottom left (square (col, row) = (2 (k % 2) + row % 2, k / 2)).
+  {
+    const Points x = make_shape(Shape::kCheckerboard, n, 0.0, 7, &c);
+    for (int i = 0; i < n; ++i) {
+      const int col = static_cast<int>(std::floor((x(i, 0) + 4) / 2));
+      const int row = static_cast<int>(std::floor((x(i, 1) + 4) / 2));
+      ASSERT_EQ(c[size_t(i)], row * 2 + col / 2) << x.row(i);
+      ASSERT_EQ((col + row) % 2, 0);
+    }
+  }
+  // Spiral without noise: r = theta / pi, the inner turn (class 0) has r < 2.
+  {
+    const Points x = make_shape(Shape::kSpiral, n, 0.0, 8, &c);
+    int inner = 0;
+    for (int i = 0; i < n; ++i) {
+      const double r = std::hypot(x(i, 0), x(i, 1));
+      ASSERT_EQ(c[size_t(i)], r < 2.0 ? 0 : 1) << r;
+      inner += c[size_t(i)] == 0;
+    }
+    // theta = 4 pi sqrt(u) < 2 pi when u < 1/4: a quarter of the points (binomial sd ~27).
+    EXPECT_NEAR(inner, n / 4.0, 5 * 27.4);
+  }
+}
+
+TEST(ShapeLabels, ShapesWithoutClassesAreRefusedNamingLabels) {
+  for (const Shape s : {Shape::kSwissRoll, Shape::kSCurve}) {
+    EXPECT_EQ(shape_class_count(s), 0);
+    std::vector<int32_t> c;
+    try {
+      make_shape(s, 10, 0.1, 1, &c);
+      ADD_FAILURE() << to_string(s);
+    } catch (const UsageError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "--labels: " + to_string(s) +
+                    " has no natural classes (one continuous curve); shapes with classes: moons, "
+                    "circles, checkerboard, 8gaussians, 25gaussians, spiral");
+    }
+    EXPECT_THROW(make_labelled_shape(s, 10, 0.1, 1), UsageError);
+    EXPECT_TRUE(shape_class_names(s).empty());
+  }
 }
 
 }  // namespace

@@ -59,6 +59,17 @@ struct ShapeConfig {
   uint64_t seed = 0;
 };
 Points make_shape(Shape s, int n, double noise, uint64_t seed);
+// The same points, bit for bit, and each point's class in `classes` (n): the mixture component
+// of 8gaussians (k at angle 2 pi k / 8) and 25gaussians (5 i + j at (i - 2, j - 2)), the moon of
+// moons and the circle of circles (0 outer, 1 inner, as sklearn's y), the dark square of
+// checkerboard (0..7, row by row from the bottom left), the turn of spiral (0 inner, theta < 2 pi;
+// 1 outer). swiss_roll and s_curve have no natural classes: UsageError naming --labels.
+Points make_shape(Shape s, int n, double noise, uint64_t seed, std::vector<int32_t>* classes);
+// Classes of a shape (their names are "0", "1", ...), 0 for swiss_roll and s_curve.
+int shape_class_count(Shape s);
+// UsageError "--labels: swiss_roll has no natural classes ...; shapes with classes: ..." for a
+// shape without classes.
+void check_shape_has_classes(Shape s);
 // make_shape's checks: UsageError naming -n (n < 1, or the points and the copies training makes
 // do not fit in memory) or --noise (negative, not finite, above kMaxShapeNoise).
 void check_shape_size(int n, double noise);

@@ -58,6 +58,15 @@ LabelledDataset read_labelled_csv(const std::string& path, const std::string& la
 LabelledDataset parse_labelled_csv(std::string_view text, const std::string& source,
                                    const std::string& label_column);
 
+// read_labelled_csv for a label column a user named with `option` (e.g. "--label-column"): a
+// file without that column, or without a header, is a UsageError (exit 2) that names the option,
+// the file and the header's columns ("--label-column: f.csv has no column 'kind'; its columns
+// are x, y, label"); other defects are read_labelled_csv's Errors.
+LabelledDataset read_labelled_csv_checked(const std::string& path, const std::string& label_column,
+                                          const std::string& option);
+// True when the file's header has a column of this name (read_csv_header's errors otherwise).
+bool csv_has_column(const std::string& path, const std::string& column);
+
 // The column names of a CSV's header without reading its rows (the first non-blank, non-comment
 // line; BOM and quotes handled as read_csv does); empty when that line is a row of numbers.
 // Throws Error as read_csv does for a missing, empty or binary file.
@@ -75,6 +84,14 @@ std::string class_name_problem(std::string_view name);
 void write_labelled_csv(const std::string& path, const Points& x,
                         const std::vector<std::string>& columns, const Labels& labels);
 void write_labelled_csv(const std::string& path, const LabelledDataset& d);
+
+// A built-in shape with its classes (make_shape with classes, so the same points bit for bit):
+// features "x", "y" and the label column `column` with classes "0", "1", ... (shape_class_names).
+// UsageError naming --labels for a shape without classes (swiss_roll, s_curve).
+LabelledDataset make_labelled_shape(Shape s, int n, double noise, uint64_t seed,
+                                    const std::string& column = kDefaultLabelColumn);
+// "0" .. "K-1" for the K = shape_class_count(s) classes; empty for a shape without classes.
+std::vector<std::string> shape_class_names(Shape s);
 
 // The rows of one class, in table order, (count(class), D).
 Points rows_of_class(const Points& x, const Labels& labels, int k);

@@ -57,6 +57,17 @@ const ShapeInfo& info(Shape s) {
   throw Error("unknown shape id " + std::to_string(static_cast<int>(s)));
 }
 
+// The shapes with classes, for messages.
+std::string labelled_shape_names() {
+  std::string out;
+  for (const auto& i : kShapes) {
+    if (shape_class_count(i.shape) == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += i.name;
+  }
+  return out;
+}
+
 std::string valid_names() {
   std::string out;
   for (const auto& i : kShapes) {
@@ -66,11 +77,13 @@ std::string valid_names() {
   return out;
 }
 
-// Shuffles rows in place (Fisher-Yates), for shapes generated in a fixed order.
-void shuffle_rows(Points& x, Rng& rng) {
+// Shuffles rows in place (Fisher-Yates), for shapes generated in a fixed order, and their classes
+// with them when given.
+void shuffle_rows(Points& x, Rng& rng, std::vector<int32_t>* classes) {
   for (Eigen::Index i = x.rows() - 1; i > 0; --i) {
     const auto j = static_cast<Eigen::Index>(rng.below(static_cast<uint32_t>(i + 1)));
     x.row(i).swap(x.row(j));
+    if (classes != nullptr) std::swap((*classes)[size_t(i)], (*classes)[size_t(j)]);
   }
 }
 
@@ -99,12 +112,13 @@ Points twenty_five_centres() {
   return c;
 }
 
-// Each row a uniformly chosen centre plus N(0, noise^2 I).
-Points mixture(const Points& centres, int n, double noise, Rng& rng) {
+// Each row a uniformly chosen centre plus N(0, noise^2 I); classes[i] = the centre's index.
+Points mixture(const Points& centres, int n, double noise, Rng& rng, int32_t* classes) {
   Points x(n, 2);
   const auto k = static_cast<uint32_t>(centres.rows());
   for (int i = 0; i < n; ++i) {
     const uint32_t m = rng.below(k);
+    classes[i] = static_cast<int32_t>(m);
     x(i, 0) = static_cast<float>(centres(m, 0) + noise * rng.normal());
     x(i, 1) = static_cast<float>(centres(m, 1) + noise * rng.normal());
   }
@@ -145,8 +159,43 @@ void check_shape_size(int n, double noise) {
                "-n " + std::to_string(n) + " points", /*usage=*/true);
 }
 
+int shape_class_count(Shape s) {
+  switch (s) {
+    case Shape::kMoons:
+    case Shape::kCircles:
+    case Shape::kSpiral:
+      return 2;
+    case Shape::kCheckerboard:
+    case Shape::kEightGaussians:
+      return 8;
+    case Shape::kTwentyFiveGaussians:
+      return 25;
+    case Shape::kSwissRoll:
+    case Shape::kSCurve:
+      return 0;
+  }
+  return 0;
+}
+
+void check_shape_has_classes(Shape s) {
+  if (shape_class_count(s) > 0) return;
+  throw UsageError("--labels: " + to_string(s) +
+                   " has no natural classes (one continuous curve); shapes with classes: " +
+                   labelled_shape_names());
+}
+
 Points make_shape(Shape s, int n, double noise, uint64_t seed) {
+  return make_shape(s, n, noise, seed, nullptr);
+}
+
+Points make_shape(Shape s, int n, double noise, uint64_t seed, std::vector<int32_t>* classes) {
+  if (classes != nullptr) check_shape_has_classes(s);
   check_shape_size(n, noise);
+  // Every class is computed beside the draws, never from them: the points are the same, bit for
+  // bit, with and without classes. Without `classes` they go to a scratch vector.
+  std::vector<int32_t> scratch;
+  std::vector<int32_t>& cls = classes != nullptr ? *classes : scratch;
+  cls.assign(shape_class_count(s) > 0 ? size_t(n) : 0, 0);
   Rng rng(seed);
   Points x(n, 2);
   switch (s) {
@@ -175,6 +224,7 @@ Points make_shape(Shape s, int n, double noise, uint64_t seed) {
       const int n_in = n - n_out;
       for (int i = 0; i < n; ++i) {
         double px, py;
+        cls[size_t(i)] = i < n_out ? 0 : 1;  // sklearn's y: 0 the outer (upper) moon
         if (i < n_out) {
           const double a = linspace(kPi, n_out, i);
           px = std::cos(a);
@@ -187,7 +237,7 @@ Points make_shape(Shape s, int n, double noise, uint64_t seed) {
         x(i, 0) = static_cast<float>(px + noise * rng.normal());
         x(i, 1) = static_cast<float>(py + noise * rng.normal());
       }
-      shuffle_rows(x, rng);
+      shuffle_rows(x, rng, &cls);
       break;
     }
     case Shape::kCircles: {
@@ -195,11 +245,12 @@ Points make_shape(Shape s, int n, double noise, uint64_t seed) {
       const int n_out = n / 2;
       for (int i = 0; i < n; ++i) {
         const double r = i < n_out ? 1.0 : 0.5;
+        cls[size_t(i)] = i < n_out ? 0 : 1;  // sklearn's y: 0 the outer circle
         const double a = 2.0 * kPi * rng.uniform();
         x(i, 0) = static_cast<float>(r * std::cos(a) + noise * rng.normal());
         x(i, 1) = static_cast<float>(r * std::sin(a) + noise * rng.normal());
       }
-      shuffle_rows(x, rng);
+      shuffle_rows(x, rng, &cls);
       break;
     }
     case Shape::kCheckerboard:
@@ -207,6 +258,7 @@ Points make_shape(Shape s, int n, double noise, uint64_t seed) {
       // i + j is even. Pick one of the 8 dark squares uniformly, then a uniform point in it.
       for (int p = 0; p < n; ++p) {
         const uint32_t k = rng.below(8);
+        cls[size_t(p)] = static_cast<int32_t>(k);  // the dark square, row by row from the bottom
         const int j = static_cast<int>(k / 2);
         const int i = static_cast<int>(2 * (k % 2)) + (j % 2);
         // One draw per statement: the order of draws must not depend on the compiler.
@@ -217,16 +269,17 @@ Points make_shape(Shape s, int n, double noise, uint64_t seed) {
       }
       break;
     case Shape::kEightGaussians:
-      x = mixture(eight_centres(), n, noise, rng);
+      x = mixture(eight_centres(), n, noise, rng, cls.data());
       break;
     case Shape::kTwentyFiveGaussians:
-      x = mixture(twenty_five_centres(), n, noise, rng);
+      x = mixture(twenty_five_centres(), n, noise, rng, cls.data());
       break;
     case Shape::kSpiral:
       // theta = 4 pi sqrt(u): arc length grows like theta^2, so this is close to uniform along
       // the curve (uniform theta would crowd the centre).
       for (int i = 0; i < n; ++i) {
         const double theta = 4.0 * kPi * std::sqrt(rng.uniform());
+        cls[size_t(i)] = theta < 2.0 * kPi ? 0 : 1;  // the inner or the outer turn
         const double r = theta / kPi;
         x(i, 0) = static_cast<float>(r * std::cos(theta) + noise * rng.normal());
         x(i, 1) = static_cast<float>(r * std::sin(theta) + noise * rng.normal());

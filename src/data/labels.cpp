@@ -30,6 +30,14 @@ std::optional<int64_t> integer_value(std::string_view s) {
   return v;
 }
 
+// 'name' for a message, at most 60 bytes, control characters escaped.
+std::string single_quoted(std::string_view name) {
+  std::string q = quote_for_message(name, 60);
+  q.front() = '\'';
+  q.back() = '\'';
+  return q;
+}
+
 }  // namespace
 
 std::vector<int64_t> Labels::counts() const {
@@ -72,6 +80,49 @@ std::vector<std::string> class_order(std::vector<std::string> names) {
 std::string class_name_problem(std::string_view name) {
   // A label is a CSV field: the same rules as a header name.
   return column_name_problem(name);
+}
+
+bool csv_has_column(const std::string& path, const std::string& column) {
+  const std::vector<std::string> header = read_csv_header(path);
+  return std::find(header.begin(), header.end(), column) != header.end();
+}
+
+LabelledDataset read_labelled_csv_checked(const std::string& path, const std::string& label_column,
+                                          const std::string& option) {
+  const std::vector<std::string> header = read_csv_header(path);
+  if (header.empty()) {
+    throw UsageError(option + ": " + path + " has no header line, so no column " +
+                     single_quoted(label_column) +
+                     " (a labelled file starts with a header naming its columns)");
+  }
+  if (std::find(header.begin(), header.end(), label_column) == header.end()) {
+    std::string list;
+    for (size_t k = 0; k < header.size() && list.size() < 200; ++k) {
+      if (k > 0) list += ", ";
+      list += header[k];
+    }
+    if (list.size() >= 200) list += ", ...";
+    const std::string bare = quote_for_message(list, 240);  // control characters escaped
+    throw UsageError(option + ": " + path + " has no column " + single_quoted(label_column) +
+                     "; its columns are " + bare.substr(1, bare.size() - 2));
+  }
+  return read_labelled_csv(path, label_column);
+}
+
+std::vector<std::string> shape_class_names(Shape s) {
+  std::vector<std::string> names;
+  for (int k = 0; k < shape_class_count(s); ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+LabelledDataset make_labelled_shape(Shape s, int n, double noise, uint64_t seed,
+                                    const std::string& column) {
+  LabelledDataset d;
+  d.data.x = make_shape(s, n, noise, seed, &d.labels.of_row);
+  d.data.columns = {"x", "y"};
+  d.labels.column = column;
+  d.labels.classes = shape_class_names(s);
+  return d;
 }
 
 Points rows_of_class(const Points& x, const Labels& labels, int k) {
