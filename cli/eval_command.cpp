@@ -1,11 +1,13 @@
 // `diffuse eval`: scores sample files against a shape or a data file (library: evaluate.h). One
-// file: its scores; several (one per sampling or training seed): each, then mean ± spread.
+// file: its scores; several (one per sampling or training seed): each, then mean ± spread. With
+// --label-column, also per-class scores and the 5-NN accuracy.
 #include <cstdio>
 
 #include "commands.h"
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
+#include "diffuse/labels.h"
 #include "options.h"
 
 namespace diffuse::cli {
@@ -13,7 +15,7 @@ namespace diffuse::cli {
 void add_eval_command(CLI::App& app) {
   struct Opts {
     std::vector<std::string> samples;
-    std::string against, train;
+    std::string against, train, label_column;
     EvalConfig config;
     bool json = false;
   };
@@ -32,6 +34,11 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--train", o->train,
                   "the training CSV: adds copy_share (share of samples nearer a training row than "
                   "95% of the reference's rows are; honest ~0.05)");
+  cmd->add_option("--label-column", o->label_column,
+                  "the class column of the samples and of the --against CSV (a built-in shape: "
+                  "its classes, as `diffuse data --labels` writes them): adds per-class swd_ratio "
+                  "and knn_accuracy (the share of samples whose label their 5 nearest reference "
+                  "rows agree with)");
   cmd->add_option("--noise", o->config.noise, "noise of the built-in shape")->capture_default_str();
   add_seed_option(cmd, o->config.seed, "seed of the reference draws and projections");
   cmd->add_option("--pairs", o->config.pairs, "(score, floor) pairs averaged")
@@ -44,15 +51,34 @@ void add_eval_command(CLI::App& app) {
     if (!o->train.empty()) train = read_csv(o->train);
     std::vector<Evaluation> runs;
     try {
-      const Reference ref = resolve_reference(o->against, o->config.noise);
+      const bool labelled = !o->label_column.empty();
+      Reference ref;
+      if (!labelled) {
+        ref = resolve_reference(o->against, o->config.noise);
+      } else {
+        ref = resolve_labelled_reference(o->against, o->config.noise, o->label_column);
+      }
       for (const std::string& path : o->samples) {
-        const Dataset s = read_csv(path);
-        if (s.x.rows() < 2) {
-          throw Error(path + ": has " + std::to_string(s.x.rows()) +
+        LabelledDataset s;
+        if (labelled) {
+          s = read_labelled_csv_checked(path, o->label_column, "--label-column");
+        } else {
+          s.data = read_csv(path);
+        }
+        if (s.data.x.rows() < 2) {
+          throw Error(path + ": has " + std::to_string(s.data.x.rows()) +
                       " row; eval compares distributions and needs at least 2 samples");
         }
-        runs.push_back(
-            evaluate_samples(s.x, ref, o->config, o->train.empty() ? nullptr : &train.x));
+        const Points* t = o->train.empty() ? nullptr : &train.x;
+        if (!labelled) {
+          runs.push_back(evaluate_samples(s.data.x, ref, o->config, t));
+          continue;
+        }
+        try {
+          runs.push_back(evaluate_labelled_samples(s.data.x, s.labels, ref, o->config, t));
+        } catch (const UsageError& e) {
+          throw UsageError(path + ": " + e.what());  // a class the reference lacks
+        }
       }
     } catch (const UsageError&) {
       throw;

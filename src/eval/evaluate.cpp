@@ -4,10 +4,13 @@
 #include "diffuse/evaluate.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +24,10 @@ constexpr double kPi = 3.14159265358979323846;
 // Rows of the fixed i.i.d. draw whose mean and std are a shape's standardized units, and its seed.
 constexpr int kShapeUnitsRows = 100000;
 constexpr uint64_t kShapeUnitsSeed = 0x5eedu;
+// The most reference rows the knn_accuracy classifier is fitted on (a CSV: a fixed random subset
+// beyond; a shape: the first rows of the units draw).
+constexpr int64_t kKnnMaxCsvRows = 50000;
+constexpr int64_t kKnnShapeRows = 20000;
 
 void check_finite(const Points& x, const std::string& what) {
   if (x.allFinite()) return;
@@ -169,13 +176,64 @@ nlohmann::ordered_json to_json(const Evaluation& e) {
     j["copy_share"] = *e.copy_share;
     j["copy_threshold"] = *e.copy_threshold;
   }
+  if (!e.label_column.empty()) {
+    const auto opt = [](const std::optional<double>& v) {
+      return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+    };
+    j["label_column"] = e.label_column;
+    j["knn_accuracy"] = opt(e.knn_accuracy);
+    nlohmann::ordered_json classes = nlohmann::ordered_json::array();
+    for (const ClassScore& c : e.classes) {
+      classes.push_back({{"name", c.name},
+                         {"n", c.n},
+                         {"reference_rows", c.reference_rows},
+                         {"compared", c.compared},
+                         {"swd", opt(c.swd)},
+                         {"swd_floor", opt(c.swd_floor)},
+                         {"swd_ratio", opt(c.swd_ratio)}});
+    }
+    j["classes"] = classes;
+  }
   return j;
+}
+
+// One class's swd score and floor in standardized units: the class's samples s (n, D) against
+// its reference rows pool (R, D), by the CSV rule: m = min(n, R / 2), `pairs` pairs of disjoint
+// m-row subsets A, B of the pool and (when m < n) an m-subset of the samples, one set of
+// directions per pair.
+void score_class(const Points& s, const Points& pool, const EvalConfig& config, Rng ev,
+                 ClassScore& out) {
+  out.n = s.rows();
+  out.reference_rows = pool.rows();
+  if (s.rows() < 2 || pool.rows() < 4) return;
+  const int64_t n = s.rows();
+  const int64_t m = std::min<int64_t>(n, pool.rows() / 2);
+  out.compared = m;
+  double swd_sum = 0, floor_sum = 0;
+  for (int k = 0; k < config.pairs; ++k) {
+    Rng rng = ev.fork(uint64_t(k));
+    const auto idx = random_prefix(uint32_t(pool.rows()), uint32_t(2 * m), rng);
+    const Points a = gather(pool, idx, 0, size_t(m));
+    const Points b = gather(pool, idx, size_t(m), size_t(m));
+    const Points sk =
+        m == n ? s : gather(s, random_prefix(uint32_t(n), uint32_t(m), rng), 0, size_t(m));
+    const Eigen::MatrixXd theta = random_directions(s.cols(), config.directions, rng);
+    swd_sum += swd_with_directions(sk, b, theta);
+    floor_sum += swd_with_directions(a, b, theta);
+  }
+  out.swd = swd_sum / config.pairs;
+  out.swd_floor = floor_sum / config.pairs;
+  // A class whose reference rows are all equal has floor 0: its ratio is undefined.
+  if (*out.swd_floor > 0.0) out.swd_ratio = *out.swd / *out.swd_floor;
 }
 
 }  // namespace
 
-Points draw_shape_iid(Shape s, int n, double noise, uint64_t seed) {
-  if (s != Shape::kMoons && s != Shape::kCircles) return make_shape(s, n, noise, seed);
+Points draw_shape_iid(Shape s, int n, double noise, uint64_t seed, std::vector<int32_t>* classes) {
+  if (s != Shape::kMoons && s != Shape::kCircles) {
+    return classes != nullptr ? make_shape(s, n, noise, seed, classes)
+                              : make_shape(s, n, noise, seed);
+  }
   if (n < 1) throw UsageError("-n: got " + std::to_string(n) + ", expected >= 1 points");
   if (!std::isfinite(noise) || noise < 0) {
     throw UsageError("--noise: got " + std::to_string(noise) + ", expected a finite number >= 0");
@@ -184,8 +242,10 @@ Points draw_shape_iid(Shape s, int n, double noise, uint64_t seed) {
   // chosen by a fair coin and the angle uniform, independently for every point.
   Rng rng(seed);
   Points x(n, 2);
+  if (classes != nullptr) classes->assign(size_t(n), 0);
   for (int i = 0; i < n; ++i) {
     const bool first = rng.below(2) == 0;
+    if (classes != nullptr) (*classes)[size_t(i)] = first ? 0 : 1;
     double px, py;
     if (s == Shape::kMoons) {
       const double a = kPi * rng.uniform();  // make_shape: evenly spaced in [0, pi]
@@ -229,6 +289,95 @@ Reference resolve_reference(const std::string& against, double noise) {
       ref.columns.push_back("x" + std::to_string(c));
   }
   return ref;
+}
+
+Reference resolve_labelled_reference(const std::string& against, double noise,
+                                     const std::string& label_column) {
+  if (auto shape = shape_from_string(against)) {
+    if (shape_class_count(*shape) == 0) {
+      throw UsageError("--against: " + against +
+                       " has no classes, so no per-class scores (a continuous curve); give a "
+                       "labelled CSV or a shape with classes");
+    }
+    Reference ref = resolve_reference(against, noise);
+    ref.labels.column = label_column;
+    ref.labels.classes = shape_class_names(*shape);
+    return ref;
+  }
+  if (against.find('/') == std::string::npos &&
+      !(against.size() >= 4 && against.ends_with(".csv")) && !std::filesystem::exists(against)) {
+    return resolve_reference(against, noise);  // throws the unknown-name line
+  }
+  LabelledDataset d = read_labelled_csv_checked(against, label_column, "--label-column");
+  if (d.data.x.rows() < 4) {
+    throw Error(against + ": has " + std::to_string(d.data.x.rows()) +
+                " rows; a reference needs at least 4 (two samples of 2 rows for the floor)");
+  }
+  Reference ref;
+  ref.name = against;
+  ref.noise = noise;
+  ref.rows = std::move(d.data.x);
+  ref.columns = std::move(d.data.columns);
+  ref.labels = std::move(d.labels);
+  return ref;
+}
+
+std::vector<int32_t> knn_classify(const Points& fitted, const std::vector<int32_t>& classes,
+                                  int num_classes, const Points& query, int k) {
+  if (fitted.cols() != query.cols() || fitted.rows() < 1 ||
+      static_cast<Eigen::Index>(classes.size()) != fitted.rows() || k < 1 || k > 64) {
+    throw Error("knn_classify: " + std::to_string(fitted.rows()) + " fitted rows of " +
+                std::to_string(fitted.cols()) + " columns, " + std::to_string(classes.size()) +
+                " classes, queries of " + std::to_string(query.cols()) +
+                " columns, k = " + std::to_string(k));
+  }
+  for (const int32_t c : classes) {
+    if (c < 0 || c >= num_classes) throw Error("knn_classify: a class outside [0, num_classes)");
+  }
+  const int kk = static_cast<int>(std::min<Eigen::Index>(k, fitted.rows()));
+  const Eigen::MatrixXd fd = fitted.cast<double>();  // (F, D), one contiguous array per column
+  std::vector<int32_t> out(size_t(query.rows()));
+#pragma omp parallel
+  {
+    Eigen::ArrayXd d2(fd.rows());
+    std::vector<double> best_d(static_cast<size_t>(kk));
+    std::vector<int32_t> best_c(static_cast<size_t>(kk));
+    std::vector<int> votes(size_t(num_classes), 0);
+#pragma omp for schedule(static)
+    for (Eigen::Index i = 0; i < query.rows(); ++i) {
+      d2 = (fd.col(0).array() - double(query(i, 0))).square();
+      for (Eigen::Index d = 1; d < fd.cols(); ++d) {
+        d2 += (fd.col(d).array() - double(query(i, d))).square();
+      }
+      // The kk nearest, sorted by distance; an equal distance keeps the earlier row.
+      std::fill(best_d.begin(), best_d.end(), std::numeric_limits<double>::infinity());
+      for (Eigen::Index j = 0; j < fd.rows(); ++j) {
+        const double v = d2(j);
+        if (!(v < best_d[size_t(kk - 1)])) continue;
+        int p = kk - 1;
+        while (p > 0 && best_d[size_t(p - 1)] > v) {
+          best_d[size_t(p)] = best_d[size_t(p - 1)];
+          best_c[size_t(p)] = best_c[size_t(p - 1)];
+          --p;
+        }
+        best_d[size_t(p)] = v;
+        best_c[size_t(p)] = classes[size_t(j)];
+      }
+      int top = 0;
+      for (int p = 0; p < kk; ++p) top = std::max(top, ++votes[size_t(best_c[size_t(p)])]);
+      // The first (nearest) neighbour whose class has the most votes.
+      int32_t pick = best_c[0];
+      for (int p = 0; p < kk; ++p) {
+        if (votes[size_t(best_c[size_t(p)])] == top) {
+          pick = best_c[size_t(p)];
+          break;
+        }
+      }
+      for (int p = 0; p < kk; ++p) votes[size_t(best_c[size_t(p)])] = 0;
+      out[size_t(i)] = pick;
+    }
+  }
+  return out;
 }
 
 double copy_share(const Points& samples, const Points& heldout, const Points& train,
@@ -383,6 +532,93 @@ Evaluation evaluate_samples(const Points& samples, const Reference& ref, const E
   return e;
 }
 
+Evaluation evaluate_labelled_samples(const Points& samples, const Labels& labels,
+                                     const Reference& ref, const EvalConfig& config,
+                                     const Points* train) {
+  if (ref.labels.classes.empty()) {
+    throw Error(ref.name + ": the reference has no label column; per-class scores need one");
+  }
+  if (static_cast<Eigen::Index>(labels.of_row.size()) != samples.rows()) {
+    throw Error("evaluate: " + std::to_string(labels.of_row.size()) + " labels for " +
+                std::to_string(samples.rows()) + " samples");
+  }
+  // The samples' classes as the reference's class indices.
+  const int num_classes = ref.labels.num_classes();
+  std::vector<int32_t> to_ref(labels.classes.size(), -1);
+  const std::vector<int64_t> sample_counts = labels.counts();
+  for (size_t k = 0; k < labels.classes.size(); ++k) {
+    to_ref[k] = ref.labels.find(labels.classes[k]);
+    if (to_ref[k] < 0 && sample_counts[k] > 0) {
+      std::string list;
+      for (int c = 0; c < num_classes && list.size() < 200; ++c) {
+        list += (c > 0 ? ", " : "") + ref.labels.classes[size_t(c)];
+      }
+      if (list.size() >= 200) list += ", ...";
+      throw UsageError("the samples' class " + quote_for_message(labels.classes[k], 40) + " (" +
+                       std::to_string(sample_counts[k]) + " rows) is not a class of " + ref.name +
+                       " (its classes: " + list + ")");
+    }
+  }
+  std::vector<int32_t> sample_class(labels.of_row.size());
+  for (size_t i = 0; i < sample_class.size(); ++i) {
+    const int32_t l = labels.of_row[i];
+    if (l < 0 || static_cast<size_t>(l) >= to_ref.size()) {
+      throw Error("evaluate: sample " + std::to_string(i + 1) + " has a class index outside " +
+                  "its class names");
+    }
+    sample_class[i] = to_ref[size_t(l)];
+  }
+
+  Evaluation e = evaluate_samples(samples, ref, config, train);
+  e.label_column = labels.column.empty() ? ref.labels.column : labels.column;
+
+  // The reference rows with their classes, in the units evaluate_samples used.
+  Points pool;
+  std::vector<int32_t> pool_class;
+  if (ref.shape) {
+    pool = draw_shape_iid(*ref.shape, kShapeUnitsRows, ref.noise, kShapeUnitsSeed, &pool_class);
+  } else {
+    pool = ref.rows;
+    pool_class = ref.labels.of_row;
+  }
+  const Normalization units = fit_normalization(pool);
+  units.apply(pool);
+  Points s = samples;
+  units.apply(s);
+
+  const Labels pool_labels{ref.labels.column, ref.labels.classes, pool_class};
+  const Labels sample_labels{ref.labels.column, ref.labels.classes, sample_class};
+  Rng ev(config.seed);
+  e.classes.resize(size_t(num_classes));
+  for (int c = 0; c < num_classes; ++c) {
+    ClassScore& cs = e.classes[size_t(c)];
+    cs.name = ref.labels.classes[size_t(c)];
+    score_class(rows_of_class(s, sample_labels, c), rows_of_class(pool, pool_labels, c), config,
+                ev.fork(uint64_t(config.pairs) + 1 + uint64_t(c)), cs);
+  }
+
+  // knn_accuracy: a shape's first kKnnShapeRows rows, a CSV's rows (a fixed random subset beyond
+  // kKnnMaxCsvRows).
+  Points fitted;
+  std::vector<int32_t> fitted_class;
+  if (ref.shape || pool.rows() <= kKnnMaxCsvRows) {
+    const Eigen::Index f =
+        ref.shape ? std::min<Eigen::Index>(kKnnShapeRows, pool.rows()) : pool.rows();
+    fitted = pool.topRows(f);
+    fitted_class.assign(pool_class.begin(), pool_class.begin() + f);
+  } else {
+    Rng pick = ev.fork(uint64_t(config.pairs) + 1 + uint64_t(num_classes));
+    const auto idx = random_prefix(uint32_t(pool.rows()), uint32_t(kKnnMaxCsvRows), pick);
+    fitted = gather(pool, idx, 0, idx.size());
+    for (const uint32_t r : idx) fitted_class.push_back(pool_class[r]);
+  }
+  const std::vector<int32_t> predicted = knn_classify(fitted, fitted_class, num_classes, s);
+  int64_t agree = 0;
+  for (size_t i = 0; i < predicted.size(); ++i) agree += predicted[i] == sample_class[i];
+  e.knn_accuracy = double(agree) / double(predicted.size());
+  return e;
+}
+
 std::string evaluation_json(const Evaluation& e) { return to_json(e).dump(); }
 
 std::string evaluation_text(const Evaluation& e) {
@@ -420,6 +656,26 @@ std::string evaluation_text(const Evaluation& e) {
                   c.w1_ratio, c.w1, c.w1_floor, c.mean_shift);
     out += buf;
   }
+  if (!e.label_column.empty()) {
+    std::snprintf(buf, sizeof buf,
+                  "knn_acc    %.3f  (5 nearest reference rows agree with the label; column %s)\n",
+                  e.knn_accuracy.value_or(0.0), quote_for_message(e.label_column, 40).c_str());
+    out += buf;
+    out += "class             samples  swd ratio  swd       floor\n";
+    for (const ClassScore& c : e.classes) {
+      if (c.swd_ratio) {
+        std::snprintf(buf, sizeof buf, "%-16.16s  %7lld  %9.3f  %-9.3g %.3g\n", c.name.c_str(),
+                      static_cast<long long>(c.n), *c.swd_ratio, *c.swd, *c.swd_floor);
+      } else {
+        std::snprintf(buf, sizeof buf,
+                      "%-16.16s  %7lld  %9s  (too few rows: %lld samples, %lld "
+                      "reference)\n",
+                      c.name.c_str(), static_cast<long long>(c.n), "-", static_cast<long long>(c.n),
+                      static_cast<long long>(c.reference_rows));
+      }
+      out += buf;
+    }
+  }
   return out;
 }
 
@@ -437,6 +693,10 @@ std::vector<std::pair<std::string, double>> scalars(const Evaluation& e) {
   }
   if (e.copy_share) v.emplace_back("copy_share", *e.copy_share);
   for (const ColumnScore& c : e.columns) v.emplace_back("w1_ratio:" + c.name, c.w1_ratio);
+  if (e.knn_accuracy) v.emplace_back("knn_accuracy", *e.knn_accuracy);
+  for (const ClassScore& c : e.classes) {
+    if (c.swd_ratio) v.emplace_back("swd_ratio:class:" + c.name, *c.swd_ratio);
+  }
   return v;
 }
 
