@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
 #include "diffuse/io.h"
+#include "diffuse/labels.h"
 #include "diffuse/plot.h"
 #include "diffuse/sampler.h"
 #include "diffuse/schedule.h"
@@ -147,11 +149,29 @@ int column_index(const std::string& which, const Dataset& d, const std::string& 
   return k - 1;
 }
 
+// --label-column of `plot data` and `plot compare`.
+void add_label_column_option(CLI::App* cmd, std::string& column) {
+  cmd->add_option("--label-column", column,
+                  std::string("colour the points by this class column, with a legend (default: a "
+                              "column named `") +
+                      kDefaultLabelColumn + "` when the file has one)");
+}
+
+// Reads a CSV with its classes when column is not empty.
+LabelledDataset read_maybe_labelled(const std::string& path, const std::string& column) {
+  if (column.empty()) return LabelledDataset{read_csv(path), {}};
+  return read_labelled_csv_checked(path, column, "--label-column");
+}
+
+// One panel's classes, for PlotStyle::classes.
+PointClasses point_classes(const Labels& l) { return PointClasses{l.of_row, l.classes}; }
+
 void add_plot_data(CLI::App* plot) {
   struct Opts {
     std::string x_column = "1", y_column = "2";
-    std::string data, out;
+    std::string data, out, label_column;
     ShapeConfig shape;
+    bool labels = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = plot->add_subcommand("data", "Scatter plot of a built-in shape or a CSV file");
@@ -165,10 +185,36 @@ void add_plot_data(CLI::App* plot) {
       ->capture_default_str();
   cmd->add_option("--y", o->y_column, "column drawn upwards: a name from the header or 1..D")
       ->capture_default_str();
+  add_label_column_option(cmd, o->label_column);
+  cmd->add_flag("--labels", o->labels,
+                "a built-in shape: colour the points by their class (as `diffuse data --labels`)");
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
     check_figure_output(o->out, {{"the data", o->data}});
-    const Dataset d = load_data(o->data, o->shape.n, o->shape.noise, o->shape.seed);
+    const bool shape = is_shape_name(o->data);
+    if (shape && !o->label_column.empty()) {
+      throw UsageError("--label-column: " + o->data +
+                       " is a built-in shape; colour it by class with --labels");
+    }
+    if (!shape && o->labels) {
+      throw UsageError("--labels: " + o->data +
+                       " is a file; its classes come from its label column (--label-column)");
+    }
+    LabelledDataset ld;
+    std::error_code ec;
+    if (shape && o->labels) {
+      ld = make_labelled_shape(parse_shape(o->data), o->shape.n, o->shape.noise, o->shape.seed);
+    } else if (shape ||
+               (o->label_column.empty() && !(std::filesystem::is_regular_file(o->data, ec) &&
+                                             csv_has_column(o->data, kDefaultLabelColumn)))) {
+      ld.data = load_data(o->data, o->shape.n, o->shape.noise, o->shape.seed);  // as without labels
+    } else {
+      ld = read_labelled_csv_checked(
+          o->data, o->label_column.empty() ? kDefaultLabelColumn : o->label_column,
+          "--label-column");
+    }
+    const bool labelled = !ld.labels.classes.empty();
+    const Dataset& d = ld.data;
     const std::string name = is_shape_name(o->data) ? o->data : file_name(o->data);
     const int cx = column_index(o->x_column, d, "--x", name);
     const int cy =
@@ -183,7 +229,12 @@ void add_plot_data(CLI::App* plot) {
     PlotStyle style;
     style.x_label = label(cx);
     style.y_label = label(cy);
-    plot_points(o->out, xy, name + " (" + with_commas(d.x.rows()) + " points)", style);
+    std::string title = name + " (" + with_commas(d.x.rows()) + " points";
+    if (labelled) {
+      style.classes = {point_classes(ld.labels)};
+      title += ", " + std::to_string(ld.labels.num_classes()) + " classes";
+    }
+    plot_points(o->out, xy, title + ")", style);
   });
 }
 
@@ -284,7 +335,7 @@ void add_plot_loss(CLI::App* plot) {
 
 void add_plot_compare(CLI::App* plot) {
   struct Opts {
-    std::string samples, against, out, columns;
+    std::string samples, against, out, columns, label_column;
     EvalConfig config;
   };
   auto o = std::make_shared<Opts>();
@@ -297,11 +348,30 @@ void add_plot_compare(CLI::App* plot) {
                   "the 4 columns with the worst W1 ratio)");
   cmd->add_option("--noise", o->config.noise, "noise of the built-in shape")->capture_default_str();
   cmd->add_option("--seed", o->config.seed, "seed of the evaluation")->capture_default_str();
+  cmd->add_option("--label-column", o->label_column,
+                  std::string("2-D: colour both panels by this class column of the samples and "
+                              "of the --against CSV (a built-in shape: its classes), with a legend "
+                              "(default: `") +
+                      kDefaultLabelColumn + "` when the samples and the reference both have it)");
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
     check_figure_output(o->out);
-    const Reference ref = resolve_reference(o->against, o->config.noise);
-    const Dataset s = read_csv(o->samples);
+    // The label column: the one named, or `label` when both files have it (a shape: its classes).
+    std::string column = o->label_column;
+    std::error_code ec;
+    if (column.empty() && std::filesystem::is_regular_file(o->samples, ec) &&
+        csv_has_column(o->samples, kDefaultLabelColumn)) {
+      const std::optional<Shape> shape = shape_from_string(o->against);
+      const bool ref_has = shape ? shape_class_count(*shape) > 0
+                                 : std::filesystem::is_regular_file(o->against, ec) &&
+                                       csv_has_column(o->against, kDefaultLabelColumn);
+      if (ref_has) column = kDefaultLabelColumn;
+    }
+    const Reference ref = column.empty()
+                              ? resolve_reference(o->against, o->config.noise)
+                              : resolve_labelled_reference(o->against, o->config.noise, column);
+    const LabelledDataset ls = read_maybe_labelled(o->samples, column);
+    const Dataset& s = ls.data;
     const Evaluation e = evaluate_samples(s.x, ref, o->config);
     std::vector<int> cols;
     if (!o->columns.empty()) {
@@ -324,27 +394,46 @@ void add_plot_compare(CLI::App* plot) {
         }
       }
     }
-    compare_figure(o->out, s.x, ref, e, cols);
+    compare_figure(o->out, s.x, ref, e, cols, column.empty() ? nullptr : &ls.labels);
   });
 }
 
 }  // namespace
 
 void compare_figure(const std::string& out, const Points& samples, const Reference& ref,
-                    const Evaluation& e, std::vector<int> cols) {
+                    const Evaluation& e, std::vector<int> cols, const Labels* sample_labels) {
+  const bool labelled = sample_labels != nullptr && !ref.labels.classes.empty();
+  std::vector<int32_t> data_classes;
   const Points data =
       ref.shape ? draw_shape_iid(*ref.shape,
                                  static_cast<int>(std::min<Eigen::Index>(samples.rows(), 100000)),
-                                 ref.noise, 1)
+                                 ref.noise, 1, labelled ? &data_classes : nullptr)
                 : ref.rows;
+  if (labelled && !ref.shape) data_classes = ref.labels.of_row;
   char title[160];
   std::snprintf(title, sizeof title, "swd_ratio %.2f against %s", e.scores.swd_ratio,
                 file_name(ref.name).c_str());
   if (samples.cols() == 2 && cols.empty()) {
+    PlotStyle style;
+    if (labelled) {
+      // The samples' classes by name in the reference's order, so that a class has one colour.
+      std::vector<int32_t> sample_classes;
+      for (const int32_t k : sample_labels->of_row) {
+        const int c = ref.labels.find(sample_labels->classes.at(size_t(k)));
+        if (c < 0) {
+          throw UsageError("--label-column: the samples' class " +
+                           quote_for_message(sample_labels->classes[size_t(k)], 40) +
+                           " is not a class of " + ref.name);
+        }
+        sample_classes.push_back(c);
+      }
+      style.classes = {PointClasses{data_classes, ref.labels.classes},
+                       PointClasses{sample_classes, ref.labels.classes}};
+    }
     plot_strip(out, {data, samples},
                {"data (" + with_commas(data.rows()) + ")",
                 "samples (" + with_commas(samples.rows()) + ")"},
-               {}, title);
+               style, title);
     return;
   }
   if (cols.empty()) {  // the worst columns by W1 ratio, shown in file order

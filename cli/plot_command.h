@@ -21,7 +21,10 @@ void forward_strip(const std::string& out, const Points& x0, const Schedule& s, 
 
 // `plot compare`'s figure: 2-D data and samples side by side with the swd_ratio in the title, or
 // for N-D (or given cols) a pairwise grid of cols (default: the 4 worst columns by W1 ratio).
+// With sample_labels (and a labelled ref), the 2-D panels colour each point by its class, with
+// a legend; the N-D grid keeps its data / samples colours.
 void compare_figure(const std::string& out, const Points& samples, const Reference& ref,
-                    const Evaluation& e, std::vector<int> cols = {});
+                    const Evaluation& e, std::vector<int> cols = {},
+                    const Labels* sample_labels = nullptr);
 
 }  // namespace diffuse::cli

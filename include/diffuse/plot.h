@@ -53,6 +53,21 @@ Limits point_limits(const std::vector<Points>& sets, double pad = 0.05);
 // Tick values in [lo, hi] spaced 1, 2 or 5 x 10^k, about `target` (>= 2) of them; {lo} if hi <= lo.
 std::vector<double> nice_ticks(double lo, double hi, int target = 5);
 
+// Points coloured by class (a labelled file): point i in class_colour(of_row[i]).
+struct PointClasses {
+  std::vector<int32_t> of_row;     // per point, an index into names
+  std::vector<std::string> names;  // the class names, in their order (labels.h)
+};
+
+// The fixed class palette: kClassPaletteSize distinct colours (matplotlib's tab10: blue, orange,
+// green, red, purple, brown, pink, grey, olive, cyan); class k gets entry k mod kClassPaletteSize,
+// so classes 10 apart share a colour.
+inline constexpr int kClassPaletteSize = 10;
+struct ClassColour {
+  uint8_t r = 0, g = 0, b = 0;
+};
+ClassColour class_colour(int k);
+
 struct PlotStyle {
   int panel_px = 0;              // side of each square plot area; 0: 320 alone, 180 each in a strip
   double point_radius = 0.0;     // pixels; 0: chosen from the number of points and the panel size
@@ -60,6 +75,10 @@ struct PlotStyle {
   std::optional<Limits> limits;  // fixed axes; default point_limits() of everything drawn
   // Axis labels (e.g. a CSV's column names): x under every panel, y beside the first; empty: none.
   std::string x_label, y_label;
+  // Per panel, its points' classes (empty: one colour for every point). The panels share the
+  // class names; a legend right of the last panel lists them (as many as fit its height, then
+  // "+K more"). Error for a count other than the panels' or points', or an index outside names.
+  std::vector<PointClasses> classes;
 };
 
 // One scatter panel of x (N, D).

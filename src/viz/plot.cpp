@@ -491,7 +491,37 @@ struct ScatterLayout {
   Axis x_axis, y_axis;
   int side = 0;
   Eigen::Index dims = 0;  // columns of the points; > 2 adds a note under the first panel
+  // The class legend right of the last panel: its left edge and the entries shown (the last one
+  // may be "+K more"); none without classes.
+  double legend_left = 0;
+  std::vector<std::string> legend;
 };
+
+constexpr int kLegendRow = 15;  // pixels between legend entries
+
+// Checks style.classes against the panels (Error naming `what`).
+void check_classes(const std::vector<Points>& panels, const PlotStyle& style,
+                   const std::string& what) {
+  if (style.classes.empty()) return;
+  if (style.classes.size() != panels.size()) {
+    throw Error(what + ": classes for " + std::to_string(style.classes.size()) + " panels, but " +
+                std::to_string(panels.size()) + " panels");
+  }
+  for (size_t p = 0; p < panels.size(); ++p) {
+    const PointClasses& c = style.classes[p];
+    if (static_cast<Eigen::Index>(c.of_row.size()) != panels[p].rows()) {
+      throw Error(what + ": " + std::to_string(c.of_row.size()) + " classes for " +
+                  std::to_string(panels[p].rows()) + " points");
+    }
+    if (c.names != style.classes[0].names) throw Error(what + ": panels with different classes");
+    for (const int32_t k : c.of_row) {
+      if (k < 0 || static_cast<size_t>(k) >= c.names.size()) {
+        throw Error(what + ": a class index outside the " + std::to_string(c.names.size()) +
+                    " class names");
+      }
+    }
+  }
+}
 
 ScatterLayout scatter_layout(const std::vector<Points>& panels, const PlotStyle& style,
                              bool figure_title, const std::string& what) {
@@ -503,6 +533,7 @@ ScatterLayout scatter_layout(const std::vector<Points>& panels, const PlotStyle&
     throw UsageError(what + ": panel size " + std::to_string(style.panel_px) +
                      " px; expected 1 to 4096");
   }
+  check_classes(panels, style, what);
   const Limits lim = style.limits ? *style.limits : point_limits(panels);
   if (!(lim.x_max > lim.x_min) || !(lim.y_max > lim.y_min)) {
     throw UsageError(what + ": axis limits must have min < max");
@@ -531,6 +562,18 @@ ScatterLayout scatter_layout(const std::vector<Points>& panels, const PlotStyle&
     }
   }
   l.figure.width = left + n * l.side + (n - 1) * kPanelGap + kRightMargin;
+  if (!style.classes.empty()) {
+    const std::vector<std::string>& names = style.classes[0].names;
+    const size_t fit = static_cast<size_t>(std::max(1, (l.side - 4) / kLegendRow));
+    if (names.size() <= fit) {
+      l.legend = names;
+    } else {
+      l.legend.assign(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(fit - 1));
+      l.legend.push_back("+" + std::to_string(names.size() - (fit - 1)) + " more");
+    }
+    l.legend_left = l.figure.width - kRightMargin + kPad;
+    l.figure.width += kPad + 12 + static_cast<int>(std::ceil(max_text_width(l.legend, kLabelFont)));
+  }
   l.figure.height = top + l.side + bottom;
   for (int i = 0; i < n; ++i) {
     l.figure.panels.push_back({double(left + i * (l.side + kPanelGap)), double(top), double(l.side),
@@ -560,7 +603,25 @@ void draw_scatter_figure(const std::string& path, const std::vector<Points>& pan
     const PointLook look =
         point_look(panels[i].rows(), l.side, style.point_radius, style.point_alpha);
     c.axes_background(vp, l.x_axis.ticks, l.y_axis.ticks);
-    c.scatter(vp, panels[i], look);
+    if (style.classes.empty()) {
+      c.scatter(vp, panels[i], look);
+    } else {  // class by class, in class order (later classes on top)
+      const PointClasses& pc = style.classes[i];
+      std::vector<std::vector<Eigen::Index>> rows(pc.names.size());
+      for (size_t r = 0; r < pc.of_row.size(); ++r) {
+        rows[size_t(pc.of_row[r])].push_back(Eigen::Index(r));
+      }
+      for (size_t k = 0; k < rows.size(); ++k) {
+        if (rows[k].empty()) continue;
+        Points part(Eigen::Index(rows[k].size()), panels[i].cols());
+        for (size_t r = 0; r < rows[k].size(); ++r)
+          part.row(Eigen::Index(r)) = panels[i].row(rows[k][r]);
+        PointLook class_look = look;
+        const ClassColour cc = class_colour(static_cast<int>(k));
+        class_look.colour = {cc.r / 255.0, cc.g / 255.0, cc.b / 255.0};
+        c.scatter(vp, part, class_look);
+      }
+    }
     c.axes_frame(vp, l.x_axis, i == 0 ? l.y_axis : Axis{l.y_axis.ticks, {}});
     c.text(vp.left + vp.width / 2, vp.top - kPad - 2, titles[i], kTitleFont, 0.5,
            VAlign::kBaseline);
@@ -581,6 +642,16 @@ void draw_scatter_figure(const std::string& path, const std::vector<Points>& pan
   if (l.dims > 2) {
     c.text(fig.panels[0].left, fig.height - kPad, "dims 1\u20132 of " + std::to_string(l.dims),
            kTickFont, 0.0, VAlign::kBaseline, false, kMutedInk);
+  }
+  for (size_t k = 0; k < l.legend.size(); ++k) {
+    const double y = fig.panels[0].top + kLegendRow / 2.0 + double(k) * kLegendRow;
+    const bool more = k + 1 == l.legend.size() && l.legend.size() < style.classes[0].names.size();
+    if (!more) {
+      const ClassColour cc = class_colour(static_cast<int>(k));
+      c.marker(l.legend_left + 4, y, 4, {cc.r / 255.0, cc.g / 255.0, cc.b / 255.0});
+    }
+    c.text(l.legend_left + 12, y, l.legend[k], kLabelFont, 0.0, VAlign::kMiddle, false,
+           more ? kMutedInk : kInk);
   }
   out.write(c.finish());
   out.commit();
@@ -646,6 +717,15 @@ Limits padded(double x_lo, double x_hi, double y_lo, double y_hi, double pad_x, 
 }
 
 }  // namespace
+
+ClassColour class_colour(int k) {
+  static constexpr ClassColour kTab10[kClassPaletteSize] = {
+      {0x1f, 0x77, 0xb4}, {0xff, 0x7f, 0x0e}, {0x2c, 0xa0, 0x2c}, {0xd6, 0x27, 0x28},
+      {0x94, 0x67, 0xbd}, {0x8c, 0x56, 0x4b}, {0xe3, 0x77, 0xc2}, {0x7f, 0x7f, 0x7f},
+      {0xbc, 0xbd, 0x22}, {0x17, 0xbe, 0xcf}};
+  const int m = k % kClassPaletteSize;
+  return kTab10[m < 0 ? m + kClassPaletteSize : m];
+}
 
 FigureLayout strip_layout(const std::vector<Points>& panels, const PlotStyle& style,
                           const std::string& figure_title) {
