@@ -31,7 +31,7 @@ void add_data_command(CLI::App& app) {
                 "turn); the points are the same as without it");
   // `diffuse data split FILE.csv --test 0.2 --seed K`: train and test files for held-out eval.
   struct SplitOpts {
-    std::string file, train_out, test_out;
+    std::string file, train_out, test_out, label_column;
     double test = 0.2;
     uint64_t seed = 0;
   };
@@ -44,6 +44,9 @@ void add_data_command(CLI::App& app) {
   split->add_option("--seed", so->seed, "random seed of the split")->capture_default_str();
   split->add_option("--train-out", so->train_out, "train file (default FILE.train.csv)");
   split->add_option("--test-out", so->test_out, "test file (default FILE.test.csv)");
+  split->add_option("--label-column", so->label_column,
+                    "a class column (any strings or integers) kept beside the numbers; it is "
+                    "written last in both files");
   split->callback([so] {
     std::string stem = so->file;
     if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".csv") == 0) {
@@ -57,6 +60,17 @@ void add_data_command(CLI::App& app) {
     }
     check_writable(train_out, "--train-out");
     check_writable(test_out, "--test-out");
+    if (!so->label_column.empty()) {
+      const LabelledSplit s = split_labelled_rows(
+          read_labelled_csv_checked(so->file, so->label_column, "--label-column"), so->test,
+          so->seed);
+      write_labelled_csv(train_out, s.train);
+      write_labelled_csv(test_out, s.test);
+      std::fprintf(stderr, "split: %lld rows to %s, %lld to %s\n",
+                   static_cast<long long>(s.train.data.x.rows()), train_out.c_str(),
+                   static_cast<long long>(s.test.data.x.rows()), test_out.c_str());
+      return;
+    }
     const Split s = split_rows(read_csv(so->file), so->test, so->seed);
     write_csv(train_out, s.train.x, s.train.columns);
     write_csv(test_out, s.test.x, s.test.columns);

@@ -53,6 +53,33 @@ TEST(LabelsCli, DataLabelsRefusesShapesWithoutClassesAndWritesNothing) {
   }
 }
 
+TEST(LabelsCli, DataSplitKeepsAStringLabelColumn) {
+  TempDir dir;
+  const std::string t = dir.file("t.csv");
+  {
+    std::ofstream f(t);
+    f << "species,a,b\n";
+    for (int i = 0; i < 100; ++i) f << (i % 2 ? "cat" : "dog") << "," << i << "," << i % 2 << "\n";
+  }
+  auto r = run_cli("data split " + t + " --label-column species --test 0.3 --seed 4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const LabelledDataset train = read_labelled_csv(dir.file("t.train.csv"), "species");
+  const LabelledDataset test = read_labelled_csv(dir.file("t.test.csv"), "species");
+  EXPECT_EQ(train.data.x.rows(), 70);
+  EXPECT_EQ(test.data.x.rows(), 30);
+  EXPECT_EQ(train.data.columns, (std::vector<std::string>{"a", "b"}));
+  for (const LabelledDataset* part : {&train, &test}) {
+    for (Eigen::Index i = 0; i < part->data.x.rows(); ++i) {  // b is 1 exactly for the cats
+      const std::string& name = part->labels.classes[size_t(part->labels.of_row[size_t(i)])];
+      ASSERT_EQ(name, part->data.x(i, 1) == 1.0f ? "cat" : "dog");
+    }
+  }
+  expect_fails("data split " + t + " --label-column kind --train-out " + dir.file("x.csv") +
+                   " --test-out " + dir.file("y.csv"),
+               2, "--label-column: " + t + " has no column 'kind'");
+  EXPECT_FALSE(test::file_exists(dir.file("x.csv")));
+}
+
 TEST(LabelsCli, EvalReportsPerClassScoresAndKnnAccuracy) {
   TempDir dir;
   const std::string s = dir.file("s.csv"), ref = dir.file("ref.csv");

@@ -273,6 +273,36 @@ bool same_bits(const Points& a, const Points& b) {
          std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
 }
 
+TEST(LabelledSplit, TheSameRowsAsAnUnlabelledSplitEachWithItsLabel) {
+  // Feature 0 is the row number, so each part says which rows it got.
+  const int n = 1001;
+  LabelledDataset d;
+  d.data.x.resize(n, 2);
+  d.data.columns = {"row", "v"};
+  d.labels = {"label", {"a", "b", "c"}, {}};
+  for (int i = 0; i < n; ++i) {
+    d.data.x(i, 0) = float(i);
+    d.data.x(i, 1) = float(i % 13);
+    d.labels.of_row.push_back(i % 3);
+  }
+  const Split plain = split_rows(d.data, 0.25, 42);
+  const LabelledSplit s = split_labelled_rows(d, 0.25, 42);
+  EXPECT_TRUE(s.train.data.x == plain.train.x);
+  EXPECT_TRUE(s.test.data.x == plain.test.x);
+  EXPECT_EQ(s.test.data.x.rows(), 250);  // round(0.25 * 1001)
+  for (const LabelledDataset* part : {&s.train, &s.test}) {
+    EXPECT_EQ(part->data.columns, d.data.columns);
+    EXPECT_EQ(part->labels.classes, d.labels.classes);
+    ASSERT_EQ(Eigen::Index(part->labels.of_row.size()), part->data.x.rows());
+    for (Eigen::Index i = 0; i < part->data.x.rows(); ++i) {
+      ASSERT_EQ(part->labels.of_row[size_t(i)], int(part->data.x(i, 0)) % 3);
+    }
+  }
+  EXPECT_THROW(split_labelled_rows(d, 1.5, 42), UsageError);
+  d.labels.of_row.pop_back();
+  EXPECT_THROW(split_labelled_rows(d, 0.25, 42), Error);
+}
+
 TEST(ShapeLabels, ThePointsAreBitIdenticalToTheUnlabelledOnes) {
   for (const Shape s : all_shapes()) {
     if (shape_class_count(s) == 0) continue;

@@ -169,5 +169,8 @@ struct Split {
   Dataset train, test;
 };
 Split split_rows(const Dataset& data, double test_share, uint64_t seed);
+// The rows split_rows puts in the test part (1) and in the train part (0), for n rows: the one
+// definition of the split, shared by labelled tables (split_labelled_rows). Same errors.
+std::vector<char> split_test_rows(int64_t n, double test_share, uint64_t seed);
 
 }  // namespace diffuse

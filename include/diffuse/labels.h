@@ -93,6 +93,14 @@ LabelledDataset make_labelled_shape(Shape s, int n, double noise, uint64_t seed,
 // "0" .. "K-1" for the K = shape_class_count(s) classes; empty for a shape without classes.
 std::vector<std::string> shape_class_names(Shape s);
 
+// split_rows for a labelled table: the same rows in each part as split_rows gives for the same
+// row count, share and seed, each with its labels (the class names kept whole in both parts, so
+// class indices mean the same in both). Same errors as split_rows.
+struct LabelledSplit {
+  LabelledDataset train, test;
+};
+LabelledSplit split_labelled_rows(const LabelledDataset& data, double test_share, uint64_t seed);
+
 // The rows of one class, in table order, (count(class), D).
 Points rows_of_class(const Points& x, const Labels& labels, int k);
 

@@ -395,12 +395,11 @@ void Normalization::undo(Points& x) const {
   }
 }
 
-Split split_rows(const Dataset& data, double test_share, uint64_t seed) {
+std::vector<char> split_test_rows(int64_t n, double test_share, uint64_t seed) {
   if (!(test_share > 0.0 && test_share < 1.0)) {
     throw UsageError("--test: got " + std::to_string(test_share) +
                      ", expected a share of the rows in (0, 1), e.g. 0.2");
   }
-  const Eigen::Index n = data.x.rows();
   if (n < 2) {
     throw Error("split: the data has " + std::to_string(n) + " row(s); a split needs at least 2");
   }
@@ -416,6 +415,14 @@ Split split_rows(const Dataset& data, double test_share, uint64_t seed) {
     std::swap(perm[size_t(i)], perm[size_t(i) + rng.below(static_cast<uint32_t>(n - i))]);
     is_test[perm[size_t(i)]] = 1;
   }
+  return is_test;
+}
+
+Split split_rows(const Dataset& data, double test_share, uint64_t seed) {
+  const Eigen::Index n = data.x.rows();
+  const std::vector<char> is_test = split_test_rows(n, test_share, seed);
+  const auto n_test =
+      static_cast<Eigen::Index>(std::count(is_test.begin(), is_test.end(), char{1}));
   Split s;
   s.train.columns = s.test.columns = data.columns;
   s.train.x.resize(n - n_test, data.x.cols());

@@ -125,6 +125,37 @@ LabelledDataset make_labelled_shape(Shape s, int n, double noise, uint64_t seed,
   return d;
 }
 
+LabelledSplit split_labelled_rows(const LabelledDataset& data, double test_share, uint64_t seed) {
+  const Eigen::Index n = data.data.x.rows();
+  if (static_cast<Eigen::Index>(data.labels.of_row.size()) != n) {
+    throw Error("split: " + std::to_string(data.labels.of_row.size()) + " labels for " +
+                std::to_string(n) + " rows");
+  }
+  const std::vector<char> is_test = split_test_rows(n, test_share, seed);
+  LabelledSplit s;
+  for (LabelledDataset* part : {&s.train, &s.test}) {
+    part->data.columns = data.data.columns;
+    part->labels.column = data.labels.column;
+    part->labels.classes = data.labels.classes;
+  }
+  const auto n_test =
+      static_cast<Eigen::Index>(std::count(is_test.begin(), is_test.end(), char{1}));
+  s.train.data.x.resize(n - n_test, data.data.x.cols());
+  s.test.data.x.resize(n_test, data.data.x.cols());
+  Eigen::Index a = 0, b = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const int32_t l = data.labels.of_row[size_t(i)];
+    if (is_test[size_t(i)] != 0) {
+      s.test.data.x.row(b++) = data.data.x.row(i);
+      s.test.labels.of_row.push_back(l);
+    } else {
+      s.train.data.x.row(a++) = data.data.x.row(i);
+      s.train.labels.of_row.push_back(l);
+    }
+  }
+  return s;
+}
+
 Points rows_of_class(const Points& x, const Labels& labels, int k) {
   if (static_cast<Eigen::Index>(labels.of_row.size()) != x.rows()) {
     throw Error("rows_of_class: " + std::to_string(labels.of_row.size()) + " labels for " +
