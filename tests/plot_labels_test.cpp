@@ -1,7 +1,9 @@
-// Tests of class-coloured scatter figures (PlotStyle::classes): the fixed palette, each class's
-// points drawn in its colour where they are (read back from the PNG), the legend's room and the
-// errors for mismatched classes. Not the unlabelled figures (plot_test.cpp).
+// Tests of class-coloured figures (PlotStyle::classes, GifOptions::classes): the fixed palette,
+// each class's points drawn in its colour where they are (read back from the PNG or the decoded
+// GIF), the legend's room and the errors for mismatched classes. Not the unlabelled figures
+// (plot_test.cpp).
 #include <cairo.h>
+#include <gif_lib.h>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -117,6 +119,84 @@ TEST(PlotClasses, ClassesMustMatchThePanelsAndPoints) {
   EXPECT_FALSE(test::file_exists(dir.file("a.png")));
   plot_points(dir.file("a.png"), x, "t", style);
   EXPECT_TRUE(test::file_exists(dir.file("a.png")));
+}
+
+// The last composited frame of a GIF (0xRRGGBB per pixel, transparent pixels keep what was there)
+// and its width.
+std::vector<uint32_t> last_gif_frame(const std::string& path, int* width) {
+  int err = 0;
+  GifFileType* gif = DGifOpenFileName(path.c_str(), &err);
+  if (gif == nullptr || DGifSlurp(gif) != GIF_OK) throw Error(path + ": not a readable GIF");
+  *width = gif->SWidth;
+  std::vector<uint32_t> out(size_t(gif->SWidth) * gif->SHeight, 0);
+  for (int i = 0; i < gif->ImageCount; ++i) {
+    const SavedImage& im = gif->SavedImages[i];
+    GraphicsControlBlock gcb{};
+    DGifSavedExtensionToGCB(gif, i, &gcb);
+    const ColorMapObject* map = im.ImageDesc.ColorMap ? im.ImageDesc.ColorMap : gif->SColorMap;
+    const GifImageDesc& d = im.ImageDesc;
+    for (int y = 0; y < d.Height; ++y) {
+      for (int x = 0; x < d.Width; ++x) {
+        const int idx = im.RasterBits[size_t(y) * d.Width + x];
+        if (idx == gcb.TransparentColor) continue;
+        const GifColorType c = map->Colors[idx];
+        out[size_t(d.Top + y) * gif->SWidth + d.Left + x] =
+            (uint32_t(c.Red) << 16) | (uint32_t(c.Green) << 8) | c.Blue;
+      }
+    }
+  }
+  DGifCloseFile(gif, &err);
+  return out;
+}
+
+TEST(AnimateClasses, EachClassMovesInItsColourWithALegend) {
+  test::TempDir dir;
+  // Two classes of 40 points: class 0 travels from (-1.5, -1.5) to (-1.5, 0.5), class 1 stays at
+  // (1.5, -0.5) (off the grid lines, which are at whole numbers).
+  const std::vector<int32_t> of_row = [] {
+    std::vector<int32_t> v;
+    for (int i = 0; i < 40; ++i) v.push_back(i % 2);
+    return v;
+  }();
+  std::vector<Points> frames;
+  for (int f = 0; f < 3; ++f) {
+    Points x(40, 2);
+    for (int i = 0; i < 40; ++i) {
+      x(i, 0) = of_row[size_t(i)] == 0 ? -1.5f : 1.5f;
+      x(i, 1) = of_row[size_t(i)] == 0 ? -1.5f + float(f) : -0.5f;
+    }
+    frames.push_back(x);
+  }
+  GifOptions o;
+  o.limits = Limits{-2, 2, -2, 2};
+  o.point_radius = 5;
+  o.point_alpha = 1.0;
+  o.classes = PointClasses{of_row, {"walker", "sitter"}};
+  const std::string path = dir.file("a.gif");
+  animate_gif(path, frames, {"t=2", "t=1", "t=0"}, o);
+  int width = 0;
+  const std::vector<uint32_t> last = last_gif_frame(path, &width);
+  const FigureLayout fig = animation_layout(frames, o);
+  EXPECT_EQ(width, fig.width);
+  EXPECT_GT(width, 360 + 30);  // the legend's room
+  const Viewport& vp = fig.panels[0];
+  const auto at = [&](double u, double v) {
+    return last[size_t(vp.py(v)) * width + size_t(vp.px(u))];
+  };
+  EXPECT_EQ(at(-1.5, 0.5), rgb(class_colour(0)));                      // where class 0 ended
+  EXPECT_EQ(at(1.5, -0.5), rgb(class_colour(1)));                      // class 1 never moved
+  EXPECT_EQ(at(-1.5, -1.5), 0xffffffu) << std::hex << at(-1.5, -1.5);  // class 0 left its start
+  const int swatch_x = 360 - 14 + 5 + 4, swatch_y = int(vp.top + 7.5);
+  EXPECT_EQ(last[size_t(swatch_y) * width + swatch_x], rgb(class_colour(0)));
+  EXPECT_EQ(last[size_t(swatch_y + 15) * width + swatch_x], rgb(class_colour(1)));
+  // Without classes the GIF is the square it always was.
+  GifOptions plain = o;
+  plain.classes = {};
+  EXPECT_EQ(animation_layout(frames, plain).width, 360);
+  // Classes that do not match the rows are refused, and nothing is written.
+  o.classes.of_row.pop_back();
+  EXPECT_THROW(animate_gif(dir.file("b.gif"), frames, {"1", "2", "3"}, o), Error);
+  EXPECT_FALSE(test::file_exists(dir.file("b.gif")));
 }
 
 }  // namespace

@@ -158,13 +158,18 @@ struct GifOptions {
   double point_radius = 0.0;     // 0: as PlotStyle
   double point_alpha = 0.0;      // 0: as PlotStyle
   std::optional<Limits> limits;  // default: point_limits() of all frames
+  // The points' classes, the same rows in every frame (a trajectory of labelled samples): each
+  // class in class_colour(), a legend right of the square (the image grows wider by its width),
+  // and a 64-colour palette instead of 16. Empty of_row: one colour.
+  PointClasses classes;
 };
 
 // Where animate_gif draws: a size_px square image with one panel (throws as animate_gif does).
 FigureLayout animation_layout(const std::vector<Points>& frames, const GifOptions& options = {});
 
-// An animated GIF that loops forever: frame i shows frames[i] titled labels[i]. 16 colours;
-// each frame stores only the rectangle that changed. path must end in .gif (else UsageError).
+// An animated GIF that loops forever: frame i shows frames[i] titled labels[i]. 16 colours (64
+// with classes); each frame stores only the rectangle that changed. path must end in .gif (else
+// UsageError); Error for classes whose count is not every frame's rows or an index out of range.
 void animate_gif(const std::string& path, const std::vector<Points>& frames,
                  const std::vector<std::string>& labels, const GifOptions& options = {});
 
