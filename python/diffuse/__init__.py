@@ -50,9 +50,11 @@ def _with_defaults(name, impl, leading, defaults, doc):
 
 
 make_shape = _with_defaults(
-    "make_shape", _make_shape, ["name"], make_shape_defaults(),
+    "make_shape", _make_shape, ["name"], {**make_shape_defaults(), "labels": False},
     """n points of a built-in shape (see shape_names()) as an (n, 2) float32 array: the points
-    of `diffuse data NAME -n N --noise X --seed S`.""")
+    of `diffuse data NAME -n N --noise X --seed S`. labels=True returns (points, classes): the
+    same points and each one's class as an int32 array (`diffuse data NAME --labels`; the
+    mixture component, moon, circle, square or spiral turn).""")
 
 evaluate = _with_defaults(
     "evaluate", _evaluate, ["samples", "reference"], {**evaluate_defaults(), "train": None},

@@ -644,19 +644,24 @@ PYBIND11_MODULE(_diffuse, m) {
   m.def(
       "_make_shape",
       [](const py::object& name, const py::object& n_obj, const py::object& noise_obj,
-         const py::object& seed) {
+         const py::object& seed, bool labels) -> py::object {
         const Shape shape = parse_shape(to_text(name, "name"));  // the line of `diffuse data NAME`
         const int n = to_int<int>(n_obj, "-n");
         const double noise = to_double(noise_obj, "--noise");
         const uint64_t s = to_int<uint64_t>(seed, "--seed");
+        if (labels) check_shape_has_classes(shape);  // `diffuse data NAME --labels`'s line
         Points x;
+        std::vector<int32_t> classes;
         {
           py::gil_scoped_release release;
-          x = make_shape(shape, n, noise, s);
+          x = labels ? make_shape(shape, n, noise, s, &classes) : make_shape(shape, n, noise, s);
         }
-        return to_numpy(std::move(x));
+        if (!labels) return to_numpy(std::move(x));
+        py::array_t<int32_t> y(static_cast<py::ssize_t>(classes.size()));
+        std::copy(classes.begin(), classes.end(), y.mutable_data());
+        return py::make_tuple(to_numpy(std::move(x)), y);
       },
-      py::arg("name"), py::arg("n"), py::arg("noise"), py::arg("seed"));
+      py::arg("name"), py::arg("n"), py::arg("noise"), py::arg("seed"), py::arg("labels"));
   m.def("_train", &train_model, py::arg("data"), py::arg("options"), py::arg("as_tutorial"),
         py::arg("on_epoch"), py::arg("on_warning"));
   m.def(

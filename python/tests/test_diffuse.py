@@ -112,7 +112,8 @@ def assert_same_default(key, shown, value):
     (diffuse.Model.sample, ["self"], ["sample"], {"output"}),
     (diffuse.Model.sample_trajectory, ["self"], ["animate"],
      {"output", "size", "frame_ms", "hold_ms", "sampler", "nfe", "eta", "variance"}),
-    (diffuse.evaluate, ["samples", "reference"], ["eval"], {"against", "json"}),
+    # eval --label-column (per-class scores of labelled files) is the CLI's alone for now.
+    (diffuse.evaluate, ["samples", "reference"], ["eval"], {"against", "json", "label_column"}),
 ])
 def test_every_keyword_default_is_the_cli_default(function, leading, command, cli_only):
     import inspect
@@ -147,6 +148,21 @@ def test_make_shape_equals_the_cli_file(tmp_path):
     cli("data", "swiss_roll", "-n", 300, "--seed", 4, "-o", tmp_path / "d.csv")
     np.testing.assert_array_equal(diffuse.make_shape("swiss_roll", n=300, seed=4),
                                   read_csv(tmp_path / "d.csv"))
+
+
+def test_make_shape_labels_are_the_cli_label_column(tmp_path):
+    x, y = diffuse.make_shape("8gaussians", n=400, seed=6, labels=True)
+    assert y.dtype == np.int32 and y.shape == (400,)
+    np.testing.assert_array_equal(x, diffuse.make_shape("8gaussians", n=400, seed=6))
+    cli("data", "8gaussians", "-n", 400, "--seed", 6, "--labels", "-o", tmp_path / "l.csv")
+    table = np.loadtxt(tmp_path / "l.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(table[:, 2].astype(np.int32), y)
+    # Each point is nearest its own component's centre (angle 2 pi k / 8, radius 2).
+    centres = 2 * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
+    nearest = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), 1)
+    assert (nearest == y).mean() > 0.99
+    with pytest.raises(ValueError, match="--labels: swiss_roll has no natural classes"):
+        diffuse.make_shape("swiss_roll", labels=True)
 
 
 # ---- CLI and Python give the same bits -------------------------------------------------------
