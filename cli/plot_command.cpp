@@ -468,7 +468,9 @@ void add_animate_command(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd =
-      app.add_subcommand("animate", "The reverse process as a looping GIF, from noise to data");
+      app.add_subcommand("animate",
+                         "The reverse process as a looping GIF, from noise to data (a conditional "
+                         "model's classes in their colours, with a legend)");
   cmd->add_option("model", o->model, "checkpoint (.safetensors)")->required();
   cmd->add_option("-o,--output", o->out, "output GIF")->required();
   cmd->add_option("-n,--points", o->n, "number of samples")->capture_default_str();
@@ -512,6 +514,9 @@ void add_animate_command(CLI::App& app) {
     g.size_px = o->size;
     g.frame_ms = o->frame_ms;
     g.hold_last_ms = o->hold_ms;
+    if (!ckpt.classes.empty()) {  // a conditional model: each row in its class's colour
+      g.classes = PointClasses{sample_labels(ckpt, sc, 0, o->n), ckpt.classes};
+    }
     animate_gif(o->out, tr.x, labels, g);
   });
 }

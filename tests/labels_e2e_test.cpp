@@ -187,6 +187,28 @@ TEST(LabelsCli, PlotsColourByClassAutomaticallyOrByTheNamedColumn) {
   EXPECT_EQ(orange_pixels(dir.file("c3.png")), 0);  // no labels: both panels one blue
 }
 
+TEST(LabelsCli, AnimateColoursAConditionalModelsClasses) {
+  TempDir dir;
+  const std::string l = dir.file("l.csv"), m = dir.file("m.safetensors"), p = dir.file("p.csv");
+  const std::string um = dir.file("u.safetensors");
+  ASSERT_EQ(run_cli("data moons --labels -n 512 --seed 1 -o " + l).exit_code, 0);
+  ASSERT_EQ(run_cli("data moons -n 512 --seed 1 -o " + p).exit_code, 0);
+  const std::string tiny = " --model resmlp --hidden 8 --depth 1 --steps 20 --updates 20 -q -o ";
+  ASSERT_EQ(run_cli("train --data " + l + " --label-column label" + tiny + m).exit_code, 0);
+  ASSERT_EQ(run_cli("train --data " + p + tiny + um).exit_code, 0);
+  auto r = run_cli("animate " + m + " -n 300 -o " + dir.file("c.gif"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cli("animate " + um + " -n 300 -o " + dir.file("u.gif"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The conditional one has a class legend beside its square; the unconditional one does not.
+  const auto width = [](const std::string& gif) {  // the logical screen width, bytes 6-7
+    const std::string b = test::slurp(gif);
+    return b.size() < 8 ? 0 : int(uint8_t(b[6])) | int(uint8_t(b[7])) << 8;
+  };
+  EXPECT_GT(width(dir.file("c.gif")), 360);
+  EXPECT_EQ(width(dir.file("u.gif")), 360);
+}
+
 TEST(LabelsCli, PlotLabelErrorsAreOneLineExitTwoAndWriteNothing) {
   TempDir dir;
   const std::string l = dir.file("l.csv"), png = dir.file("x.png");
