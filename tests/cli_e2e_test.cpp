@@ -49,6 +49,9 @@ TEST(Cli, UsageErrorsExitTwoNamingTheOption) {
   expect_fails("train --steps 1" + m, 2, "--steps");
   expect_fails("train --beta-end 1.5" + m, 2, "--beta-end");
   expect_fails("train --beta-start 0" + m, 2, "--beta-start");
+  // The default cosine schedule has no beta range: a given one would be ignored.
+  expect_fails("train --beta-end 0.05" + m, 2, "--beta-end: the cosine schedule");
+  expect_fails("train --schedule cosine --beta-start 0.001" + m, 2, "--beta-start: the cosine");
   expect_fails("train --lr 0" + m, 2, "--lr");
   expect_fails("train --lr -1" + m, 2, "--lr");
   expect_fails("train --schedule cubic" + m, 2, "cubic");

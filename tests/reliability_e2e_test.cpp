@@ -262,7 +262,7 @@ class BadCheckpoint : public ::testing::Test {
     dir_ = new TempDir;
     good_ = dir_->file("good.safetensors");
     const auto r = run_cli(
-        "train --data moons -n 64 --batch-size 64 --epochs 2 --hidden 2 "
+        "train --data moons -n 64 --batch-size 64 --epochs 2 --model tutorial --hidden 2 "
         "--steps 3 -q -o " +
         good_);
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -469,7 +469,9 @@ class Outputs : public ::testing::Test {
     dir_ = new TempDir;
     model_ = dir_->file("m.safetensors");
     const auto r = run_cli(
-        "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 --steps 3 -q -o " + model_);
+        "train --data moons -n 64 --batch-size 64 --epochs 1 --model tutorial --hidden 2 --steps 3 "
+        "-q -o " +
+        model_);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() {
@@ -755,8 +757,9 @@ TEST_F(Outputs, EveryMessageNamesItsFileLineOrOption) {
 // A model that trains but cannot sample is warned about when it is trained, not found out later.
 TEST(Schedules, ATrainingRunWhoseModelCannotSampleIsWarned) {
   TempDir dir;
-  const std::string t = "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 -o " +
-                        dir.file("m.safetensors");
+  const std::string t =
+      "train --data moons -n 64 --batch-size 64 --epochs 1 --hidden 2 --schedule sigmoid -o " +
+      dir.file("m.safetensors");
   const auto r = run_cli(t + " --steps 1200");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(
@@ -976,8 +979,8 @@ TEST(TrainOutputs, SizesThatCannotFitAreRefusedBeforeAllocating) {
   SKIP_UNDER_ASAN();
   TempDir dir;
   const std::string limit = "ulimit -v 8388608; '" + std::string(DIFFUSE_CLI) + "' ";
-  const std::string t =
-      "train --data moons --batch-size 64 --epochs 1 -q -o " + dir.file("m.safetensors");
+  const std::string t = "train --data moons --batch-size 64 --epochs 1 --as-tutorial -q -o " +
+                        dir.file("m.safetensors");
   struct Case {
     std::string options, prefix, needle;
   };

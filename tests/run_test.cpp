@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/denoiser.h"
 #include "diffuse/error.h"
 #include "test_util.h"
 
@@ -28,15 +29,26 @@ RunConfig small_run(const std::string& out) {
 }
 
 TEST(Run, DefaultsAreTheCliDefaultsAndTheTutorialIsAPreset) {
-  const RunConfig d;
-  EXPECT_EQ(d.schedule.kind, ScheduleKind::kSigmoid);
-  EXPECT_EQ(d.schedule.T, 100);
-  EXPECT_EQ(d.schedule.beta_end, 0.1);
+  const RunConfig d;  // docs/DEFAULTS.md: the residual MLP, cosine T=1000, v, min-SNR
+  EXPECT_EQ(d.model, ModelKind::kResMlp);
+  EXPECT_EQ(d.hidden, 64);
+  EXPECT_EQ(d.depth, 2);
+  EXPECT_EQ(d.prediction, Prediction::kV);
+  EXPECT_EQ(d.train.loss_weighting, LossWeighting::kMinSnr);
+  EXPECT_EQ(d.schedule.kind, ScheduleKind::kCosine);
+  EXPECT_EQ(d.schedule.T, 1000);
+  EXPECT_EQ(d.schedule.beta_end, 0.1);  // read by the other schedules
   EXPECT_EQ(d.train.lr, 2e-3);
   EXPECT_EQ(d.train.ema_decay, 0.999);
   EXPECT_EQ(d.train.warmup_steps, 1000);
   EXPECT_EQ(d.train.lr_schedule, LrSchedule::kCosine);
   const RunConfig t = RunConfig::tutorial();
+  EXPECT_EQ(t.model, ModelKind::kTutorial);
+  EXPECT_EQ(t.hidden, 128);
+  EXPECT_EQ(t.prediction, Prediction::kEps);
+  EXPECT_EQ(t.train.loss_weighting, LossWeighting::kUniform);
+  EXPECT_EQ(t.schedule.kind, ScheduleKind::kSigmoid);
+  EXPECT_EQ(t.schedule.T, 100);
   EXPECT_EQ(t.schedule.beta_end, 0.02);
   EXPECT_EQ(t.train.lr, 1e-3);
   EXPECT_EQ(t.train.ema_decay, 0.0);
@@ -120,17 +132,18 @@ TEST(Run, TheReadmesStagesGiveTheRunsWeightsAndSamples) {
   Points data = make_shape(Shape::kMoons, 1000, 0.1, /*seed=*/1);
   const Normalization norm = fit_normalization(data);
   norm.apply(data);
-  const Schedule s = make_schedule(ScheduleConfig{});
-  Model model({2, 32, s.T()});
+  RunConfig defaults;
+  defaults.hidden = 32;
+  defaults.train.epochs = 3;
+  const Schedule s = make_schedule(defaults.schedule);
+  Model model(model_config(defaults, 2));
   Rng rng = Rng(0).fork(0);
   model.init(rng);
-  TrainConfig tc;
-  tc.epochs = 3;
-  Trainer trainer(model, s, data, tc);
+  Trainer trainer(model, s, data, defaults.train);
   train(trainer);
   EXPECT_EQ(trainer.sampling_params(), run.checkpoint.params);
-  Points x =
-      sample(model_eps_fn(model.config, trainer.sampling_params(), 1), s, 500, 2, SampleConfig{});
+  Points x = sample(denoiser_eps_fn(model.config, trainer.sampling_params(), s, 1), s, 500, 2,
+                    SampleConfig{});
   norm.undo(x);
   SampleConfig unclamped;  // sample_checkpoint also keeps x0 inside the data's range by default
   unclamped.x0_clamp = X0Clamp::kOff;

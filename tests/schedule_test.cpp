@@ -166,9 +166,10 @@ TEST(Schedule, TerminalSignalAndWarning) {
   EXPECT_NEAR(terminal_signal(l), 0.00635, 1e-4);
   EXPECT_FALSE(schedule_warning(l).has_value());
 
-  // Too little signal: the samplers' 1 / sqrt(alpha_bar) overflows float (the default schedule,
-  // sigmoid to beta 0.1, gave NaN from every sampler at T = 1200 after training).
+  // Too little signal: the samplers' 1 / sqrt(alpha_bar) overflows float (the sigmoid schedule to
+  // beta 0.1, the default before the cosine one, gave NaN from every sampler at T = 1200).
   ScheduleConfig ours;
+  ours.kind = ScheduleKind::kSigmoid;
   ours.beta_end = 0.1;
   ours.T = 1200;
   const std::optional<std::string> nan = schedule_warning(make_schedule(ours));

@@ -52,6 +52,9 @@ std::vector<std::string> prediction_names();
 // The target of that name, or unknown_name_error naming --predict.
 Prediction parse_prediction(std::string_view name);
 
+// The shape of one network. Its member defaults describe the tutorial's network (the layout the
+// kernels and fixtures start from), not a run's defaults: those are RunConfig's (run.h), which
+// builds a ModelConfig from them.
 struct ModelConfig {
   int dim = 2;       // D, data dimensions
   int hidden = 128;  // H, hidden width

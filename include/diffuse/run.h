@@ -36,14 +36,14 @@ struct RunConfig {
   int n = ShapeConfig{}.n;             // points generated for a shape
   double noise = ShapeConfig{}.noise;  // noise of a generated shape
   ScheduleConfig schedule;
-  int hidden = 128;  // hidden width H of the model
+  int hidden = 64;  // hidden width H of the model
   // Train on standardized columns (mean 0, std 1), built-in shapes and points in memory included;
   // the checkpoint stores the normalization and sampling undoes it. The tutorial trains on the
   // raw points (false in tutorial()).
   bool standardize = true;
-  ModelKind model = ModelKind::kTutorial;    // the network (model.h)
-  int depth = 3;                             // kResMlp: residual blocks
-  Prediction prediction = Prediction::kEps;  // what the network predicts (denoiser.h)
+  ModelKind model = ModelKind::kResMlp;    // the network (model.h)
+  int depth = 2;                           // kResMlp: residual blocks
+  Prediction prediction = Prediction::kV;  // what the network predicts (denoiser.h)
   // The data column that holds each row's class: a class-conditional model (kResMlp) with a class
   // embedding, trained with train.label_dropout; the other columns are the features. Empty:
   // unconditional.
@@ -63,7 +63,8 @@ struct RunConfig {
   std::string snapshot_dir = "snapshots";
   int snapshot_points = kDefaultTrajectoryPoints;
   // The options the caller set explicitly, by their command-line names ("--lr", "-n", ...; see
-  // docs/RELIABILITY.md). Only read on resume: each is validated as an option; --epochs (more
+  // docs/RELIABILITY.md). A new run refuses --beta-start/--beta-end given with the cosine
+  // schedule (which would ignore them). On resume each is validated as an option; --epochs (more
   // than are done) and --threads replace the stored values; any other that differs from the
   // stored run's value is a UsageError naming it and the stored value. Empty: the stored options
   // are used as they are.
@@ -73,6 +74,11 @@ struct RunConfig {
   // with H = 128 predicting eps.
   static RunConfig tutorial();
 };
+
+// The network a run of `c` trains on `dim` columns: c's hidden width, depth, kind and prediction
+// target over c.schedule.T steps (what run_training builds; the README's stage-by-stage example
+// uses it to get the CLI's network).
+ModelConfig model_config(const RunConfig& c, int dim);
 
 // What a caller hears from a run; every member may be empty.
 struct RunCallbacks {

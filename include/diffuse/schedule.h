@@ -17,12 +17,14 @@ std::vector<std::string> schedule_names();
 // The kind of that name, or unknown_name_error naming --schedule.
 ScheduleKind parse_schedule(std::string_view name);
 
-// The defaults are `diffuse train`'s (docs/DEFAULTS.md): the tutorial's sigmoid schedule over
-// T = 100 steps but ending at beta 0.1, so that x_T is close to N(0, I) (the tutorial's 0.02 leaves
-// 60% of the signal). tutorial() is the tutorial's own: sigmoid, T = 100, beta 1e-4..0.02.
+// The defaults are `diffuse train`'s (docs/DEFAULTS.md): the cosine schedule over T = 1000 steps
+// (Nichol & Dhariwal 2021), so that DPM-Solver++ may take any 10 of the 1000 steps and x_T is
+// noise; beta_start/beta_end serve the other kinds (0.1 ends the tutorial's sigmoid with x_T close
+// to N(0, I); its 0.02 leaves 60% of the signal). tutorial() is the tutorial's own: sigmoid,
+// T = 100, beta 1e-4..0.02.
 struct ScheduleConfig {
-  ScheduleKind kind = ScheduleKind::kSigmoid;
-  int T = 100;               // number of diffusion steps, t in {0, ..., T-1}
+  ScheduleKind kind = ScheduleKind::kCosine;
+  int T = 1000;              // number of diffusion steps, t in {0, ..., T-1}
   double beta_start = 1e-4;  // linear, sigmoid, quadratic
   double beta_end = 0.1;     // linear, sigmoid, quadratic
   double cosine_s = 0.008;   // cosine offset s

@@ -35,9 +35,10 @@ inline constexpr int64_t kDefaultUpdates = 79000;
 inline constexpr int kDefaultBatchSize = 128;  // the batch size when the data have more rows
 
 // The defaults are `diffuse train`'s, measured in docs/DEFAULTS.md (scripts/defaults_study.sh):
-// lr 2e-3 with 1000 warm-up steps and cosine decay to 1e-5, EMA weights, kDefaultUpdates steps.
-// tutorial() is the tutorial's own optimizer (lr 1e-3 constant, no EMA, no warm-up) with the same
-// budget.
+// lr 2e-3 with 1000 warm-up steps and cosine decay to 1e-5, EMA weights, kDefaultUpdates steps,
+// the min-SNR loss weighting.
+// tutorial() is the tutorial's own optimizer (lr 1e-3 constant, no EMA, no warm-up, the plain MSE)
+// with the same budget.
 struct TrainConfig {
   int epochs = 0;                     // passes over the data; 0: as many as `updates` needs
   int64_t updates = kDefaultUpdates;  // the budget in optimizer steps, used when epochs is 0
@@ -50,7 +51,7 @@ struct TrainConfig {
   int warmup_steps = 1000;   // linear learning-rate warm-up from 0, capped at a tenth of the run
   LrSchedule lr_schedule = LrSchedule::kCosine;  // kCosine: decay to lr_min at the last step
   double lr_min = 1e-5;
-  LossWeighting loss_weighting = LossWeighting::kUniform;
+  LossWeighting loss_weighting = LossWeighting::kMinSnr;
   double snr_gamma = 5.0;  // kMinSnr's gamma (Hang et al. 2023's choice)
   // A conditional model: the probability that a row's label is replaced by the null class in a
   // training step (Ho & Salimans 2022's p_uncond; 0.1 is diffusers' and their paper's common

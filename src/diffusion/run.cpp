@@ -450,6 +450,15 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
                              {"--resume", o.resume}});
 
   const Schedule schedule = make_schedule(o.schedule);
+  if (schedule.config.kind == ScheduleKind::kCosine && !resumed) {
+    for (const char* option : {"--beta-start", "--beta-end"}) {
+      if (o.given.count(option) != 0) {
+        throw UsageError(std::string(option) +
+                         ": the cosine schedule has no beta range (--steps sets it); use it with "
+                         "--schedule linear, sigmoid or quadratic");
+      }
+    }
+  }
   if (auto w = schedule_warning(schedule)) warn(*w);
 
   Dataset ds;
@@ -474,8 +483,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
   }
   if (data == nullptr && is_shape_name(o.data) && ds.columns.empty()) ds.columns = {"x", "y"};
 
-  ModelConfig mc{
-      static_cast<int>(ds.x.cols()), o.hidden, schedule.T(), o.model, o.depth, o.prediction};
+  ModelConfig mc = model_config(o, static_cast<int>(ds.x.cols()));
   mc.classes = labels.num_classes();
   if (resumed) {  // the same data, or the continued run would silently differ
     if (labels.classes != resumed->classes || class_counts != resumed->class_counts) {
@@ -647,6 +655,10 @@ RunConfig RunConfig::tutorial() {
   c.model = ModelKind::kTutorial;
   c.prediction = Prediction::kEps;
   return c;
+}
+
+ModelConfig model_config(const RunConfig& c, int dim) {
+  return ModelConfig{dim, c.hidden, c.schedule.T, c.model, c.depth, c.prediction};
 }
 
 RunResult run_training(const RunConfig& config, const RunCallbacks& callbacks) {

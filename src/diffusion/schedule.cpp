@@ -74,15 +74,15 @@ ScheduleConfig ScheduleConfig::tutorial() {
 
 Schedule make_schedule(const ScheduleConfig& c) {
   if (c.T < 2) throw UsageError("--steps: expected at least 2 diffusion steps, got " + fmt(c.T));
-  const bool uses_range = c.kind != ScheduleKind::kCosine;
-  if (uses_range) {
-    if (!(c.beta_start > 0.0 && c.beta_start < 1.0)) {
-      throw UsageError("--beta-start: expected a value in (0, 1), got " + fmt(c.beta_start));
-    }
-    if (!(c.beta_end > 0.0 && c.beta_end < 1.0)) {
-      throw UsageError("--beta-end: expected a value in (0, 1), got " + fmt(c.beta_end));
-    }
-  } else if (!(c.cosine_s > 0.0 && c.cosine_s < 1.0)) {
+  // The range is checked for every kind (the cosine schedule does not read it): a bad value is
+  // an error whatever the schedule.
+  if (!(c.beta_start > 0.0 && c.beta_start < 1.0)) {
+    throw UsageError("--beta-start: expected a value in (0, 1), got " + fmt(c.beta_start));
+  }
+  if (!(c.beta_end > 0.0 && c.beta_end < 1.0)) {
+    throw UsageError("--beta-end: expected a value in (0, 1), got " + fmt(c.beta_end));
+  }
+  if (c.kind == ScheduleKind::kCosine && !(c.cosine_s > 0.0 && c.cosine_s < 1.0)) {
     throw UsageError("cosine offset s: expected a value in (0, 1), got " + fmt(c.cosine_s));
   }
 
