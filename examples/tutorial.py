@@ -3,8 +3,9 @@
 
 usage: PYTHONPATH=build/python /usr/bin/python3 examples/tutorial.py [EPOCHS] [OUT_DIR]
 
-Trains the swiss roll (the tutorial's data and model, diffuse's default settings; add
-as_tutorial=True for the tutorial's own), draws data, forward process, loss, reverse process and
+Trains the swiss roll (the tutorial's data and network predicting the noise, diffuse's other
+default settings; as_tutorial=True gives the tutorial's own; drop model= and predict= for
+diffuse's default network, docs/DEFAULTS.md), draws data, forward process, loss, reverse process and
 samples into OUT_DIR/tutorial.png, and scores the samples. Then, where PyTorch is installed, loads
 the checkpoint into the tutorial's own PyTorch model with diffuse's small safetensors reader (no
 `safetensors` package) and checks that both predict the same noise.
@@ -25,8 +26,8 @@ os.makedirs(out, exist_ok=True)
 
 # ---- the tutorial in about 20 lines -----------------------------------------------------------
 x0 = diffuse.make_shape("swiss_roll", n=10000, seed=1)      # the data train() sees for seed 0
-model = diffuse.train("swiss_roll", epochs=epochs, progress=True,
-                      output=f"{out}/model.safetensors")
+model = diffuse.train("swiss_roll", model="tutorial", predict="eps", epochs=epochs, progress=True,
+                      output=f"{out}/model.safetensors")  # the tutorial's network, predicting noise
 t_shown, states = model.sample_trajectory(n=2000, seed=0)  # x_T ... x_0, (K, 2000, 2)
 samples = model.sample(10000, seed=0)
 print(diffuse.evaluate(samples, "swiss_roll"))              # swd_ratio 1 = as good as fresh data
@@ -44,7 +45,8 @@ ax[2, 0].scatter(x0[:, 0], x0[:, 1], s=1), ax[2, 0].set_title("data")
 ax[2, 1].scatter(samples[:, 0], samples[:, 1], s=1), ax[2, 1].set_title("samples")
 ax[2, 2].plot([h["mean_loss"] for h in model.history]), ax[2, 2].set_title("training loss")
 ax[2, 2].set_xlabel("epoch"), ax[2, 2].set_ylabel("MSE")
-ax[2, 3].plot(model.betas), ax[2, 3].set_title(f"{model.schedule} schedule, beta_end {model.beta_end}")
+end = "" if model.schedule == "cosine" else f", beta_end {model.beta_end}"  # cosine has no range
+ax[2, 3].plot(model.betas), ax[2, 3].set_title(f"{model.schedule} schedule, T={model.steps}{end}")
 ax[2, 3].set_xlabel("t"), ax[2, 3].set_ylabel("beta_t")
 ax[2, 4].axis("off")
 fig.tight_layout()

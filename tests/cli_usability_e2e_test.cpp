@@ -75,8 +75,10 @@ TEST(Usability, VarianceWithAnotherSamplerIsRefusedNamingIt) {
 TEST(Usability, QuietHidesProgressButNotWarnings) {
   TempDir dir;
   // The tutorial's schedule leaves 60% of the signal in x_T: a warning, also with -q.
-  const auto r = run_cli("train --data moons -n 500 --epochs 1 --hidden 8 --beta-end 0.02 -q -o " +
-                         dir.file("m.safetensors"));
+  const auto r = run_cli(
+      "train --data moons -n 500 --epochs 1 --hidden 8 --schedule sigmoid --steps 100 --beta-end "
+      "0.02 -q -o " +
+      dir.file("m.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "warning")) << r.output;
   // The progress line ("epoch 1/1  loss ...") and the summary are gone (the budget warning stays).

@@ -979,13 +979,14 @@ TEST(TrainOutputs, SizesThatCannotFitAreRefusedBeforeAllocating) {
   SKIP_UNDER_ASAN();
   TempDir dir;
   const std::string limit = "ulimit -v 8388608; '" + std::string(DIFFUSE_CLI) + "' ";
-  const std::string t = "train --data moons --batch-size 64 --epochs 1 --as-tutorial -q -o " +
-                        dir.file("m.safetensors");
+  const std::string t =
+      "train --data moons --batch-size 64 --epochs 1 --model tutorial --schedule sigmoid -q -o " +
+      dir.file("m.safetensors");
   struct Case {
     std::string options, prefix, needle;
   };
   for (const Case& c : std::vector<Case>{
-           {" -n 64 --hidden 60000", "--hidden 60000, --steps 100, --batch-size 64 (",
+           {" -n 64 --hidden 60000 --steps 100", "--hidden 60000, --steps 100, --batch-size 64 (",
             "weights): needs "},
            {" -n 64 --steps 1000000000", "--steps 1000000000: the schedule: needs ", "available"},
            {" -n 2000000000", "-n 2000000000 points: needs ", "available"}}) {
@@ -1102,7 +1103,8 @@ TEST_F(Resume, TheLogCannotOverwriteTheCheckpointBeingResumed) {
 // after ~50 steps; one step per epoch and a checkpoint every 5 epochs. The budget (20,000 steps)
 // is large enough that no under-training warning precedes the error line.
 const char* kDiverging =
-    "train --data moons -n 64 --batch-size 64 --hidden 8 --updates 20000 --lr 3000 --warmup 300"
+    "train --data moons -n 64 --batch-size 64 --model tutorial --hidden 8 --updates 20000 --lr 3000"
+    " --warmup 300"
     " --lr-schedule constant -q";
 
 TEST(Divergence, NanLossStopsAndKeepsTheLastGoodCheckpoint) {

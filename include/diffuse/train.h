@@ -34,7 +34,7 @@ LrSchedule parse_lr_schedule(std::string_view name);
 inline constexpr int64_t kDefaultUpdates = 79000;
 inline constexpr int kDefaultBatchSize = 128;  // the batch size when the data have more rows
 
-// The defaults are `diffuse train`'s, measured in docs/DEFAULTS.md (scripts/defaults_study.sh):
+// The defaults are `diffuse train`'s, measured in docs/DEFAULTS.md (scripts/defaults_study.py):
 // lr 2e-3 with 1000 warm-up steps and cosine decay to 1e-5, EMA weights, kDefaultUpdates steps,
 // the min-SNR loss weighting.
 // tutorial() is the tutorial's own optimizer (lr 1e-3 constant, no EMA, no warm-up, the plain MSE)

@@ -471,7 +471,7 @@ py::object sample_model(const PyModel& m, const py::object& n_obj, const py::obj
     x = sample_checkpoint(m.checkpoint, sc, n, sc.threads);
   }
   py::array xs = to_numpy(std::move(x));
-  if (!labels) return std::move(xs);
+  if (!labels) return xs;
   py::list names;
   if (m.checkpoint.model.classes > 0) {
     for (int32_t k : sample_labels(m.checkpoint, sc, 0, n)) names.append(m.checkpoint.classes[k]);

@@ -75,11 +75,17 @@ UsageError unknown_name_error(std::string_view option, std::string_view what,
                               std::string_view value, const std::vector<std::string>& names) {
   std::string list;
   for (const std::string& n : names) {
-    if (!list.empty()) list += ", ";
+    if (!list.empty()) {  // one character at a time: see quote_for_message
+      list.push_back(',');
+      list.push_back(' ');
+    }
     list += n;
   }
-  return UsageError(std::string(option) + ": unknown " + std::string(what) + " " +
-                    quote_for_message(value, 40) + ", expected one of " + list);
+  std::string message(option);
+  message.append(": unknown ").append(what);
+  message.push_back(' ');
+  message.append(quote_for_message(value, 40)).append(", expected one of ").append(list);
+  return UsageError(message);
 }
 
 }  // namespace diffuse
