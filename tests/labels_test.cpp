@@ -142,15 +142,16 @@ TEST(LabelledCsv, ReadsAFileAndItsHeaderAndTheUnlabelledReaderIsUnchanged) {
   }
   put(dir.file("n.csv"), "# c\n1,2\n3,4\n");
   EXPECT_TRUE(read_csv_header(dir.file("n.csv")).empty());
-  EXPECT_EQ(std::string([&] {
-              try {
-                read_labelled_csv(dir.file("missing.csv"), "label");
-              } catch (const Error& e) {
-                return e.what();
-              }
-              return "";
-            }()),
-            dir.file("missing.csv") + ": no such file");
+  EXPECT_EQ(
+      [&]() -> std::string {  // a copy: e.what() dies with the exception
+        try {
+          read_labelled_csv(dir.file("missing.csv"), "label");
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return "";
+      }(),
+      dir.file("missing.csv") + ": no such file");
 }
 
 TEST(LabelledCsv, WritesTheLabelLastAndReadsBackBitForBit) {
