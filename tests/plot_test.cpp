@@ -14,8 +14,8 @@
 
 #include "diffuse/error.h"
 #include "diffuse/io.h"
-#include "viz/plot_canvas.h"
 #include "test_util.h"
+#include "viz/plot_canvas.h"
 
 namespace diffuse {
 namespace {
