@@ -13,6 +13,7 @@
 
 #include "diffuse/error.h"
 #include "diffuse/resmlp.h"
+#include "nn/packet_io.h"
 
 namespace diffuse {
 namespace {
@@ -43,23 +44,8 @@ constexpr float kSoftplusThreshold = 20.0f;  // PyTorch's default: linear above 
 
 int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-// n in [1, kLanes] floats; lanes past n read as 0. Full packets take the plain unaligned load.
-inline Packet load_n(const float* p, int n) {
-  if (n == kLanes) return ei::ploadu<Packet>(p);
-  alignas(64) float t[kLanes] = {};
-  std::memcpy(t, p, sizeof(float) * n);
-  return ei::pload<Packet>(t);
-}
-
-inline void store_n(float* p, const Packet& v, int n) {
-  if (n == kLanes) {
-    ei::pstoreu(p, v);
-    return;
-  }
-  alignas(64) float t[kLanes];
-  ei::pstore(t, v);
-  std::memcpy(p, t, sizeof(float) * n);
-}
+using packet_io::load_n;
+using packet_io::store_n;
 
 // exp(x) for x <= 0. With AVX-512: x = n ln2 + r (n rounded, r by a two-part ln2), exp(r) by
 // Cephes' degree-6 polynomial (Eigen's), times 2^n by vscalefps, which also flushes to 0 below the

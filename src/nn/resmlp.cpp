@@ -12,6 +12,7 @@
 #include <string>
 
 #include "diffuse/error.h"
+#include "nn/packet_io.h"
 
 namespace diffuse {
 namespace {
@@ -20,23 +21,8 @@ namespace ei = Eigen::internal;
 using Packet = ei::packet_traits<float>::type;
 constexpr int kLanes = ei::packet_traits<float>::size;
 
-// m in [1, kLanes] floats from p; lanes past m hold `fill`.
-inline Packet load_n(const float* p, int m, float fill) {
-  if (m == kLanes) return ei::ploadu<Packet>(p);
-  alignas(64) float t[kLanes];
-  for (int i = 0; i < kLanes; ++i) t[i] = i < m ? p[i] : fill;
-  return ei::pload<Packet>(t);
-}
-
-inline void store_n(float* p, const Packet& v, int m) {
-  if (m == kLanes) {
-    ei::pstoreu(p, v);
-    return;
-  }
-  alignas(64) float t[kLanes];
-  ei::pstore(t, v);
-  std::copy_n(t, m, p);
-}
+using packet_io::load_n;
+using packet_io::store_n;
 
 // f(i, m) for each packet of elements i < n, m = elements in it (kLanes but at the tail).
 template <class Index, class F>
