@@ -61,6 +61,12 @@ void add_sample_command(CLI::App& app) {
           ->capture_default_str();
   cmd->add_option("-o,--output", o->out, "output CSV file")->required();
   cmd->callback([o, class_opt, guidance_opt] {
+    // Ctrl-C is ours from here on, before the first file is touched: check_writable creates and
+    // removes a probe "OUT.tmp-XXXXXX", and a Ctrl-C there under the default action killed the
+    // process with no message and could leave the probe behind. Now it only sets the flag, and
+    // the work stops at its next check with the one clean line. A second Ctrl-C kills at once;
+    // a temporary file may then remain.
+    const StopSignals stop;
     SampleConfig sc = o->config;
     sc.sampler = parse_sampler(o->sampler);
     sc.variance = parse_variance(o->variance);
@@ -94,9 +100,8 @@ void add_sample_command(CLI::App& app) {
       }
     }
     validate(sc, make_schedule(ckpt.schedule).T());
-
-    // A second Ctrl-C kills at once; the temporary file then remains.
-    const StopSignals stop;
+    const std::string interrupted = "sample: interrupted; " + o->out + " was not written";
+    if (StopSignals::requested()) throw Interrupted(interrupted);  // while the model loaded
 
     // A conditional model's samples carry their class in the training data's label column.
     const bool labelled = ckpt.model.classes > 0;
@@ -116,7 +121,7 @@ void add_sample_command(CLI::App& app) {
           },
           [] { return StopSignals::requested(); });
     } catch (const Interrupted&) {
-      throw Interrupted("sample: interrupted; " + o->out + " was not written");
+      throw Interrupted(interrupted);
     } catch (const UsageError&) {
       throw;
     } catch (const Error& e) {
