@@ -52,12 +52,8 @@ void add_eval_command(CLI::App& app) {
     std::vector<Evaluation> runs;
     try {
       const bool labelled = !o->label_column.empty();
-      Reference ref;
-      if (!labelled) {
-        ref = resolve_reference(o->against, o->config.noise);
-      } else {
-        ref = resolve_labelled_reference(o->against, o->config.noise, o->label_column);
-      }
+      const Reference ref = resolve_eval_reference(o->against, o->config.noise, o->label_column);
+      const Points* t = o->train.empty() ? nullptr : &train.x;
       for (const std::string& path : o->samples) {
         LabelledDataset s;
         if (labelled) {
@@ -65,20 +61,8 @@ void add_eval_command(CLI::App& app) {
         } else {
           s.data = read_csv(path);
         }
-        if (s.data.x.rows() < 2) {
-          throw Error(path + ": has " + std::to_string(s.data.x.rows()) +
-                      " row; eval compares distributions and needs at least 2 samples");
-        }
-        const Points* t = o->train.empty() ? nullptr : &train.x;
-        if (!labelled) {
-          runs.push_back(evaluate_samples(s.data.x, ref, o->config, t));
-          continue;
-        }
-        try {
-          runs.push_back(evaluate_labelled_samples(s.data.x, s.labels, ref, o->config, t));
-        } catch (const UsageError& e) {
-          throw UsageError(path + ": " + e.what());  // a class the reference lacks
-        }
+        runs.push_back(evaluate_sample_table(path, s.data.x, labelled ? &s.labels : nullptr, ref,
+                                             o->config, t));
       }
     } catch (const UsageError&) {
       throw;

@@ -269,6 +269,45 @@ TEST(LabelledCsv, RowsOfClassKeepsTableOrder) {
   EXPECT_THROW(rows_of_class(x.topRows(4), l, 0), Error);
 }
 
+TEST(LabelsInMemory, NamesGetTheStableOrderAndEachRowItsClass) {
+  const Labels l = labels_from_names({"10", "9", "10", "-1", "9"}, "kind", "samples");
+  EXPECT_EQ(l.column, "kind");
+  EXPECT_EQ(l.classes, (Names{"-1", "9", "10"}));  // integers: numeric order
+  EXPECT_EQ(l.of_row, (std::vector<int32_t>{2, 1, 2, 0, 1}));
+  const Labels s = labels_from_names({"b", "a", "10", "b"}, "kind", "samples");
+  EXPECT_EQ(s.classes, (Names{"10", "a", "b"}));  // otherwise byte order
+  EXPECT_EQ(row_names(s), (Names{"b", "a", "10", "b"}));
+  try {
+    labels_from_names({"a", "b,c"}, "kind", "samples");
+    ADD_FAILURE() << "a comma cannot be a class";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("samples: row 2: class name 'b,c' cannot be a class: ", 0), 0u) << what;
+  }
+}
+
+TEST(LabelsInMemory, ANumericColumnIsTakenOutOfTheFeatures) {
+  Dataset d;
+  d.x.resize(4, 3);
+  d.x << 0.5f, 2, 10, 1.5f, 0, 20, 2.5f, 2, 30, 3.5f, 0.25f, 40;
+  d.columns = {"a", "kind", "c"};
+  const Labels l = take_numeric_label_column(d, "kind", "array");
+  EXPECT_EQ(l.classes, (Names{"0", "0.25", "2"}));  // 2.0 is "2"; 0.25 is not an integer
+  EXPECT_EQ(row_names(l), (Names{"2", "0", "2", "0.25"}));
+  EXPECT_EQ(d.columns, (Names{"a", "c"}));
+  Points want(4, 2);
+  want << 0.5f, 10, 1.5f, 20, 2.5f, 30, 3.5f, 40;
+  EXPECT_TRUE(d.x == want) << d.x;
+  Dataset bare;
+  bare.x = Points::Zero(4, 2);
+  try {
+    take_numeric_label_column(bare, "kind", "array");
+    ADD_FAILURE() << "an array without column names has no label column";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "--label-column: array has no column \"kind\" (it has no column names)");
+  }
+}
+
 bool same_bits(const Points& a, const Points& b) {
   return a.rows() == b.rows() && a.cols() == b.cols() &&
          std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;

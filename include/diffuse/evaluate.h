@@ -73,6 +73,16 @@ Reference resolve_reference(const std::string& against, double noise);
 Reference resolve_labelled_reference(const std::string& against, double noise,
                                      const std::string& label_column);
 
+// `diffuse eval --against`'s reference: resolve_reference, or with a label column (not empty)
+// resolve_labelled_reference.
+Reference resolve_eval_reference(const std::string& against, double noise,
+                                 const std::string& label_column);
+// A reference of rows in memory (the Python module's arrays), called `name` in reports and
+// messages; its columns named x0, x1, ... unless `columns` names each one; `labels` (optional, one
+// per row) its classes. Throws Error naming it when it has fewer than 4 rows.
+Reference reference_from_rows(const std::string& name, Points rows,
+                              std::vector<std::string> columns = {}, Labels labels = {});
+
 // Per column, in standardized units: 1-D Wasserstein-1 between the samples' and the reference's
 // column, its floor (between two reference samples), and their ratio (1 = as good as fresh data).
 struct ColumnScore {
@@ -124,6 +134,13 @@ Evaluation evaluate_samples(const Points& samples, const Reference& ref, const E
 Evaluation evaluate_labelled_samples(const Points& samples, const Labels& labels,
                                      const Reference& ref, const EvalConfig& config,
                                      const Points* train = nullptr);
+
+// One table of samples scored as `diffuse eval` scores each file: evaluate_labelled_samples when
+// labels is given, else evaluate_samples. Throws Error naming `source` (the file, or "samples")
+// for fewer than 2 samples, and UsageError naming it for a sample class the reference lacks.
+Evaluation evaluate_sample_table(const std::string& source, const Points& samples,
+                                 const Labels* labels, const Reference& ref,
+                                 const EvalConfig& config, const Points* train = nullptr);
 
 // The neighbours of the knn_accuracy classifier.
 inline constexpr int kKnnNeighbours = 5;

@@ -64,6 +64,16 @@ LabelledDataset parse_labelled_csv(std::string_view text, const std::string& sou
 // are x, y, label"); other defects are read_labelled_csv's Errors.
 LabelledDataset read_labelled_csv_checked(const std::string& path, const std::string& label_column,
                                           const std::string& option);
+// Labels from each row's class name (tables in memory: the Python module's label arrays), the
+// classes in class_order. Throws Error naming `source` and the row for a name that could not be
+// written to a CSV and read back (class_name_problem).
+Labels labels_from_names(const std::vector<std::string>& names, const std::string& column,
+                         const std::string& source);
+// A table in memory whose label column holds numbers (the Python module's DataFrames): the column
+// `name` taken out of ds (ds keeps the features) as labels, each value's class name its integer
+// text ("3" for 3.0), any other number as %.9g. UsageError naming --label-column and `source` when
+// ds has no such column or no other column.
+Labels take_numeric_label_column(Dataset& ds, const std::string& name, const std::string& source);
 // True when the file's header has a column of this name (read_csv_header's errors otherwise).
 bool csv_has_column(const std::string& path, const std::string& column);
 

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +39,17 @@ std::string single_quoted(std::string_view name) {
   q.front() = '\'';
   q.back() = '\'';
   return q;
+}
+
+// A numeric class value as a class name: an integer as one ("3"), any other number as %.9g.
+std::string class_name_of(float v) {
+  char buf[32];
+  if (v == std::nearbyint(v) && std::abs(v) < 1e9f) {
+    std::snprintf(buf, sizeof buf, "%.0f", static_cast<double>(v));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+  }
+  return buf;
 }
 
 }  // namespace
@@ -80,6 +94,57 @@ std::vector<std::string> class_order(std::vector<std::string> names) {
 std::string class_name_problem(std::string_view name) {
   // A label is a CSV field: the same rules as a header name.
   return column_name_problem(name);
+}
+
+Labels labels_from_names(const std::vector<std::string>& names, const std::string& column,
+                         const std::string& source) {
+  std::map<std::string, int32_t> index;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (index.count(names[i]) != 0) continue;
+    if (const std::string why = class_name_problem(names[i]); !why.empty()) {
+      throw Error(source + ": row " + std::to_string(i + 1) + ": class name " +
+                  single_quoted(names[i]) + " cannot be a class: " + why);
+    }
+    index.emplace(names[i], 0);
+  }
+  Labels labels;
+  labels.column = column;
+  std::vector<std::string> distinct;
+  distinct.reserve(index.size());
+  for (const auto& [name, k] : index) distinct.push_back(name);
+  labels.classes = class_order(std::move(distinct));
+  for (size_t k = 0; k < labels.classes.size(); ++k) {
+    index[labels.classes[k]] = static_cast<int32_t>(k);
+  }
+  labels.of_row.reserve(names.size());
+  for (const std::string& n : names) labels.of_row.push_back(index.at(n));
+  return labels;
+}
+
+Labels take_numeric_label_column(Dataset& ds, const std::string& name, const std::string& source) {
+  const auto it = std::find(ds.columns.begin(), ds.columns.end(), name);
+  if (it == ds.columns.end()) {
+    std::string known;
+    for (const std::string& c : ds.columns) known += (known.empty() ? "" : ", ") + c;
+    throw UsageError(
+        "--label-column: " + source + " has no column " + quote_for_message(name) +
+        (known.empty() ? " (it has no column names)" : " (its columns: " + known + ")"));
+  }
+  if (ds.x.cols() < 2) {
+    throw UsageError("--label-column: " + source + " has no feature column besides " +
+                     quote_for_message(name));
+  }
+  const auto col = static_cast<Eigen::Index>(it - ds.columns.begin());
+  std::vector<std::string> names(static_cast<size_t>(ds.x.rows()));
+  for (Eigen::Index i = 0; i < ds.x.rows(); ++i) names[size_t(i)] = class_name_of(ds.x(i, col));
+  Labels labels = labels_from_names(names, name, source);
+  Points features(ds.x.rows(), ds.x.cols() - 1);
+  for (Eigen::Index c = 0, f = 0; c < ds.x.cols(); ++c) {
+    if (c != col) features.col(f++) = ds.x.col(c);
+  }
+  ds.x = std::move(features);
+  ds.columns.erase(it);
+  return labels;
 }
 
 bool csv_has_column(const std::string& path, const std::string& column) {

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -197,55 +196,6 @@ void validate_options(const RunConfig& o, bool in_memory) {
     throw UsageError("--label-column: the built-in shape " + o.data +
                      " has no label column; give a CSV file with --data");
   }
-}
-
-// A numeric class value as a class name: an integer as one ("3"), any other number as %.9g.
-std::string class_name_of(float v) {
-  char buf[32];
-  if (v == std::nearbyint(v) && std::abs(v) < 1e9f) {
-    std::snprintf(buf, sizeof buf, "%.0f", static_cast<double>(v));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
-  }
-  return buf;
-}
-
-// Points in memory (the Python module's arrays and DataFrames): the numeric column `name` taken
-// out of ds as labels, the classes in labels.h's class_order.
-Labels take_numeric_label_column(Dataset& ds, const std::string& name, const std::string& source) {
-  const auto it = std::find(ds.columns.begin(), ds.columns.end(), name);
-  if (it == ds.columns.end()) {
-    std::string known;
-    for (const std::string& c : ds.columns) known += (known.empty() ? "" : ", ") + c;
-    throw UsageError(
-        "--label-column: " + source + " has no column " + quote_for_message(name) +
-        (known.empty() ? " (it has no column names)" : " (its columns: " + known + ")"));
-  }
-  if (ds.x.cols() < 2) {
-    throw UsageError("--label-column: " + source + " has no feature column besides " +
-                     quote_for_message(name));
-  }
-  const auto col = static_cast<Eigen::Index>(it - ds.columns.begin());
-  std::vector<std::string> names(static_cast<size_t>(ds.x.rows()));
-  for (Eigen::Index i = 0; i < ds.x.rows(); ++i) names[i] = class_name_of(ds.x(i, col));
-  std::vector<std::string> distinct = names;
-  std::sort(distinct.begin(), distinct.end());
-  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  Labels labels;
-  labels.column = name;
-  labels.classes = class_order(distinct);
-  std::map<std::string, int32_t> index;
-  for (size_t k = 0; k < labels.classes.size(); ++k)
-    index[labels.classes[k]] = static_cast<int32_t>(k);
-  labels.of_row.reserve(names.size());
-  for (const std::string& n : names) labels.of_row.push_back(index.at(n));
-  Points features(ds.x.rows(), ds.x.cols() - 1);
-  for (Eigen::Index c = 0, f = 0; c < ds.x.cols(); ++c) {
-    if (c != col) features.col(f++) = ds.x.col(c);
-  }
-  ds.x = std::move(features);
-  ds.columns.erase(it);
-  return labels;
 }
 
 // The data of a conditional run and its labels: a CSV's label column (labels.h; a column the

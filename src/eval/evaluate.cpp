@@ -322,6 +322,31 @@ Reference resolve_labelled_reference(const std::string& against, double noise,
   return ref;
 }
 
+Reference resolve_eval_reference(const std::string& against, double noise,
+                                 const std::string& label_column) {
+  return label_column.empty() ? resolve_reference(against, noise)
+                              : resolve_labelled_reference(against, noise, label_column);
+}
+
+Reference reference_from_rows(const std::string& name, Points rows,
+                              std::vector<std::string> columns, Labels labels) {
+  if (rows.rows() < 4) throw Error(name + ": needs at least 4 rows (two samples of 2)");
+  if (!labels.classes.empty() && static_cast<Eigen::Index>(labels.of_row.size()) != rows.rows()) {
+    throw Error(name + ": " + std::to_string(labels.of_row.size()) + " labels for " +
+                std::to_string(rows.rows()) + " rows");
+  }
+  Reference ref;
+  ref.name = name;
+  if (columns.size() != static_cast<size_t>(rows.cols())) {
+    columns.clear();
+    for (Eigen::Index c = 0; c < rows.cols(); ++c) columns.push_back("x" + std::to_string(c));
+  }
+  ref.rows = std::move(rows);
+  ref.columns = std::move(columns);
+  ref.labels = std::move(labels);
+  return ref;
+}
+
 std::vector<int32_t> knn_classify(const Points& fitted, const std::vector<int32_t>& classes,
                                   int num_classes, const Points& query, int k) {
   if (fitted.cols() != query.cols() || fitted.rows() < 1 ||
@@ -617,6 +642,22 @@ Evaluation evaluate_labelled_samples(const Points& samples, const Labels& labels
   for (size_t i = 0; i < predicted.size(); ++i) agree += predicted[i] == sample_class[i];
   e.knn_accuracy = double(agree) / double(predicted.size());
   return e;
+}
+
+Evaluation evaluate_sample_table(const std::string& source, const Points& samples,
+                                 const Labels* labels, const Reference& ref,
+                                 const EvalConfig& config, const Points* train) {
+  if (samples.rows() < 2) {
+    throw Error(source + ": has " + std::to_string(samples.rows()) +
+                (samples.rows() == 1 ? " row" : " rows") +
+                "; eval compares distributions and needs at least 2 samples");
+  }
+  if (labels == nullptr) return evaluate_samples(samples, ref, config, train);
+  try {
+    return evaluate_labelled_samples(samples, *labels, ref, config, train);
+  } catch (const UsageError& e) {
+    throw UsageError(source + ": " + e.what());  // a class the reference lacks
+  }
 }
 
 std::string evaluation_json(const Evaluation& e) { return to_json(e).dump(); }
