@@ -57,10 +57,17 @@ make_shape = _with_defaults(
     mixture component, moon, circle, square or spiral turn).""")
 
 evaluate = _with_defaults(
-    "evaluate", _evaluate, ["samples", "reference"], {**evaluate_defaults(), "train": None},
+    "evaluate", _evaluate, ["samples", "reference"],
+    {**evaluate_defaults(), "train": None, "label_column": None},
     """Scores samples (an (N, D) array) against a reference: a shape name, a CSV path or an
     array of rows. The dict of `diffuse eval --json` (the same library function and options);
-    train (rows or a CSV path) adds copy_share.""")
+    train (rows or a CSV path) adds copy_share. label_column (`eval --label-column`) adds
+    per-class scores (classes[]: swd_ratio of each class's samples against its reference rows)
+    and knn_accuracy (the share of samples whose 5 nearest reference rows' majority class is
+    their own label): the samples are then (rows, labels), as Model.sample(..., return_labels=True)
+    returns them, or a table (DataFrame) with that column; the reference is a shape with classes,
+    a CSV with that column, (rows, labels) or such a table. Labels are class names (str) or
+    ints.""")
 
 Model.sample = _with_defaults(
     "sample", Model._sample, ["self"], sample_defaults(),

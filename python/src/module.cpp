@@ -1,11 +1,11 @@
 // The Python module's compiled half, `diffuse._diffuse`: thin pybind11 bindings over the library
-// (run.h, checkpoint.h, sampler.h, dataset.h, evaluate.h). The public API and its keyword handling
-// are in python/diffuse/__init__.py; nothing here decides a default or a name: the *_defaults()
-// dicts read RunConfig{}, SampleConfig{}, ShapeConfig{}, EvalConfig{} (the CLI's defaults too), and
-// the library's parse_* helpers turn names into enums with the CLI's messages. Training and
-// sampling release the GIL; a training run takes it back once an epoch to report progress and to
-// check for Ctrl-C (PyErr_CheckSignals), which stops the run after that epoch with the model
-// intact. Library errors become ValueError with the CLI's line.
+// (run.h, checkpoint.h, sampler.h, dataset.h, labels.h, evaluate.h). The public API and its keyword
+// handling are in python/diffuse/__init__.py; nothing here decides a default or a name: the
+// *_defaults() dicts read RunConfig{}, SampleConfig{}, ShapeConfig{}, EvalConfig{} (the CLI's
+// defaults too), and the library's parse_* helpers turn names into enums with the CLI's messages.
+// Training and sampling release the GIL; a training run takes it back once an epoch to report
+// progress and to check for Ctrl-C (PyErr_CheckSignals), which stops the run after that epoch with
+// the model intact. Library errors become ValueError with the CLI's line.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -25,6 +25,7 @@
 #include "diffuse/denoiser.h"
 #include "diffuse/error.h"
 #include "diffuse/evaluate.h"
+#include "diffuse/labels.h"
 #include "diffuse/model.h"
 #include "diffuse/run.h"
 #include "diffuse/sampler.h"
@@ -479,9 +480,11 @@ py::object sample_model(const PyModel& m, const py::object& n_obj, const py::obj
   return py::make_tuple(xs, py::array(names));
 }
 
-// diffuse.evaluate: the library's evaluate_samples (the same protocol and JSON as `diffuse eval`),
-// against a shape name, a CSV path (str or os.PathLike) or an array of reference rows; train adds
-// copy_share.
+// diffuse.evaluate: the library's evaluate_sample_table (the same protocol and JSON as `diffuse
+// eval`), against a shape name, a CSV path (str or os.PathLike) or an array of reference rows;
+// train adds copy_share. label_column is `eval --label-column`: the samples, and a reference given
+// as rows, are then (rows, labels) pairs (Model.sample(return_labels=True)'s) or tables with
+// named columns (a DataFrame) holding that column, as `train` takes them.
 py::dict evaluate_defaults() {
   const EvalConfig e;
   py::dict d;
@@ -492,37 +495,98 @@ py::dict evaluate_defaults() {
   return d;
 }
 
+// Each row's class name from a sequence of str or int (an int is the class of that name, as the
+// CLI reads "3" in a label column).
+std::vector<std::string> class_names(const py::handle& seq, const std::string& what) {
+  std::vector<std::string> names;
+  for (const py::handle item : seq) {
+    if (py::isinstance<py::str>(item)) {
+      names.push_back(item.cast<std::string>());
+    } else if (!PyBool_Check(item.ptr()) && PyIndex_Check(item.ptr()) != 0) {
+      names.push_back(py::str(py::int_(py::reinterpret_borrow<py::object>(item))));
+    } else {
+      throw py::type_error(what + ": expected class names (str or int), got " +
+                           std::string(py::repr(item)));
+    }
+  }
+  return names;
+}
+
+// Rows and their labels: a (rows, labels) pair, or a table whose `columns` name label_column.
+struct LabelledRows {
+  Points x;
+  std::vector<std::string> columns;
+  Labels labels;
+};
+
+LabelledRows labelled_rows(const py::handle& obj, const std::string& label_column,
+                           const std::string& what) {
+  LabelledRows r;
+  if (py::isinstance<py::tuple>(obj) && py::len(obj) == 2) {
+    const auto pair = py::reinterpret_borrow<py::tuple>(obj);
+    r.x = to_points(pair[0], what);
+    r.labels = labels_from_names(class_names(pair[1], what + " labels"), label_column, what);
+    if (static_cast<Eigen::Index>(r.labels.of_row.size()) != r.x.rows()) {
+      throw py::value_error(what + ": " + std::to_string(r.labels.of_row.size()) + " labels for " +
+                            std::to_string(r.x.rows()) + " rows");
+    }
+    return r;
+  }
+  if (!py::hasattr(obj, "columns")) {
+    throw py::type_error(what +
+                         ": with label_column, expected (rows, labels) or a table with "
+                         "named columns (a DataFrame), got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  Dataset d;
+  d.x = to_points(obj, what);
+  for (const auto& c : obj.attr("columns")) d.columns.push_back(py::str(c));
+  r.labels = take_numeric_label_column(d, label_column, what);
+  r.x = std::move(d.x);
+  r.columns = std::move(d.columns);
+  return r;
+}
+
 py::object evaluate_for_python(const py::object& samples, const py::object& reference,
                                const py::object& noise_obj, const py::object& seed_obj,
                                const py::object& pairs, const py::object& directions,
-                               const py::object& train) {
-  const double noise = to_double(noise_obj, "--noise");
-  const uint64_t seed = to_int<uint64_t>(seed_obj, "--seed");
-  const Points x = to_points(samples, "samples");
+                               const py::object& train, const py::object& label_column_obj) {
+  EvalConfig config;
+  config.noise = to_double(noise_obj, "--noise");
+  config.seed = to_int<uint64_t>(seed_obj, "--seed");
+  config.pairs = to_int<int>(pairs, "--pairs");
+  config.directions = to_int<int>(directions, "--directions");
+  const std::string label_column =
+      label_column_obj.is_none() ? std::string() : to_text(label_column_obj, "--label-column");
+  const bool labelled = !label_column.empty();
+  Points x;
+  Labels labels;
+  if (labelled) {
+    LabelledRows s = labelled_rows(samples, label_column, "samples");
+    x = std::move(s.x);
+    labels = std::move(s.labels);
+  } else {
+    x = to_points(samples, "samples");
+  }
   Reference ref;
   if (is_path_like(reference)) {
-    ref = resolve_reference(to_path(reference, "reference"), noise);
+    ref = resolve_eval_reference(to_path(reference, "reference"), config.noise, label_column);
+  } else if (labelled) {
+    LabelledRows r = labelled_rows(reference, label_column, "reference");
+    ref =
+        reference_from_rows("reference", std::move(r.x), std::move(r.columns), std::move(r.labels));
   } else {
-    ref.name = "reference";
-    ref.rows = to_points(reference, "reference");
-    if (ref.rows.rows() < 4) throw Error("reference: needs at least 4 rows (two samples of 2)");
-    for (Eigen::Index c = 0; c < ref.rows.cols(); ++c) {
-      ref.columns.push_back("x" + std::to_string(c));
-    }
+    ref = reference_from_rows("reference", to_points(reference, "reference"));
   }
   std::optional<Points> t;
   if (!train.is_none()) {
     t = is_path_like(train) ? read_csv(to_path(train, "train")).x : to_points(train, "train");
   }
-  EvalConfig config;
-  config.noise = noise;
-  config.seed = seed;
-  config.pairs = to_int<int>(pairs, "--pairs");
-  config.directions = to_int<int>(directions, "--directions");
   std::string json;
   {
     py::gil_scoped_release release;
-    json = evaluation_json(evaluate_samples(x, ref, config, t ? &*t : nullptr));
+    json = evaluation_json(evaluate_sample_table("samples", x, labelled ? &labels : nullptr, ref,
+                                                 config, t ? &*t : nullptr));
   }
   return py::module_::import("json").attr("loads")(json);
 }
@@ -677,7 +741,7 @@ PYBIND11_MODULE(_diffuse, m) {
       py::arg("path"), "Loads a checkpoint written by `diffuse train` or Model.save.");
   m.def("_evaluate", &evaluate_for_python, py::arg("samples"), py::arg("reference"),
         py::arg("noise"), py::arg("seed"), py::arg("pairs"), py::arg("directions"),
-        py::arg("train"));
+        py::arg("train"), py::arg("label_column"));
 
   py::class_<PyModel>(m, "Model", "A trained denoising diffusion model (a checkpoint in memory).")
       .def("_sample", &sample_model, py::arg("n"), py::arg("seed"), py::arg("sampler"),

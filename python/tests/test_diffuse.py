@@ -112,8 +112,7 @@ def assert_same_default(key, shown, value):
     (diffuse.Model.sample, ["self"], ["sample"], {"output"}),
     (diffuse.Model.sample_trajectory, ["self"], ["animate"],
      {"output", "size", "frame_ms", "hold_ms", "sampler", "nfe", "eta", "variance"}),
-    # eval --label-column (per-class scores of labelled files) is the CLI's alone for now.
-    (diffuse.evaluate, ["samples", "reference"], ["eval"], {"against", "json", "label_column"}),
+    (diffuse.evaluate, ["samples", "reference"], ["eval"], {"against", "json"}),
 ])
 def test_every_keyword_default_is_the_cli_default(function, leading, command, cli_only):
     import inspect
@@ -125,7 +124,8 @@ def test_every_keyword_default_is_the_cli_default(function, leading, command, cl
     shown = help_defaults(*command)
     assert set(shown) - set(keywords) == cli_only, "CLI options that Python lacks"
     for key, value in keywords.items():
-        if key in ("train", "class"):  # eval --train FILE, sample --class NAME: no default
+        # eval --train FILE and --label-column NAME, sample --class NAME: no default
+        if key in ("train", "class", "label_column"):
             assert value is None and shown[key] is None
             continue
         assert key in shown, f"{key}: no such option in `diffuse {command[0]}`"
@@ -290,6 +290,61 @@ def test_evaluate_has_the_keys_and_numbers_of_eval_json(cli_model, tmp_path):
     want = json.loads(cli("eval", out, "--against", "moons", "--json").stdout)
     got = diffuse.evaluate(read_csv(out), "moons")
     assert got == want  # one library function behind both, the same JSON
+
+
+def test_evaluate_label_column_scores_each_class_like_eval(tmp_path):
+    # An honest labelled draw of 8gaussians (modes 1.53 apart, noise 0.1) as the samples.
+    x, k = diffuse.make_shape("8gaussians", n=2000, seed=11, labels=True)
+    opts = dict(pairs=16, directions=8)
+    honest = diffuse.evaluate((x, k), "8gaussians", label_column="label", **opts)
+    cli("data", "8gaussians", "-n", 2000, "--seed", 11, "--labels", "-o", tmp_path / "s.csv")
+    want = json.loads(cli("eval", tmp_path / "s.csv", "--against", "8gaussians", "--label-column",
+                          "label", "--json", "--pairs", 16, "--directions", 8).stdout)
+    assert honest == want  # one library function behind both, the same JSON
+    assert honest["label_column"] == "label"
+    assert [c["name"] for c in honest["classes"]] == [str(c) for c in range(8)]
+    assert [c["n"] for c in honest["classes"]] == np.bincount(k, minlength=8).tolist()
+    assert honest["knn_accuracy"] > 0.98  # every point lies among its own mode
+    assert max(c["swd_ratio"] for c in honest["classes"]) < 2.0
+    # The same points with their labels shuffled: the 5-NN vote agrees by chance (1/8), and each
+    # "class" is now spread over all eight modes, far from its reference rows.
+    shuffled = np.random.default_rng(0).permutation(k)
+    chance = diffuse.evaluate((x, shuffled), "8gaussians", label_column="label", **opts)
+    assert abs(chance["knn_accuracy"] - 1 / 8) < 0.04
+    assert min(c["swd_ratio"] for c in chance["classes"]) > 20.0
+    assert chance["swd_ratio"] == honest["swd_ratio"]  # the whole is the same set of points
+
+    # A reference of rows in memory: (rows, labels) pairs (str or int labels) or a table with the
+    # label column (a DataFrame's duck type), scored as the same rows read from a CSV file.
+    ref, ref_k = diffuse.make_shape("8gaussians", n=1000, seed=12, labels=True)
+    cli("data", "8gaussians", "-n", 1000, "--seed", 12, "--labels", "-o", tmp_path / "r.csv")
+    from_file = diffuse.evaluate((x, k.astype(str)), tmp_path / "r.csv", label_column="label",
+                                 **opts)
+
+    class Table:
+        columns = ["x", "y", "label"]
+
+        def __array__(self, dtype=None):
+            return np.column_stack([ref, ref_k]).astype(np.float32)
+
+    for reference in ((ref, ref_k), (ref, ref_k.astype(str)), Table()):
+        got = diffuse.evaluate((x, k), reference, label_column="label", **opts)
+        for key in ("knn_accuracy", "swd_ratio", "classes"):
+            assert got[key] == from_file[key], key
+    assert from_file["knn_accuracy"] > 0.98
+    assert max(c["swd_ratio"] for c in from_file["classes"]) < 2.0
+
+    # The CLI's lines for a class the reference lacks, and a missing label column.
+    with pytest.raises(ValueError, match="^samples: the samples' class \"9\" \\(1 rows\\) is not a "
+                                         "class of 8gaussians \\(its classes: 0, 1, 2"):
+        diffuse.evaluate((x, np.where(np.arange(len(k)) == 0, 9, k)), "8gaussians",
+                         label_column="label", **opts)
+    with pytest.raises(ValueError, match="^--label-column: .*r.csv has no column 'digit'"):
+        diffuse.evaluate((x, k), tmp_path / "r.csv", label_column="digit", **opts)
+    with pytest.raises(TypeError, match="samples: with label_column, expected \\(rows, labels\\)"):
+        diffuse.evaluate(x, "8gaussians", label_column="label")
+    with pytest.raises(ValueError, match="samples: 5 labels for 2000 rows"):
+        diffuse.evaluate((x, k[:5]), "8gaussians", label_column="label")
 
 
 # ---- errors: the CLI's line, as ValueError / TypeError -----------------------------------------
