@@ -241,6 +241,41 @@ def test_an_array_trains_like_the_same_csv(tmp_path):
     assert diffuse.train(Table(), **opts).columns == ["p", "q", "r"]
 
 
+def test_a_conditional_model_trains_on_an_array_whose_label_column_a_table_names():
+    # Three blobs in 3-D, 150 / 100 / 50 rows, their class (0, 1, 2) the array's last column. A
+    # bare ndarray has no column names, so a table names them (a DataFrame, or its duck type).
+    centres = np.array([[-3.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 3.0, 3.0]])
+    k = np.repeat(np.arange(3), [150, 100, 50])
+    x = centres[k] + 0.2 * np.random.default_rng(5).normal(size=(300, 3))
+    rows = np.column_stack([x, k])  # (300, 4) float64
+
+    class Table:
+        columns = ["a", "b", "c", "kind"]
+
+        def __array__(self, dtype=None):
+            return rows
+
+    model = diffuse.train(Table(), label_column="kind", quiet=True, **COND)
+    assert model.classes == ["0", "1", "2"] and model.class_counts == [150, 100, 50]
+    assert model.columns == ["a", "b", "c"] and model.dim == 3  # the label is not a feature
+    for c in range(3):
+        s = model.sample(400, seed=6, sampler="ddim", nfe=20, class_=c, guidance=2.0)
+        assert s.shape == (400, 3)
+        nearest = np.argmin(((s[:, None, :] - centres[None]) ** 2).sum(-1), 1)
+        assert (nearest == c).mean() > 0.95, (c, np.bincount(nearest, minlength=3))
+        assert np.abs(np.median(s, 0) - centres[c]).max() < 0.75, (c, np.median(s, 0))
+    # Without class_, the classes come in their training shares and each row where its label says.
+    s, labels = model.sample(1000, seed=7, sampler="ddim", nfe=20, return_labels=True)
+    shares = [np.mean(labels == str(c)) for c in range(3)]
+    np.testing.assert_allclose(shares, [0.5, 1 / 3, 1 / 6], atol=0.05)
+    nearest = np.argmin(((s[:, None, :] - centres[None]) ** 2).sum(-1), 1)
+    assert (nearest.astype(str) == labels).mean() > 0.9
+    # The bare array cannot name its label column: the CLI's line says so.
+    with pytest.raises(ValueError, match="^--label-column: array has no column \"kind\" \\(it has "
+                                         "no column names\\)$"):
+        diffuse.train(rows, label_column="kind", quiet=True, **COND)
+
+
 def test_as_tutorial_is_the_cli_flag(tmp_path):
     opts = dict(points=600, epochs=2, hidden=16, seed=1, lr=3e-3)
     cli("train", "--data", "circles", *cli_options(opts), "--as-tutorial", "-q",
