@@ -99,13 +99,16 @@ std::string class_name_problem(std::string_view name) {
 Labels labels_from_names(const std::vector<std::string>& names, const std::string& column,
                          const std::string& source) {
   std::map<std::string, int32_t> index;
-  for (size_t i = 0; i < names.size(); ++i) {
+  size_t bad = names.size();  // the first row whose name cannot be a class
+  for (size_t i = 0; i < names.size() && bad == names.size(); ++i) {
     if (index.count(names[i]) != 0) continue;
-    if (const std::string why = class_name_problem(names[i]); !why.empty()) {
-      throw Error(source + ": row " + std::to_string(i + 1) + ": class name " +
-                  single_quoted(names[i]) + " cannot be a class: " + why);
-    }
+    if (!class_name_problem(names[i]).empty()) bad = i;
     index.emplace(names[i], 0);
+  }
+  if (bad < names.size()) {
+    throw Error(source + ": row " + std::to_string(bad + 1) + ": class name " +
+                single_quoted(names[bad]) +
+                " cannot be a class: " + class_name_problem(names[bad]));
   }
   Labels labels;
   labels.column = column;
@@ -176,6 +179,7 @@ LabelledDataset read_labelled_csv_checked(const std::string& path, const std::st
 
 std::vector<std::string> shape_class_names(Shape s) {
   std::vector<std::string> names;
+  names.reserve(static_cast<size_t>(shape_class_count(s)));
   for (int k = 0; k < shape_class_count(s); ++k) names.push_back(std::to_string(k));
   return names;
 }
