@@ -29,12 +29,12 @@ RunConfig small_run(const std::string& out) {
 }
 
 TEST(Run, DefaultsAreTheCliDefaultsAndTheTutorialIsAPreset) {
-  const RunConfig d;  // docs/DEFAULTS.md: the residual MLP, cosine T=1000, v, min-SNR
+  const RunConfig d;  // docs/DEFAULTS.md: the residual MLP, cosine T=1000, v, uniform weighting
   EXPECT_EQ(d.model, ModelKind::kResMlp);
   EXPECT_EQ(d.hidden, 64);
   EXPECT_EQ(d.depth, 2);
   EXPECT_EQ(d.prediction, Prediction::kV);
-  EXPECT_EQ(d.train.loss_weighting, LossWeighting::kMinSnr);
+  EXPECT_EQ(d.train.loss_weighting, LossWeighting::kUniform);
   EXPECT_EQ(d.schedule.kind, ScheduleKind::kCosine);
   EXPECT_EQ(d.schedule.T, 1000);
   EXPECT_EQ(d.schedule.beta_end, 0.1);  // read by the other schedules

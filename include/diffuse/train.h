@@ -36,7 +36,7 @@ inline constexpr int kDefaultBatchSize = 128;  // the batch size when the data h
 
 // The defaults are `diffuse train`'s, measured in docs/DEFAULTS.md (scripts/defaults_study.py):
 // lr 2e-3 with 1000 warm-up steps and cosine decay to 1e-5, EMA weights, kDefaultUpdates steps,
-// the min-SNR loss weighting.
+// the plain MSE on v (uniform weighting).
 // tutorial() is the tutorial's own optimizer (lr 1e-3 constant, no EMA, no warm-up, the plain MSE)
 // with the same budget.
 struct TrainConfig {
@@ -51,7 +51,10 @@ struct TrainConfig {
   int warmup_steps = 1000;   // linear learning-rate warm-up from 0, capped at a tenth of the run
   LrSchedule lr_schedule = LrSchedule::kCosine;  // kCosine: decay to lr_min at the last step
   double lr_min = 1e-5;
-  LossWeighting loss_weighting = LossWeighting::kMinSnr;
+  // Uniform on v (the default target) is (SNR + 1) times the x0 error: it weights the nearly clean
+  // levels that shape sharp features far more than min-SNR does, which the 2026-12-02 study found
+  // better on every built-in shape (docs/DEFAULTS.md).
+  LossWeighting loss_weighting = LossWeighting::kUniform;
   double snr_gamma = 5.0;  // kMinSnr's gamma (Hang et al. 2023's choice)
   // A conditional model: the probability that a row's label is replaced by the null class in a
   // training step (Ho & Salimans 2022's p_uncond; 0.1 is diffusers' and their paper's common
