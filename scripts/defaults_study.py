@@ -15,12 +15,14 @@ Not run by CI.
 
 usage: /usr/bin/python3 scripts/defaults_study.py [--bin build/release/diffuse] [--jobs 2]
          [--configs candidate,tutorial] [--datasets moons,iris,...] [--seeds 0,1,2]
-         [--out study.jsonl] [--summary-only]
+         [--out study.jsonl] [--summary-only] [--keep DIR[=CONFIG]] [--define NAME='--ema 0.9999' ...]
 """
 import argparse
 import concurrent.futures
 import json
 import os
+import shutil
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,7 @@ CONFIGS = {
 SHAPES = ["swiss_roll", "s_curve", "moons", "circles", "checkerboard", "8gaussians",
           "25gaussians", "spiral"]
 TABLES = ["iris", "wine", "digits", "breast_cancer"]
+KEEP = None  # (folder, config) from --keep
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -119,7 +122,15 @@ def run_one(binary, work, config, data, seed):
         balance = mode_balance(s, data)
         if balance is not None:
             row[name + "_modes"] = round(balance, 3)
-    for f in [model, f"{work}/{tag}.log.csv"]:
+    if KEEP and config == KEEP[1]:
+        # scripts/quality.sh's models folder: it scores these instead of training again.
+        stem = f"{KEEP[0]}/{data}.{seed}"
+        shutil.copy(model, stem + ".safetensors")
+        shutil.copy(f"{work}/{tag}.ddpm.csv", stem + ".csv")
+        shutil.copy(f"{work}/{tag}.dpm10.csv", stem + ".dpm10.csv")
+        with open(stem + ".safetensors.train_s", "w") as f:
+            f.write(f"{train_s:.1f}\n")
+    for f in [model, f"{work}/{tag}.log.csv", f"{work}/{tag}.ddpm.csv", f"{work}/{tag}.dpm10.csv"]:
         os.remove(f)
     return row
 
@@ -154,6 +165,7 @@ def summarize(rows):
 
 
 def main():
+    global KEEP
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/release/diffuse")
     ap.add_argument("--jobs", type=int, default=2)
@@ -162,11 +174,27 @@ def main():
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default="study.jsonl")
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--define", action="append", default=[], metavar="NAME=OPTIONS",
+                    help="a config of its own: the binary's defaults plus these train options")
+    ap.add_argument("--keep", metavar="DIR[=CONFIG]",
+                    help="keep CONFIG's models, samples and table splits in DIR, laid out as "
+                         "scripts/quality.sh's models folder (it then scores them, no training)")
     a = ap.parse_args()
+    if a.keep:
+        folder, _, config = a.keep.partition("=")
+        os.makedirs(folder, exist_ok=True)
+        KEEP = (os.path.abspath(folder), config or a.configs.split(",")[0])
+    for d in a.define:
+        name, _, options = d.partition("=")
+        CONFIGS[name] = shlex.split(options)
     if not a.summary_only:
         binary = os.path.abspath(a.bin)
         work = tempfile.mkdtemp(prefix="defaults_study.")
         write_tables(work)
+        if KEEP:
+            for name in TABLES:
+                shutil.copy(f"{work}/{name}.train.csv", f"{KEEP[0]}/{name}.train.csv")
+                shutil.copy(f"{work}/{name}.heldout.csv", f"{KEEP[0]}/{name}.test.csv")
         done = set()
         if os.path.exists(a.out):
             for line in open(a.out):

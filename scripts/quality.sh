@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Writes docs/QUALITY.md: every built-in shape, and scikit-learn's iris and wine held out, each
-# trained with 3 training seeds at the default settings; `diffuse eval` scores (standardized
-# units, see docs/QUALITY.md) as mean ± spread over the seeds. Not run by CI (about an hour on
-# 2 cores). Keeps the models in MODELS_DIR for scripts/sampler_study.sh.
+# Writes docs/QUALITY.md: every built-in shape, and scikit-learn's iris, wine, digits and breast
+# cancer held out, each trained with 3 training seeds at the default settings; `diffuse eval`
+# scores (standardized units, see docs/QUALITY.md) of 10,000 DDPM samples and of 10,000
+# DPM-Solver++(2M) samples at 10 evaluations, as mean ± spread over the seeds. Not run by CI
+# (about 20 minutes on 2 quiet cores). Keeps the models in MODELS_DIR for
+# scripts/sampler_study.sh; a MODELS_DIR written by `scripts/defaults_study.py --keep` (models,
+# samples, table splits) is scored without training again.
 #   usage: scripts/quality.sh [BUILD_DIR] [OUT.md] [MODELS_DIR]
 #   env:   SEEDS="0 1 2"  DATASETS="swiss_roll ... iris wine"  THREADS=2
 #          SHAPE_EPOCHS= (epochs for the built-in shapes; default: the CLI's; tables always
@@ -14,7 +17,8 @@ out=${2:-docs/QUALITY.md}
 models=${3:-$(mktemp -d)}
 bin="$build/diffuse"
 seeds=${SEEDS:-0 1 2}
-datasets=${DATASETS:-"$("$bin" data --list | awk '{print $1}' | tr '\n' ' ') iris wine"}
+tables="iris wine digits breast_cancer"
+datasets=${DATASETS:-"$("$bin" data --list | awk '{print $1}' | tr '\n' ' ') $tables"}
 threads=${THREADS:-2}
 py=/usr/bin/python3
 mkdir -p "$models"
@@ -25,17 +29,14 @@ for data in $datasets; do
   train_arg=(--data "$data")
   [[ -n ${SHAPE_EPOCHS:-} ]] && train_arg+=(--epochs "$SHAPE_EPOCHS")
   eval_arg=(--against "$data")
-  if [[ $data == iris || $data == wine ]]; then
+  if [[ " $tables " == *" $data "* ]]; then
     # A real table, held out: 20% of the rows never seen in training are the reference.
-    "$py" -c "import sys, sklearn.datasets as d; b = getattr(d, 'load_' + sys.argv[1])(); \
+    [[ -f $models/$data.train.csv && -f $models/$data.test.csv ]] || { "$py" -c "import sys, sklearn.datasets as d; b = getattr(d, 'load_' + sys.argv[1])(); \
 import numpy as np; np.savetxt(sys.argv[2], b.data, delimiter=',', fmt='%.6g', \
 header=','.join(n.replace(' ', '_').replace('(cm)', 'cm') for n in b.feature_names), comments='')" \
       "$data" "$models/$data.csv"
-    "$bin" data split "$models/$data.csv" --test 0.2 --seed 0 2>/dev/null
+    "$bin" data split "$models/$data.csv" --test 0.2 --seed 0 2>/dev/null; }
     train_arg=(--data "$models/$data.train.csv")
-    # Older builds reject a batch larger than the data: the whole table as one batch then.
-    rows=$(($(wc -l <"$models/$data.train.csv") - 1))
-    ((rows < 128)) && train_arg+=(--batch-size "$rows")
     eval_arg=(--against "$models/$data.test.csv" --train "$models/$data.train.csv")
   fi
   for seed in $seeds; do
@@ -47,15 +48,25 @@ header=','.join(n.replace(' ', '_').replace('(cm)', 'cm') for n in b.feature_nam
       awk "BEGIN{print $t1 - $t0}" >"$m.train_s"
       "$bin" sample "$m" -n 10000 --seed "$seed" --threads "$threads" -o "$models/$data.$seed.csv"
     fi
+    [[ -f $models/$data.$seed.dpm10.csv ]] ||
+      "$bin" sample "$m" -n 10000 --seed "$seed" --threads "$threads" --sampler dpmpp2m --nfe 10 \
+        -o "$models/$data.$seed.dpm10.csv"
     [[ ${TRAIN_ONLY:-0} == 1 ]] && continue
     json=$("$bin" eval "$models/$data.$seed.csv" "${eval_arg[@]}" --json)
-    echo "{\"data\": \"$data\", \"seed\": $seed, \"train_s\": $(cat "$m.train_s"), \"eval\": $json}" >>"$results"
+    json10=$("$bin" eval "$models/$data.$seed.dpm10.csv" "${eval_arg[@]}" --json)
+    inside=null
+    if [[ " $tables " == *" $data "* ]]; then  # share of sampled values inside the training range
+      inside=$("$py" -c "import numpy as np, sys; s, t = (np.loadtxt(f, delimiter=',', skiprows=1, \
+ndmin=2) for f in sys.argv[1:]); print(((s >= t.min(0)) & (s <= t.max(0))).mean())" \
+        "$models/$data.$seed.csv" "$models/$data.train.csv")
+    fi
+    echo "{\"data\": \"$data\", \"seed\": $seed, \"train_s\": $(cat "$m.train_s"), \"inside\": $inside, \"eval\": $json, \"eval10\": $json10}" >>"$results"
     echo "quality: $data seed $seed done" >&2
   done
 done
 [[ ${TRAIN_ONLY:-0} == 1 ]] && exit 0
 {
-  echo "# Sample quality on every built-in shape and two real tables"
+  echo "# Sample quality on every built-in shape and four real tables"
   echo
   echo "Written by \`scripts/quality.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores,"
   echo "$(lscpu | sed -n 's/^Model name: *//p' | head -1)), on a machine shared with other jobs."
@@ -72,13 +83,14 @@ budget = (f"default settings except `--epochs {sys.argv[3]}` for the built-in sh
           if sys.argv[3] else "default settings")
 print(f"Each row: {len(seeds)} training seeds ({', '.join(seeds)}), {budget} "
       "(`diffuse train --data NAME --seed S`), 10,000 DDPM samples (sampling seed S), then "
-      "`diffuse eval`; **mean ± spread** (sample std over the seeds). Built-in shapes are scored "
-      "against the shape; iris and wine are split once (`diffuse data split --test 0.2 --seed 0`), "
-      "trained on the train part and scored against the held-out part with `--train` for "
-      "copy_share.")
+      "`diffuse eval`; **mean ± spread** (sample std over the seeds). The DPM++(2M)@10 column "
+      "scores 10,000 samples of the same models with `--sampler dpmpp2m --nfe 10`. Built-in "
+      "shapes are scored against the shape; the tables are split once 80/20, trained on the "
+      "80% and scored against the held-out 20% with `--train` for copy_share; `inside` is the "
+      "share of sampled values inside the training rows' column ranges.")
 print()
-print("| data set | swd_ratio | worst column (W1 ratio) | corr diff (floor) | mmd | coverage | copy_share | train s |")
-print("|---|---|---|---|---|---|---|---|")
+print("| data set | swd_ratio (DDPM) | DPM++(2M)@10 | worst column (W1 ratio) | corr diff (floor) | mmd | coverage | copy_share | inside | train s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 order = []
 for r in rows:
     if r["data"] not in order:
@@ -94,18 +106,22 @@ for d in order:
         cov = f"{ms([e['modes_hit'] for e in ev], '{:.1f}')}/{ev[0]['modes']}, " \
               f"{ms([100 * e['in_mode_share'] for e in ev], '{:.1f}')}%"
     cs = ms([e["copy_share"] for e in ev], "{:.3f}") if "copy_share" in ev[0] else "-"
+    inside = "-"
+    if rs[0].get("inside") is not None:
+        inside = ms([100 * r["inside"] for r in rs], "{:.2f}") + "%"
     print(f"| {d} (n cmp {ev[0]['compared']}) | {ms([e['swd_ratio'] for e in ev], '{:.2f}')} | "
+          f"{ms([r['eval10']['swd_ratio'] for r in rs], '{:.2f}')} | "
           f"{worst['name']} {ms([e['columns'][wi]['w1_ratio'] for e in ev], '{:.2f}')} | "
           f"{ms([e['corr_max_diff'] for e in ev], '{:.3f}')} ({statistics.mean(e['corr_max_diff_floor'] for e in ev):.3f}) | "
-          f"{ms([e['mmd'] for e in ev], '{:.1e}')} | {cov} | {cs} | "
+          f"{ms([e['mmd'] for e in ev], '{:.1e}')} | {cov} | {cs} | {inside} | "
           f"{ms([r['train_s'] for r in rs], '{:.0f}')} |")
 PY
   cat <<'MD'
 
 `n cmp` is the number of rows compared on each side (the samples' count for a shape, half the
-held-out rows for a table: 15 for iris, 18 for wine, so their ratios are coarse and close to 1 for
-anything but a gross error). Training times are wall times on a shared machine, not speed figures
-(see PERFORMANCE.md).
+held-out rows for a table, so the small tables' ratios are coarse and close to 1 for anything but
+a gross error). Training times are wall times on a shared machine, not speed figures (see
+PERFORMANCE.md and DEFAULTS.md).
 
 ## How `diffuse eval` scores (since issue 11)
 
