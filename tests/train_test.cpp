@@ -238,7 +238,14 @@ TEST(Train, TheDefaultBudgetIsCountedInOptimizerSteps) {
     EXPECT_GE(planned_updates(r, c.rows), kDefaultUpdates) << c.rows;
     EXPECT_LT(planned_updates(r, c.rows), kDefaultUpdates + (c.rows + c.batch - 1) / c.batch);
     EXPECT_FALSE(budget_warning(r, c.rows).has_value()) << c.rows;
+    // 150 and 120 rows make 39,500 and 79,000 passes: the samples tend to copy rows.
+    EXPECT_EQ(memorization_warning(r, c.rows).has_value(), c.rows < 1000) << c.rows;
   }
+  // Breast cancer's 455 rows: 19,750 passes, copy_share 0.10 at the default; not warned about.
+  EXPECT_FALSE(memorization_warning(resolve_budget(defaults, 455), 455).has_value());
+  const auto copies = memorization_warning(resolve_budget(defaults, 120), 120);
+  ASSERT_TRUE(copies.has_value());
+  EXPECT_EQ(copies->rfind("79000 passes over 120 rows: ", 0), 0u) << *copies;
   TrainConfig given = defaults;
   given.epochs = 1000;  // the old default: 2,000 steps on 150 rows
   const TrainConfig r = resolve_budget(given, 150);

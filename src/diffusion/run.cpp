@@ -541,7 +541,9 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
   // After every check that can refuse the run, so that a refusal stays one line; a resumed run was
   // warned when it started.
   if (!resumed) {
-    if (auto w = budget_warning(resolve_budget(o.train, ds.x.rows()), ds.x.rows())) warn(*w);
+    const TrainConfig resolved = resolve_budget(o.train, ds.x.rows());
+    if (auto w = budget_warning(resolved, ds.x.rows())) warn(*w);
+    if (auto w = memorization_warning(resolved, ds.x.rows())) warn(*w);
   }
   try {
     train(trainer, [&](const EpochStats& s, const Trainer& tr) {

@@ -139,6 +139,17 @@ std::optional<std::string> budget_warning(const TrainConfig& resolved, int64_t n
   return std::string(buf);
 }
 
+std::optional<std::string> memorization_warning(const TrainConfig& resolved, int64_t n_data) {
+  if (resolved.epochs < kCopyWarningEpochs) return std::nullopt;
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "%d passes over %lld rows: samples of a run this long on so few rows tend to copy "
+                "training rows (check with `diffuse eval --train`; fewer --updates copy less, "
+                "docs/DEFAULTS.md)",
+                resolved.epochs, static_cast<long long>(n_data));
+  return std::string(buf);
+}
+
 // Per-step buffers, sized once for the largest batch.
 struct Trainer::Scratch {
   ColMatrix x0, xt, eps, y, dy;  // (D, B)
