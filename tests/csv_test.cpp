@@ -13,6 +13,7 @@
 
 #include "diffuse/dataset.h"
 #include "diffuse/error.h"
+#include "diffuse/io.h"
 #include "diffuse/rng.h"
 #include "test_util.h"
 
@@ -178,6 +179,41 @@ TEST(WriteCsv, RefusesWhatCannotBeReadBackAndLeavesNoFile) {
   put(dir.file("w.csv"), "old contents that are longer than the new ones\n");
   write_csv(dir.file("w.csv"), x, {});
   EXPECT_EQ(test::slurp(dir.file("w.csv")), "1,2\n3,4\n");
+}
+
+// An OutputStopScope stops a file mid-write (CsvWriter writes 1 MiB at a time): Interrupted names
+// it, its temporary file is gone and the old file is untouched. A nested scope that never stops
+// (what the CLI's training uses to save its resumable checkpoint) lets a file finish.
+TEST(OutputStopScope, StopsAFileMidWriteAndLeavesTheOldOne) {
+  test::TempDir dir;
+  const std::string out = dir.file("w.csv");
+  put(out, "old\n");
+  Points x = Points::Constant(400000, 2, 0.123456789f);  // ~9 MiB of text: several writes
+  int asked = 0;
+  {
+    const OutputStopScope scope([&asked] { return ++asked > 3; });  // the 4th question stops
+    try {
+      write_csv(out, x, {"a", "b"});
+      FAIL() << "no exception";
+    } catch (const Interrupted& e) {
+      EXPECT_EQ(std::string(e.what()), "interrupted; " + out + " was not written");
+    }
+    EXPECT_EQ(asked, 4);  // the constructor, the header and one 1 MiB chunk went through
+    EXPECT_EQ(test::slurp(out), "old\n");
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
+    {
+      const OutputStopScope finish(nullptr);  // innermost wins
+      EXPECT_FALSE(OutputStopScope::stop_requested());
+      write_csv(out, x.topRows(2), {"a", "b"});
+    }
+    EXPECT_EQ(test::slurp(out), "a,b\n0.123456791,0.123456791\n0.123456791,0.123456791\n");
+    EXPECT_TRUE(OutputStopScope::stop_requested());  // the outer scope again
+    EXPECT_THROW(write_csv(dir.file("new.csv"), x.topRows(2), {}), Interrupted);
+    EXPECT_FALSE(std::filesystem::exists(dir.file("new.csv")));
+  }
+  EXPECT_FALSE(OutputStopScope::stop_requested());  // no scope: nothing asks
+  write_csv(dir.file("new.csv"), x.topRows(1), {});
+  EXPECT_TRUE(std::filesystem::exists(dir.file("new.csv")));
 }
 
 // Every header read_csv accepts is written back so that it reads back the same: names that are

@@ -6,18 +6,39 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace diffuse {
 
+// While one lives, every AtomicFile this thread opens, writes or commits first asks `stop`; when
+// it answers true the file throws Interrupted("interrupted; PATH was not written"), removes its
+// temporary file and leaves the file it would have replaced untouched. How a stop is requested is
+// the caller's business (the CLI: Ctrl-C / SIGTERM); the library installs no signal handler.
+// Scopes nest: the innermost is asked.
+class OutputStopScope {
+ public:
+  explicit OutputStopScope(std::function<bool()> stop);
+  ~OutputStopScope();
+  OutputStopScope(const OutputStopScope&) = delete;
+  OutputStopScope& operator=(const OutputStopScope&) = delete;
+  // True when this thread has a scope whose stop() answers true.
+  static bool stop_requested();
+
+ private:
+  std::function<bool()> stop_;
+  OutputStopScope* outer_;
+};
+
 class AtomicFile {
  public:
   // Opens a temporary file next to path (its name kept within NAME_MAX); throws Error naming path
   // if the folder is missing or not writable. A symbolic link is followed: the file it names is
   // replaced and the link stays. An existing device, FIFO or socket is opened and written in place
-  // (there is nothing to rename over it).
+  // (there is nothing to rename over it). Throws Interrupted when an OutputStopScope says stop
+  // (here, in write() and in commit(), before the rename).
   explicit AtomicFile(std::string path);
   ~AtomicFile();  // removes the temporary file unless commit() succeeded
   AtomicFile(const AtomicFile&) = delete;
@@ -39,6 +60,7 @@ class AtomicFile {
   std::FILE* f_ = nullptr;
   bool in_place_ = false;  // a special file, written directly
   bool committed_ = false;
+  void throw_if_stopped() const;
 };
 
 void write_file_atomic(const std::string& path, std::string_view bytes);

@@ -65,8 +65,31 @@ std::string temporary_name_for(const std::string& path) {
   return (prefix.empty() ? std::string() : prefix + "/") + name + suffix;
 }
 
+namespace {
+thread_local OutputStopScope* t_output_stop = nullptr;
+}  // namespace
+
+OutputStopScope::OutputStopScope(std::function<bool()> stop)
+    : stop_(std::move(stop)), outer_(t_output_stop) {
+  t_output_stop = this;
+}
+
+OutputStopScope::~OutputStopScope() { t_output_stop = outer_; }
+
+bool OutputStopScope::stop_requested() {
+  return t_output_stop != nullptr && t_output_stop->stop_ && t_output_stop->stop_();
+}
+
+void AtomicFile::throw_if_stopped() const {
+  if (!OutputStopScope::stop_requested()) return;
+  // A device or FIFO may already hold part of the output: it was not finished.
+  throw Interrupted("interrupted; " + path_ +
+                    (in_place_ && f_ != nullptr ? " was not finished" : " was not written"));
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   if (path_.empty()) throw Error("output path is empty");
+  throw_if_stopped();
   target_ = follow_link(path_);
   struct stat st {};
   if (::stat(target_.c_str(), &st) == 0) {
@@ -113,12 +136,14 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(std::string_view bytes) {
+  throw_if_stopped();
   if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f_) != bytes.size()) {
     throw Error(path_ + ": write failed: " + std::strerror(errno));
   }
 }
 
 void AtomicFile::commit() {
+  throw_if_stopped();
   if (std::fflush(f_) != 0) throw Error(path_ + ": write failed: " + std::strerror(errno));
   if (in_place_) {
     // Devices and FIFOs may not support fsync (EINVAL); their data are already handed over.
@@ -146,6 +171,7 @@ void AtomicFile::commit() {
   const int rc = std::fclose(f_);
   f_ = nullptr;
   if (rc != 0) throw Error(path_ + ": write failed: " + std::strerror(errno));
+  throw_if_stopped();  // the last moment: fsync may have taken long
   if (std::rename(tmp_.c_str(), target_.c_str()) != 0) {
     throw Error(path_ + ": cannot rename into place: " + std::strerror(errno));
   }
