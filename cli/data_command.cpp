@@ -48,6 +48,7 @@ void add_data_command(CLI::App& app) {
                     "a class column (any strings or integers) kept beside the numbers; it is "
                     "written last in both files");
   split->callback([so] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     std::string stem = so->file;
     if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".csv") == 0) {
       stem.resize(stem.size() - 4);
@@ -86,6 +87,7 @@ void add_data_command(CLI::App& app) {
       }
       return;
     }
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     if (o->name.empty()) throw UsageError("data: a shape name is required (see --list)");
     const Shape shape = parse_shape(o->name);
     if (o->out.empty()) throw UsageError("-o: an output file is required");

@@ -61,6 +61,7 @@ void add_demo_command(CLI::App& app) {
   cmd->add_flag("--no-figures", o->no_figures, "skip the figures and the GIF");
   cmd->add_flag("-q,--quiet", o->train.quiet, "no progress output");
   cmd->callback([cmd, o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     namespace fs = std::filesystem;
     const bool figures = !o->no_figures;
     if (o->snapshot_every < 0) throw UsageError("--snapshot-every: expected >= 0");

@@ -49,7 +49,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "diffuse: error: %s\n", e.what());
     return 3;
   } catch (const diffuse::Interrupted& e) {
-    std::fprintf(stderr, "diffuse: %s\n", e.what());
+    // "diffuse: plot data: interrupted; OUT was not written": the command, then what was lost.
+    std::string command;
+    for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+      sub = sub->get_subcommands().front();
+      command += (command.empty() ? "" : " ") + sub->get_name();
+    }
+    std::fprintf(stderr, "diffuse: %s: %s\n", command.c_str(), e.what());
     return 130;
   } catch (const diffuse::UsageError& e) {
     std::fprintf(stderr, "diffuse: error: %s\n", e.what());

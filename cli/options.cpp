@@ -15,6 +15,7 @@ namespace diffuse::cli {
 namespace {
 
 volatile std::sig_atomic_t g_stop_signal = 0;
+int g_stop_depth = 0;  // StopSignals alive (main thread only)
 // The first Ctrl-C / SIGTERM asks for a clean stop; a second one kills at once (the default
 // action), which loses nothing either: every output is renamed into place whole.
 extern "C" void on_stop_signal(int sig) {
@@ -24,13 +25,17 @@ extern "C" void on_stop_signal(int sig) {
 
 }  // namespace
 
-StopSignals::StopSignals() {
+StopSignals::StopSignals()
+    : outermost_(g_stop_depth++ == 0), outputs_([] { return StopSignals::requested(); }) {
+  if (!outermost_) return;  // an inner one (demo's training) must not forget an earlier Ctrl-C
   g_stop_signal = 0;
   old_int_ = std::signal(SIGINT, on_stop_signal);
   old_term_ = std::signal(SIGTERM, on_stop_signal);
 }
 
 StopSignals::~StopSignals() {
+  --g_stop_depth;
+  if (!outermost_) return;
   std::signal(SIGINT, old_int_);
   std::signal(SIGTERM, old_term_);
 }
@@ -197,6 +202,9 @@ Checkpoint run_training_in_terminal(const TrainOptions& o) {
   };
   const StopSignals stop;
   callbacks.stop_requested = [] { return StopSignals::requested(); };
+  // The run answers Ctrl-C itself, after the epoch, by saving a resumable checkpoint: its files
+  // must be written whole, not stopped (an OutputStopScope that never stops them).
+  const OutputStopScope saves_complete(nullptr);
   RunResult r = run_training(o, callbacks);
   if (!r.finished) {
     throw Interrupted("interrupted at epoch " + std::to_string(r.epochs.back().epoch) + "/" +

@@ -9,6 +9,7 @@
 
 #include "diffuse/checkpoint.h"
 #include "diffuse/dataset.h"
+#include "diffuse/io.h"
 #include "diffuse/metrics.h"
 #include "diffuse/run.h"
 #include "diffuse/sampler.h"
@@ -42,8 +43,13 @@ void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o);
 // the model was saved is a SideOutputError (exit 3).
 Checkpoint run_training_in_terminal(const TrainOptions& o);
 
-// While one lives, the first Ctrl-C / SIGTERM only sets requested() (the work stops at its next
-// check); a second one kills at once, the default action. The handlers before it are restored.
+// Ctrl-C / SIGTERM for a command that writes files; its first action, before any file is touched
+// (check_writable's probe included). While one lives, the first Ctrl-C / SIGTERM only sets
+// requested(), and every output file asks it (an OutputStopScope): the command then stops at its
+// next check, an output being written throws Interrupted("interrupted; PATH was not written") and
+// removes its temporary file, and main() exits 130 with that one line. A second one kills at once,
+// the default action (a temporary file may then remain). They nest: only the outermost installs
+// the handlers and restores the ones before it.
 class StopSignals {
  public:
   StopSignals();
@@ -53,8 +59,10 @@ class StopSignals {
   static bool requested();
 
  private:
-  void (*old_int_)(int);
-  void (*old_term_)(int);
+  bool outermost_;
+  void (*old_int_)(int) = nullptr;
+  void (*old_term_)(int) = nullptr;
+  OutputStopScope outputs_;
 };
 
 // Registers --seed on cmd: a decimal integer 0 .. 2^64 - 1 (anything else, "-1" or "2^70"

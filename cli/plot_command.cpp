@@ -190,6 +190,7 @@ void add_plot_data(CLI::App* plot) {
                 "a built-in shape: colour the points by their class (as `diffuse data --labels`)");
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     check_figure_output(o->out, {{"the data", o->data}});
     const bool shape = is_shape_name(o->data);
     if (shape && !o->label_column.empty()) {
@@ -249,6 +250,7 @@ void add_plot_schedule(CLI::App* plot) {
   add_schedule_options(cmd, o->schedule);
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     check_figure_output(o->out, {{"--model", o->schedule.model}});
     const Schedule s = schedule_from(o->schedule);
     plot_schedule(o->out, s, schedule_title(s));
@@ -275,6 +277,7 @@ void add_plot_forward(CLI::App* plot) {
   add_schedule_options(cmd, o->schedule);
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     check_panels(o->panels);
     check_figure_output(o->out, {{"the data", o->data}});
     const Schedule s = schedule_from(o->schedule);
@@ -303,6 +306,7 @@ void add_plot_reverse(CLI::App* plot) {
   add_sampler_options(cmd, o->sampler);
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     check_panels(o->panels);
     check_figure_output(o->out, {{"the model", o->model}});
     const Checkpoint ckpt = load_checkpoint(o->model);
@@ -327,6 +331,7 @@ void add_plot_loss(CLI::App* plot) {
   cmd->add_flag("--log-y", o->log_y, "logarithmic loss axis");
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     check_figure_output(o->out, {{"the log", o->log}});
     const LossCurve c = read_loss_log(o->log);
     plot_loss(o->out, c.epochs, c.mean_loss, o->log_y, "training loss: " + file_name(o->log));
@@ -355,6 +360,7 @@ void add_plot_compare(CLI::App* plot) {
                       kDefaultLabelColumn + "` when the samples and the reference both have it)");
   add_figure_output(cmd, o->out);
   cmd->callback([o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     check_figure_output(o->out);
     // The label column: the one named, or `label` when both files have it (a shape: its classes).
     std::string column = o->label_column;
@@ -483,6 +489,7 @@ void add_animate_command(CLI::App& app) {
   cmd->add_option("--hold-ms", o->hold_ms, "how long the last frame stays")->capture_default_str();
   add_sampler_options(cmd, o->sampler);
   cmd->callback([o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     if (o->every < 0) throw UsageError("--every: expected >= 0, got " + std::to_string(o->every));
     if (o->size < 120 || o->size > 2048) {
       throw UsageError("--size: expected 120 to 2048 pixels, got " + std::to_string(o->size));

@@ -100,7 +100,7 @@ void add_sample_command(CLI::App& app) {
       }
     }
     validate(sc, make_schedule(ckpt.schedule).T());
-    const std::string interrupted = "sample: interrupted; " + o->out + " was not written";
+    const std::string interrupted = "interrupted; " + o->out + " was not written";
     if (StopSignals::requested()) throw Interrupted(interrupted);  // while the model loaded
 
     // A conditional model's samples carry their class in the training data's label column.

@@ -22,6 +22,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--snapshot-points", o->snapshot_points, "samples per snapshot")
       ->capture_default_str();
   cmd->callback([cmd, o] {
+    const StopSignals stop;  // Ctrl-C: exit 130, no output half-written (see StopSignals)
     note_given_options(*cmd, *o);
     if (o->as_tutorial) apply_tutorial_where_unset(*cmd, *o);
     const Checkpoint ckpt = run_training_in_terminal(*o);

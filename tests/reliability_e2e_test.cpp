@@ -683,6 +683,48 @@ TEST_F(Outputs, CtrlCDuringSampleExits130AndLeavesNoFile) {
   EXPECT_EQ(files_in(dir.path(), {"child.txt"}), std::vector<std::string>{});
 }
 
+// Runs `diffuse ARGS -o DIR/NAME` over an existing DIR/NAME, sends `sig` once a temporary file
+// shows (check_writable's probe or the output's own: every command that writes files takes Ctrl-C
+// before it touches one), and checks the one clean line "diffuse: COMMAND: interrupted; OUT was
+// not written", exit 130 (not death by the signal), the old file untouched and no temporary file.
+void expect_clean_interrupt(const std::string& args, const std::string& name,
+                            const std::string& command, int sig) {
+  TempDir dir;
+  const std::string out = dir.file(name);
+  put(out, "the old file\n");
+  Child child(split_args(args + " -o " + out), dir.file("child.txt"));
+  ASSERT_TRUE(child.started());
+  bool started = false;
+  for (int i = 0; i < 60000 && !started && child.running(); ++i) {
+    for (const auto& e : fs::directory_iterator(dir.path())) {
+      started |= e.path().filename().string().find(".tmp-") != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(started) << "finished before it was interrupted? "
+                       << test::slurp(dir.file("child.txt"));
+  child.signal(sig);
+  EXPECT_EQ(child.wait(), 130) << test::slurp(dir.file("child.txt"));
+  EXPECT_FALSE(child.killed_by_signal()) << "the signal's default action: no handler was installed";
+  EXPECT_EQ(test::slurp(dir.file("child.txt")),
+            "diffuse: " + command + ": interrupted; " + out + " was not written\n");
+  EXPECT_EQ(test::slurp(out), "the old file\n");
+  EXPECT_EQ(files_in(dir.path(), {"child.txt", name}), std::vector<std::string>{});
+}
+
+TEST_F(Outputs, CtrlCDuringDataExits130AndLeavesTheOldFile) {
+  // 10 million rows: seconds of writing, during which the temporary file exists.
+  expect_clean_interrupt("data moons -n 10000000", "d.csv", "data", SIGINT);
+  expect_clean_interrupt("data 8gaussians --labels -n 10000000", "d.csv", "data", SIGTERM);
+}
+
+TEST_F(Outputs, CtrlCDuringAFigureExits130AndLeavesTheOldFile) {
+  // A figure's file is opened before it is drawn: millions of points take seconds to draw.
+  expect_clean_interrupt("plot data moons -n 8000000", "p.png", "plot data", SIGINT);
+  expect_clean_interrupt("animate " + model_ + " -n 2000000 --every 1", "a.gif", "animate",
+                         SIGTERM);
+}
+
 TEST_F(Outputs, InputsThatAreNotRegularFilesOrTooLargeAreRefused) {
   SKIP_UNDER_ASAN();
   TempDir dir;
@@ -805,7 +847,7 @@ void interrupt_and_resume(const std::string& options, int epochs, int sig, TempD
                                  << test::slurp(dir.file("child.txt"));
   }
   const std::string said = test::slurp(dir.file("child.txt"));
-  EXPECT_NE(said.find("diffuse: interrupted at epoch "), std::string::npos) << said;
+  EXPECT_NE(said.find("diffuse: train: interrupted at epoch "), std::string::npos) << said;
   EXPECT_NE(said.find("--resume " + part), std::string::npos) << said;
 
   const Checkpoint stopped = load_checkpoint(part);
