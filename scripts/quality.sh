@@ -11,6 +11,8 @@
 #          SHAPE_EPOCHS= (epochs for the built-in shapes; default: the CLI's; tables always
 #          train at the CLI's defaults)
 #          TRAIN_ONLY=1 (train and sample into MODELS_DIR, no report)
+#          REPORT_ONLY=1 (write OUT.md from MODELS_DIR/results.jsonl of an earlier run)
+#          MODEL_NOTE= (how MODELS_DIR's models were trained, when this script did not train them)
 set -euo pipefail
 build=${1:-build/release}
 out=${2:-docs/QUALITY.md}
@@ -24,7 +26,8 @@ py=/usr/bin/python3
 mkdir -p "$models"
 export OMP_WAIT_POLICY=passive
 results="$models/results.jsonl"
-: >"$results"
+[[ ${REPORT_ONLY:-0} == 1 ]] && datasets=""
+[[ ${REPORT_ONLY:-0} == 1 ]] || : >"$results"
 for data in $datasets; do
   train_arg=(--data "$data")
   [[ -n ${SHAPE_EPOCHS:-} ]] && train_arg+=(--epochs "$SHAPE_EPOCHS")
@@ -70,8 +73,8 @@ done
   echo
   echo "Written by \`scripts/quality.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores,"
   echo "$(lscpu | sed -n 's/^Model name: *//p' | head -1)), on a machine shared with other jobs."
-  "$py" - "$results" "$seeds" "${SHAPE_EPOCHS:-}" <<'PY'
-import json, statistics, sys
+  MODEL_NOTE=${MODEL_NOTE:-} "$py" - "$results" "$seeds" "${SHAPE_EPOCHS:-}" <<'PY'
+import json, os, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 seeds = sys.argv[2].split()
 def ms(v, fmt):
@@ -83,7 +86,9 @@ budget = (f"default settings except `--epochs {sys.argv[3]}` for the built-in sh
           if sys.argv[3] else "default settings")
 print(f"Each row: {len(seeds)} training seeds ({', '.join(seeds)}), {budget} "
       "(`diffuse train --data NAME --seed S`), 10,000 DDPM samples (sampling seed S), then "
-      "`diffuse eval`; **mean ± spread** (sample std over the seeds). The DPM++(2M)@10 column "
+      "`diffuse eval`; **mean ± spread** (sample std over the seeds). "
+      f"{os.environ['MODEL_NOTE'] + ' ' if os.environ['MODEL_NOTE'] else ''}"
+      " The DPM++(2M)@10 column "
       "scores 10,000 samples of the same models with `--sampler dpmpp2m --nfe 10`. Built-in "
       "shapes are scored against the shape; the tables are split once 80/20, trained on the "
       "80% and scored against the held-out 20% with `--train` for copy_share; `inside` is the "
@@ -98,7 +103,10 @@ for r in rows:
 for d in order:
     rs = [r for r in rows if r["data"] == d]
     ev = [r["eval"] for r in rs]
-    worst = max(ev[0]["columns"], key=lambda c: statistics.mean(
+    # A constant column (digits' border pixels) has no floor and no ratio: not a candidate.
+    scored = [c for c in ev[0]["columns"]
+              if all(e["columns"][ev[0]["columns"].index(c)]["w1_ratio"] is not None for e in ev)]
+    worst = max(scored, key=lambda c: statistics.mean(
         e["columns"][ev[0]["columns"].index(c)]["w1_ratio"] for e in ev))
     wi = ev[0]["columns"].index(worst)
     cov = "-"
