@@ -223,6 +223,22 @@ TEST(Cli, SmallTablesTrainAtTheDefaultsAndShortRunsAreWarnedAbout) {
                "--batch-size");
 }
 
+// 25,000 passes or more over a table's rows: the samples tend to copy rows, and train says so once
+// (docs/DEFAULTS.md: iris and wine at the default budget); one pass fewer is not warned about.
+TEST(Cli, RunsOfManyPassesOverFewRowsWarnThatSamplesMayCopyRows) {
+  TempDir dir;
+  write_csv(dir.file("d.csv"), make_shape(Shape::kMoons, 8, 0.1, 3), {"a", "b"});
+  const std::string model = dir.file("m.safetensors");
+  const std::string train = "train --data " + dir.file("d.csv") + " --hidden 8 --depth 1 -q -o ";
+  auto r = run_cli(train + model + " --epochs 25000");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("diffuse: warning: 25000 passes over 8 rows: ", 0), 0u) << r.output;
+  EXPECT_EQ(r.output.find("passes over"), r.output.rfind("passes over")) << "once: " << r.output;
+  r = run_cli(train + model + " --epochs 24999");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("passes over"), std::string::npos) << r.output;
+}
+
 // D = 1 and D = 16 through train and sample: names come back, and so do the units (means and
 // spreads of columns on very different scales).
 TEST(Cli, OneAndSixteenColumnCsvsRoundTripThroughTrainAndSample) {
