@@ -55,19 +55,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def write_tables(folder):
-    from sklearn import datasets
-    for name in TABLES:
-        d = getattr(datasets, "load_" + name)()
-        x = np.asarray(d.data, dtype=np.float64)
-        names = [str(f).replace(" ", "_").replace("(cm)", "cm").replace(",", "")
-                 for f in d.feature_names]
-        perm = np.random.default_rng(0).permutation(len(x))
-        k = len(x) // 5
-        for part, rows in [("heldout", perm[:k]), ("train", perm[k:])]:
-            with open(f"{folder}/{name}.{part}.csv", "w") as f:
-                f.write(",".join(names) + "\n")
-                for r in x[np.sort(rows)]:
-                    f.write(",".join(f"{v:.9g}" for v in r) + "\n")
+    sys.path.insert(0, HERE)
+    from sklearn_tables import write_tables as write  # the one split of every table script
+    write(folder, TABLES, seed=0)
 
 
 def read(path):

@@ -656,6 +656,17 @@ TEST_F(Outputs, SampleStreamsSoMemoryDoesNotGrowWithN) {
   EXPECT_EQ(lines, 2000001);
 }
 
+// Waits (up to a minute) until a temporary file ("*.tmp-*") shows in `folder` while the child runs.
+bool wait_for_temporary_file(Child& child, const std::string& folder) {
+  for (int i = 0; i < 60000 && child.running(); ++i) {
+    for (const auto& e : fs::directory_iterator(folder)) {
+      if (e.path().filename().string().find(".tmp-") != std::string::npos) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
 TEST_F(Outputs, CtrlCDuringSampleExits130AndLeavesNoFile) {
   TempDir dir;
   const std::string out = dir.file("s.csv");
@@ -667,13 +678,7 @@ TEST_F(Outputs, CtrlCDuringSampleExits130AndLeavesNoFile) {
   // loads or while sampling (the usual case: the probe lives for microseconds). The handler was
   // once installed after the probe: under load the test saw the probe, the signal's default action
   // killed the child (130 too, but no line), sometimes leaving the probe behind.
-  bool started = false;
-  for (int i = 0; i < 60000 && !started && child.running(); ++i) {
-    for (const auto& e : fs::directory_iterator(dir.path())) {
-      started |= e.path().filename().string().find(".tmp-") != std::string::npos;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  const bool started = wait_for_temporary_file(child, dir.path());
   ASSERT_TRUE(started) << test::slurp(dir.file("child.txt"));
   child.signal(SIGINT);
   EXPECT_EQ(child.wait(), 130) << test::slurp(dir.file("child.txt"));
@@ -694,13 +699,7 @@ void expect_clean_interrupt(const std::string& args, const std::string& name,
   put(out, "the old file\n");
   Child child(split_args(args + " -o " + out), dir.file("child.txt"));
   ASSERT_TRUE(child.started());
-  bool started = false;
-  for (int i = 0; i < 60000 && !started && child.running(); ++i) {
-    for (const auto& e : fs::directory_iterator(dir.path())) {
-      started |= e.path().filename().string().find(".tmp-") != std::string::npos;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  const bool started = wait_for_temporary_file(child, dir.path());
   ASSERT_TRUE(started) << "finished before it was interrupted? "
                        << test::slurp(dir.file("child.txt"));
   child.signal(sig);
