@@ -1,7 +1,8 @@
 // Tests for the residual-MLP denoiser: central-difference gradient checks of its LayerNorm and SiLU
 // kernels and of the whole network, agreement with the PyTorch reference
 // (scripts/resmlp_reference.py fixtures), layout, batch-split independence, checkpoints; the same
-// for the class-conditional network (label embedding with a null class).
+// for the class-conditional network (label embedding with a null class) and the input Fourier
+// features.
 #include "diffuse/resmlp.h"
 
 #include <gtest/gtest.h>
@@ -129,6 +130,40 @@ void check_network(const ModelConfig& cfg, std::vector<float> params, int B, uin
   EXPECT_LT(c.worst, 5e-2);
 }
 
+TEST(ResMlpGradCheck, InputFourierFeatures) {
+  // dx of loss = sum r * f at 6 octaves (2^5 x: the stencil's h must resolve a period of 0.2).
+  const int D = 3, K = 6, B = 4;
+  const size_t ldf = 2 * K * D + 5;  // a column stride past the features: the rest is untouched
+  Rng rng(21);
+  std::vector<float> x = normals(rng, static_cast<size_t>(D) * B, 1.5f);
+  const std::vector<float> r = normals(rng, ldf * B);
+  std::vector<float> f(ldf * B, 0.0f), dx(x.size(), 0.5f);
+  auto loss = [&] {
+    input_fourier_forward(f.data(), ldf, x.data(), B, D, K);
+    return weighted_sum(r, f.data());
+  };
+  loss();
+  input_fourier_backward(dx.data(), r.data(), f.data(), ldf, B, D, K);
+  for (float& v : dx) v -= 0.5f;  // the backward adds to dx
+  const GradCheck c = check_grad(x.data(), dx.data(), x.size(), loss, 1.0f / 1024);
+  report("x", c);
+  EXPECT_LT(c.normwise, 1e-4);
+  EXPECT_LT(c.worst, 1e-2);
+}
+
+TEST(ResMlpGradCheck, WholeNetworkWithFourierFeatures) {
+  ModelConfig cfg{3, 12, 100, ModelKind::kResMlp, 2};
+  cfg.fourier_features = 3;
+  Model m(cfg);
+  Rng rng(19);
+  m.init(rng);
+  check_network(cfg, m.params, 6, 20);
+  cfg.classes = 2;  // with a class embedding too
+  Model mc(cfg);
+  mc.init(rng);
+  check_network(cfg, mc.params, 5, 22, {0, 2, 1, 2, 0});
+}
+
 TEST(ResMlpGradCheck, WholeNetworkAtInit) {
   const ModelConfig cfg{3, 8, 50, ModelKind::kResMlp, 2};
   Model m(cfg);
@@ -205,13 +240,15 @@ std::vector<float> floats(const json& tensor) {
 
 TEST(ResMlpPyTorch, ForwardLossAndGradientsMatch) {
   for (const char* file :
-       {"resmlp_d2_h32_l2.json", "resmlp_d5_h24_l3.json", "resmlp_d3_h20_l2_c4.json"}) {
+       {"resmlp_d2_h32_l2.json", "resmlp_d5_h24_l3.json", "resmlp_d3_h20_l2_c4.json",
+        "resmlp_d2_h32_l2_f6.json", "resmlp_d4_h20_l2_c3_f3.json"}) {
     SCOPED_TRACE(file);
     std::printf("%s\n", file);
     const json j = test::load_fixture(file);
     const json& c = j.at("config");
     ModelConfig cfg{c.at("dim"), c.at("hidden"), c.at("T"), ModelKind::kResMlp, c.at("depth")};
     cfg.classes = c.value("classes", 0);
+    cfg.fourier_features = c.value("fourier_features", 0);
     const int B = c.at("B");
     const std::vector<int32_t> labels = j.value("labels", std::vector<int32_t>{});
     ASSERT_EQ(labels.empty(), cfg.classes == 0);
@@ -353,6 +390,77 @@ TEST(ResMlp, InitIsTorchDefaultAndLayoutCountsEveryTensor) {
     }
   }
   EXPECT_THROW(validate(ModelConfig{2, 64, 100, ModelKind::kResMlp, 0}), UsageError);
+}
+
+TEST(ResMlp, FourierFeaturesWidenOnlyTheFirstLayer) {
+  ModelConfig cfg{2, 128, 1000, ModelKind::kResMlp, 2};
+  const size_t plain = param_count(cfg);
+  cfg.fourier_features = 6;
+  const std::vector<TensorInfo> layout = param_layout(cfg);
+  EXPECT_EQ(layout[0].name, "inp.weight");
+  EXPECT_EQ(layout[0].shape, (std::vector<int64_t>{128, 2 + 32 + 24}));  // D + E + 2 K D
+  EXPECT_EQ(resmlp_inputs(cfg), 58);
+  EXPECT_EQ(param_count(cfg), plain + 128 * 24);
+  // fan_in D + E + 2 K D: the bound is 1 / sqrt(58), reached, not 1 / sqrt(34).
+  Model m(cfg);
+  Rng rng(1);
+  m.init(rng);
+  double mx = 0;
+  for (size_t i = 0; i < layout[0].size; ++i) mx = std::max(mx, std::abs(double{m.params[i]}));
+  EXPECT_LE(mx, 1.0 / std::sqrt(58.0));
+  EXPECT_GT(mx, 0.99 / std::sqrt(58.0));
+  // 0..kMaxFourierFeatures octaves, on the residual MLP only.
+  cfg.fourier_features = kMaxFourierFeatures;
+  EXPECT_NO_THROW(validate(cfg));
+  for (int bad : {-1, kMaxFourierFeatures + 1}) {
+    cfg.fourier_features = bad;
+    try {
+      validate(cfg);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--fourier-features: expected 0..10"), std::string::npos)
+          << e.what();
+    }
+  }
+  ModelConfig tut{2, 8, 10};
+  tut.fourier_features = 1;
+  EXPECT_THROW(validate(tut), UsageError);
+}
+
+TEST(ResMlp, InputFourierFeaturesAreSinAndCosOfEachOctaveInOrder) {
+  const int D = 3, K = 6, B = 7;
+  const size_t ldf = 2 * K * D + 3;
+  std::vector<float> x = {0.0f,  1.0f,  -1.0f, 0.3f,  -4.2f, 3.9f,    1e-20f,
+                          -0.7f, 2.5f,  0.05f, -2.0f, 1.25f, -3.141f, 0.6f,
+                          0.11f, -0.4f, 1.7f,  -2.9f, 0.9f,  -1.1f,   0.0625f};
+  ASSERT_EQ(x.size(), static_cast<size_t>(D) * B);
+  std::vector<float> f(ldf * B, -9.0f);
+  input_fourier_forward(f.data(), ldf, x.data(), B, D, K);
+  double worst = 0, worst_libm = 0;
+  for (int j = 0; j < B; ++j) {
+    for (int d = 0; d < D; ++d) {
+      for (int k = 0; k < K; ++k) {
+        const float a = x[j * D + d] * static_cast<float>(1 << k);
+        const size_t i = j * ldf + 2 * (d * K + k);
+        worst = std::max({worst, std::abs(f[i] - std::sin(double{a})),
+                          std::abs(f[i + 1] - std::cos(double{a}))});
+        worst_libm = std::max({worst_libm, double{std::abs(f[i] - std::sin(a))},
+                               double{std::abs(f[i + 1] - std::cos(a))}});
+      }
+    }
+    for (size_t i = 2 * K * D; i < ldf; ++i) EXPECT_EQ(f[j * ldf + i], -9.0f);  // past the features
+  }
+  std::printf("  worst |f - sin, cos| %.2e against double, %.2e against std:: in float\n", worst,
+              worst_libm);
+  EXPECT_LT(worst, 2.5e-7);  // within 2 float ulps of 1
+  EXPECT_EQ(f[0], 0.0f);     // sin(0), cos(0) exactly
+  EXPECT_EQ(f[1], 1.0f);
+  // A column's features do not depend on the batch around it.
+  std::vector<float> one(ldf, -9.0f);
+  for (int j = 0; j < B; ++j) {
+    input_fourier_forward(one.data(), ldf, x.data() + j * D, 1, D, K);
+    for (size_t i = 0; i < ldf; ++i) ASSERT_EQ(one[i], f[j * ldf + i]) << j << " " << i;
+  }
 }
 
 TEST(ResMlp, TimeEmbeddingIsSinusoidalInTOverT) {

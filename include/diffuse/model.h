@@ -10,10 +10,10 @@
 //   h3 = softplus((W3 h2 + b3) * E3[t])     ConditionalLinear(H, H)
 //   y  = W4 h3 + b4                         Linear(H, D)
 //
-// kResMlp: a residual MLP with a sinusoidal embedding of time (include/diffuse/resmlp.h has its
-// layers and kernels), optionally class-conditional (ModelConfig::classes): a learned class
-// embedding with one extra "no class" entry, so that one network predicts with and without a
-// class (classifier-free guidance, Ho & Salimans 2022).
+// kResMlp: a residual MLP with a sinusoidal embedding of time and, optionally, Fourier features of
+// its input (include/diffuse/resmlp.h has its layers and kernels), optionally class-conditional
+// (ModelConfig::classes): a learned class embedding with one extra "no class" entry, so that one
+// network predicts with and without a class (classifier-free guidance, Ho & Salimans 2022).
 //
 // What the network's output means (the noise, the clean data or v) is ModelConfig::prediction;
 // include/diffuse/denoiser.h turns it into the noise the samplers take.
@@ -65,6 +65,10 @@ struct ModelConfig {
   // C > 0: a class-conditional network (kResMlp only) with C classes 0..C-1 and the null class C
   // ("no class"); the calls below take one label per column. 0: unconditional.
   int classes = 0;
+  // K > 0 (kResMlp only): the first layer also sees sin(2^k x_d), cos(2^k x_d) for k = 0..K-1 of
+  // every coordinate, 2 K D more inputs (resmlp.h). Lets the network draw a coordinate's fine
+  // structure (25gaussians' tight modes) that a plain MLP on x smears. 0: none.
+  int fourier_features = 0;
 };
 
 // The null ("no class") label of a conditional model: its last embedding row.
@@ -82,10 +86,16 @@ struct TensorInfo {
 // lin4.*. kResMlp: see resmlp.h.
 std::vector<TensorInfo> param_layout(const ModelConfig& c);
 size_t param_count(const ModelConfig& c);
-// Throws UsageError unless D >= 1, H >= 1, T >= 2 (and, for kResMlp, 1 <= depth <= 64), and
-// 0 <= classes <= kMaxClasses, with classes > 0 only for kResMlp ("--label-column" names it).
+// Throws UsageError unless D >= 1, H >= 1, T >= 2 (and, for kResMlp, 1 <= depth <= 64),
+// 0 <= classes <= kMaxClasses, with classes > 0 only for kResMlp ("--label-column" names it), and
+// 0 <= fourier_features <= kMaxFourierFeatures, above 0 only for kResMlp ("--fourier-features").
 void validate(const ModelConfig& c);
 inline constexpr int kMaxClasses = 65536;
+// At most 10 octaves: the highest, sin(2^(K-1) x) = sin(512 x) at K = 10, has period
+// 2 pi / 512 = 0.012 in standardized units, finer than any structure of the data, and at |x| ~ 4
+// float resolves its argument only to 2.4e-4 rad (2% of that period): more octaves would feed the
+// network noise. It also bounds the first layer's extra inputs: 2 K D, 20 per coordinate.
+inline constexpr int kMaxFourierFeatures = 10;
 
 struct Model {
   ModelConfig config;

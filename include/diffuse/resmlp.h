@@ -1,16 +1,25 @@
 // The residual-MLP denoiser network (ModelConfig::kind == ModelKind::kResMlp): a continuous
-// sinusoidal embedding of time, LayerNorm and SiLU in pre-norm residual blocks. Its layers as
-// *_forward / *_backward kernels with shape comments; the whole network is reached through
-// model.h's calls (model_forward, model_backward, model_predict), not from here. Not an autograd.
+// sinusoidal embedding of time, optional Fourier features of the input, LayerNorm and SiLU in
+// pre-norm residual blocks. Its layers as *_forward / *_backward kernels with shape comments; the
+// whole network is reached through model.h's calls (model_forward, model_backward, model_predict),
+// not from here. Not an autograd.
 //
 //   e   = [sin(tau f), cos(tau f)],  tau = 1000 t / T,  f_k = 10000^(-k/(E/2))   (E, B)
-//   h0  = W_in [x; e] + b_in (+ C_emb[y])                 inp: Linear(D + E, H)
+//   ff  = [sin(2^k x_d), cos(2^k x_d)] for d < D, k < K   (K octaves)           (2 K D, B)
+//   h0  = W_in [x; e; ff] + b_in (+ C_emb[y])             inp: Linear(D + E + 2 K D, H)
 //                                                         label_emb: Embedding(C + 1, H)
 //   for l < depth:                                        blocks.l
 //     u_l     = LayerNorm_l(h_l)                            .norm: LayerNorm(H)
 //     g_l     = silu(W1_l u_l + b1_l)                       .fc1: Linear(H, H)
 //     h_{l+1} = h_l + W2_l g_l + b2_l                       .fc2: Linear(H, H)
 //   y   = W_out silu(LayerNorm(h_depth)) + b_out          norm: LayerNorm(H), out: Linear(H, D)
+//
+// The Fourier features (ModelConfig::fourier_features = K; 0: none, ff is empty) give the first
+// layer each coordinate at K octaves, ordered coordinate by coordinate: sin(x_1), cos(x_1),
+// sin(2 x_1), cos(2 x_1), ..., cos(2^(K-1) x_1), sin(x_2), ... An MLP on x alone draws smooth
+// functions of x (spectral bias); a grid of tight modes (25gaussians) needs a sharp function of
+// each coordinate, which the high octaves supply. The network's first layer is the only one that
+// changes: it takes 2 K D more inputs (init fan_in D + E + 2 K D).
 //
 // The class-conditional network (ModelConfig::classes = C > 0) adds a learned embedding of the
 // label y in 0..C (C: the null class, "no class") to h0. W_in e + b_in is the network's time
@@ -20,7 +29,7 @@
 // add forward, a scatter-add of dh0 backward.
 //
 // Tensor names are the state_dict keys of scripts/resmlp_reference.py's ResMlp, in its order:
-// inp.weight (H, D+E), inp.bias, blocks.L.{norm.weight, norm.bias, fc1.weight, fc1.bias,
+// inp.weight (H, D+E+2KD), inp.bias, blocks.L.{norm.weight, norm.bias, fc1.weight, fc1.bias,
 // fc2.weight, fc2.bias}, norm.weight, norm.bias, out.weight (D, H), out.bias and, conditional,
 // label_emb.weight (C + 1, H) (registered last, so the unconditional layout is a prefix).
 // Time enters only through e, a fixed function of t / T: no table grows with T, so a large T costs
@@ -37,6 +46,11 @@ namespace diffuse {
 
 inline constexpr int kTimeFeatures = 32;       // E: 16 sines and 16 cosines
 inline constexpr float kLayerNormEps = 1e-5f;  // torch.nn.LayerNorm's default
+
+// The first layer's inputs: D + E + 2 K D ([x; e; ff]).
+inline int resmlp_inputs(const ModelConfig& c) {
+  return c.dim + kTimeFeatures + 2 * c.fourier_features * c.dim;
+}
 
 // Used by model.cpp's dispatch.
 std::vector<TensorInfo> resmlp_layout(const ModelConfig& c);
@@ -56,6 +70,18 @@ void resmlp_backward(const ModelConfig& c, const float* params, const float* x, 
 // e (E, B): e[k] = sin(tau f_k), e[E/2 + k] = cos(tau f_k), tau = 1000 t_j / T. E even. No
 // parameters and t is discrete, so there is no backward.
 void time_embedding_forward(float* e, const int32_t* t, int B, int E, int T);
+
+// Fourier features of x (D, B) into f, (2 K D, B) with column stride ldf >= 2 K D: for
+// coordinate d and octave k < K, f[2 (d K + k)] = sin(2^k x_d), f[2 (d K + k) + 1] =
+// cos(2^k x_d), by Eigen's packet sin and cos (within 6e-8 of std::sin / std::cos, not bit for
+// bit). Every element takes the same packet path, so a column's features do not depend on the
+// batch. No parameters.
+void input_fourier_forward(float* f, size_t ldf, const float* x, int B, int D, int K);
+// Adds the features' share of d loss / d x to dx (D, B), given df (d loss / d f, column stride
+// ldf) and the forward's f: dx_d += sum_k 2^k (df_sin cos(2^k x_d) - df_cos sin(2^k x_d)). The
+// trainer does not need it (x is data); model_backward's d loss / d x does.
+void input_fourier_backward(float* dx, const float* df, const float* f, size_t ldf, int B, int D,
+                            int K);
 
 // Embedding lookup added to h (n, B): h[:, j] += table[label_j] with table (rows, n) row-major
 // and label_j = labels[j] (every label the null row rows - 1 when labels is null). Throws Error

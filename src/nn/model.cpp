@@ -579,6 +579,14 @@ void validate(const ModelConfig& c) {
         "--label-column: the tutorial's network has no class embedding; use --model "
         "resmlp");
   }
+  if (c.fourier_features < 0 || c.fourier_features > kMaxFourierFeatures) {
+    throw UsageError("--fourier-features: expected 0.." + std::to_string(kMaxFourierFeatures) +
+                     " octaves, got " + std::to_string(c.fourier_features));
+  }
+  if (c.fourier_features > 0 && c.kind != ModelKind::kResMlp) {
+    throw UsageError(
+        "--fourier-features: the tutorial's network takes no input features; use --model resmlp");
+  }
   if (c.hidden > 65536 || c.dim > 65536) {
     throw UsageError("--hidden: expected at most 65536, got " + std::to_string(c.hidden));
   }
