@@ -74,7 +74,7 @@ def main():
         from resmlp_reference import ResMlp
         classes = len(json.loads(meta["classes"])) if "classes" in meta else 0
         model = ResMlp(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]), int(meta["depth"]),
-                       classes)
+                       classes, int(meta.get("fourier_features", "0")))
     else:
         model = ConditionalModel(int(meta["T"]), int(meta["dim"]), int(meta["hidden"]))
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("train.")}, strict=True)
@@ -89,7 +89,9 @@ def main():
         got = model(x, t, labels) if conditional else model(x, t)
     err = ((got - expected).norm() / expected.norm()).item()
     print(f"loaded {len(state)} tensors into {kind}, T={meta['T']} dim={meta['dim']} "
-          f"hidden={meta['hidden']}" + (f" classes={meta['classes']}" if conditional else "") + "; "
+          f"hidden={meta['hidden']}" + (f" classes={meta['classes']}" if conditional else "") +
+          (f" fourier_features={meta['fourier_features']}" if "fourier_features" in meta else "") +
+          "; "
           f"relative error of the outputs {err:.2e}")
     return 0 if err < 1e-5 else 1
 

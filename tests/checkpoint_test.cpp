@@ -633,7 +633,8 @@ TEST_F(CheckpointFile, MetadataContradictsTensors) {
       path, {"metadata says hidden=4 but tensor lin1.lin.weight is 5 wide (shape [5, 3])"}));
   edit_metadata("dim", "2");
   EXPECT_TRUE(LoadFailsWith(
-      path, {"metadata says dim=2 but tensor lin1.lin.weight takes 3 inputs (shape [5, 3])"}));
+      path,
+      {"metadata says dim=2 but tensor lin1.lin.weight takes 3 inputs, not 2 (shape [5, 3])"}));
   edit_metadata("T", "100");
   EXPECT_TRUE(LoadFailsWith(path, {"metadata says T=100 but tensor lin1.embed.weight has 4 rows"}));
   edit_metadata("normalization", R"({"mean": [1, 2], "std": [1, 1]})");

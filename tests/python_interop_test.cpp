@@ -75,6 +75,16 @@ TEST(PythonInterop, ResMlpReferenceLoadsOurCheckpointStrictAndAgrees) {
   EXPECT_NE(r.output.find("loaded 18 tensors into resmlp"), std::string::npos) << r.output;
 }
 
+TEST(PythonInterop, ResMlpWithFourierFeaturesLoadsStrictAndAgrees) {
+  if (!have_torch()) GTEST_SKIP() << "python3-torch is not installed";
+  ModelConfig c{3, 24, 1000, ModelKind::kResMlp, 2, Prediction::kV};
+  c.fourier_features = 6;  // the reference rebuilds inp as Linear(3 + 32 + 36, 24) from metadata
+  const auto r = python_load(c);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("loaded 18 tensors into resmlp"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("fourier_features=6"), std::string::npos) << r.output;
+}
+
 TEST(PythonInterop, ConditionalResMlpReferenceLoadsOurCheckpointStrictAndAgrees) {
   if (!have_torch()) GTEST_SKIP() << "python3-torch is not installed";
   ModelConfig c{4, 16, 1000, ModelKind::kResMlp, 2, Prediction::kV};

@@ -544,6 +544,72 @@ TEST(ResMlpCheckpoint, ConditionalRoundTripsClassesAsVersion3) {
   EXPECT_FALSE(test::file_exists(dir.file("n.safetensors")));
 }
 
+TEST(ResMlpCheckpoint, FourierFeaturesRoundTripAsVersion4AndFilesWithoutThemLoadAsNone) {
+  test::TempDir dir;
+  ModelConfig cfg{2, 16, 100, ModelKind::kResMlp, 2, Prediction::kV};
+  cfg.fourier_features = 6;
+  Model m(cfg);
+  Rng rng(4);
+  m.init(rng);
+  Checkpoint ck;
+  ck.model = cfg;
+  ck.schedule.T = cfg.T;
+  ck.params = m.params;
+  save_checkpoint(dir.file("f.safetensors"), ck);
+  const Checkpoint back = load_checkpoint(dir.file("f.safetensors"));
+  EXPECT_EQ(back.model.fourier_features, 6);
+  EXPECT_EQ(back.params, m.params);
+  const SafeTensors st = read_safetensors(dir.file("f.safetensors"));
+  EXPECT_EQ(st.metadata.at("format_version"), "4");
+  EXPECT_EQ(st.metadata.at("fourier_features"), "6");
+  EXPECT_EQ(st.tensors.at("inp.weight").shape, (std::vector<int64_t>{16, 2 + 32 + 24}));
+  // K = 0 writes no key and stays version 2: what every earlier build wrote, and reads.
+  ModelConfig plain = cfg;
+  plain.fourier_features = 0;
+  Model p(plain);
+  p.init(rng);
+  ck.model = plain;
+  ck.params = p.params;
+  save_checkpoint(dir.file("p.safetensors"), ck);
+  const SafeTensors sp = read_safetensors(dir.file("p.safetensors"));
+  EXPECT_EQ(sp.metadata.count("fourier_features"), 0u);
+  EXPECT_EQ(sp.metadata.at("format_version"), "2");
+  EXPECT_EQ(load_checkpoint(dir.file("p.safetensors")).model.fourier_features, 0);
+  // Bad values are one clear error naming the key; a K that does not match inp.weight names it.
+  auto error_of = [&](const SafeTensors& base, const char* key, const std::string& value) {
+    SafeTensors bad = base;
+    if (value.empty()) {
+      bad.metadata.erase(key);
+    } else {
+      bad.metadata[key] = value;
+    }
+    try {
+      parse_checkpoint(serialize_safetensors(bad), "bad.safetensors");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  for (const char* v : {"11", "-1", "six", "2.5"}) {
+    const std::string e = error_of(st, "fourier_features", v);
+    EXPECT_EQ(e.rfind("bad.safetensors: metadata \"fourier_features\" is ", 0), 0u) << e;
+  }
+  EXPECT_NE(error_of(st, "fourier_features", "11").find("expected 0 to 10"), std::string::npos);
+  const std::string five = error_of(st, "fourier_features", "5");
+  EXPECT_NE(five.find("fourier_features=5 but tensor inp.weight takes 58 inputs, not 54"),
+            std::string::npos)
+      << five;
+  const std::string none = error_of(st, "fourier_features", "");  // dropped: read as K = 0
+  EXPECT_NE(none.find("dim=2 but tensor inp.weight takes 58 inputs, not 34"), std::string::npos)
+      << none;
+  const std::string added = error_of(sp, "fourier_features", "6");
+  EXPECT_NE(added.find("inp.weight takes 34 inputs, not 58"), std::string::npos) << added;
+  // The tutorial's network has no input features.
+  SafeTensors tut = sp;
+  tut.metadata["model"] = "tutorial";
+  EXPECT_NE(error_of(tut, "fourier_features", "2").find("invalid model"), std::string::npos);
+}
+
 TEST(ResMlpCheckpoint, TutorialEpsCheckpointsStayVersion1AndOldFilesLoadAsTutorial) {
   test::TempDir dir;
   const ModelConfig cfg{2, 8, 10};

@@ -25,7 +25,10 @@ namespace diffuse {
 // it). 2: adds "model" (tutorial, resmlp), "prediction" (eps, x0, v) and, for resmlp, "depth".
 // 3: a class-conditional model: "classes" and "class_counts" and the label_emb.weight tensor
 // (written only for one, so that every unconditional file stays readable by version 2 builds).
-inline constexpr int kCheckpointFormatVersion = 3;
+// 4: a resmlp with input Fourier features: "fourier_features" (K, 1..kMaxFourierFeatures) and an
+// inp.weight of D + E + 2 K D columns (written only for K > 0: a K = 0 file stays version 2 or 3,
+// and a file without the key has K = 0).
+inline constexpr int kCheckpointFormatVersion = 4;
 
 // What a training run needs to continue bit-for-bit (diffuse train --resume).
 struct TrainState {
@@ -56,15 +59,15 @@ struct Checkpoint {
 // present, as extra 1-D tensors "train.adam.m", "train.adam.v", "train.raw" (omitted when
 // raw_params is empty) and metadata keys. Metadata (all values strings): "format" = "diffuse",
 // "format_version", "dim", "hidden", "T", "schedule", "beta_start", "beta_end", "cosine_s"
-// (%.17g, exact round trip), "model", "prediction" and (resmlp) "depth" unless the model is the
-// tutorial's predicting eps (then a version 1 file without them), optional "normalization"
-// {"mean": [..], "std": [..]}, "range" {"min": [..], "max": [..], "integer": [true/false..]} (data
-// units), "columns" [..] and (conditional models) "classes" [..] and "class_counts" [..] as JSON
-// text and "label_column", "info.KEY" per info entry; with train state
-// "train.epoch", "train.adam.step",
-// "train.adam.lr", "train.adam.beta1", "train.adam.beta2", "train.adam.eps", "train.rng" (JSON
-// array of 4 decimal strings) and "train.config". Throws Error naming path when ckpt is
-// inconsistent (sizes, non-finite weights) instead of writing a file load_checkpoint rejects.
+// (%.17g, exact round trip), "model", "prediction", (resmlp) "depth" and (K > 0)
+// "fourier_features" unless the model is the tutorial's predicting eps (then a version 1 file
+// without them), optional "normalization" {"mean": [..], "std": [..]}, "range" {"min": [..],
+// "max": [..], "integer": [true/false..]} (data units), "columns" [..] and (conditional models)
+// "classes" [..] and "class_counts" [..] as JSON text and "label_column", "info.KEY" per info
+// entry; with train state "train.epoch", "train.adam.step", "train.adam.lr", "train.adam.beta1",
+// "train.adam.beta2", "train.adam.eps", "train.rng" (JSON array of 4 decimal strings) and
+// "train.config". Throws Error naming path when ckpt is inconsistent (sizes, non-finite weights)
+// instead of writing a file load_checkpoint rejects.
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // Validates everything (header, JSON, names, shapes, dtype, offsets, version, metadata against
 // tensors) and throws Error "PATH: what is wrong" on the first problem.

@@ -487,6 +487,12 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
   if (ck.model.kind == ModelKind::kResMlp) {
     ck.model.depth = static_cast<int>(meta.integer("depth", 1, 64));
   }
+  // Absent from files written before the option and from every K = 0 file: no features. (validate
+  // below refuses them on the tutorial's network.)
+  if (meta.find("fourier_features")) {
+    ck.model.fourier_features =
+        static_cast<int>(meta.integer("fourier_features", 0, kMaxFourierFeatures));
+  }
   if (const std::string* p = meta.find("prediction")) {
     const std::optional<Prediction> pk = prediction_from_string(*p);
     if (!pk) fail(src, "metadata \"prediction\" is " + show(*p) + ", expected eps, x0 or v");
@@ -534,15 +540,19 @@ Checkpoint checkpoint_from(const SafeTensors& st, const std::string& src) {
   // The metadata sizes must be the tensors' sizes; saying which one disagrees beats a bare
   // shape mismatch.
   const char* first = ck.model.kind == ModelKind::kTutorial ? "lin1.lin.weight" : "inp.weight";
-  const int first_in = ck.model.kind == ModelKind::kTutorial ? D : D + kTimeFeatures;
+  const int first_in = ck.model.kind == ModelKind::kTutorial ? D : resmlp_inputs(ck.model);
   const RawTensor& w1 = *find_tensor(st, first);
   if (w1.shape.size() == 2 && w1.shape[0] != H) {
     fail(src, "metadata says hidden=" + std::to_string(H) + " but tensor " + first + " is " +
                   std::to_string(w1.shape[0]) + " wide (shape " + shape_str(w1.shape) + ")");
   }
   if (w1.shape.size() == 2 && w1.shape[1] != first_in) {
-    fail(src, "metadata says dim=" + std::to_string(D) + " but tensor " + first + " takes " +
-                  std::to_string(w1.shape[1]) + " inputs (shape " + shape_str(w1.shape) + ")");
+    const int K = ck.model.fourier_features;
+    fail(src, "metadata says dim=" + std::to_string(D) +
+                  (K > 0 ? ", fourier_features=" + std::to_string(K) : std::string()) +
+                  " but tensor " + first + " takes " + std::to_string(w1.shape[1]) +
+                  " inputs, not " + std::to_string(first_in) + " (shape " + shape_str(w1.shape) +
+                  ")");
   }
   const RawTensor* e1 =
       ck.model.kind == ModelKind::kTutorial ? find_tensor(st, "lin1.embed.weight") : nullptr;
@@ -665,14 +675,20 @@ SafeTensors checkpoint_to_safetensors(const std::string& path, const Checkpoint&
   // A tutorial model predicting eps is a version 1 file, which every earlier build reads; any other
   // model says it needs a build that knows "model" and "prediction".
   const bool v1 = ck.model.kind == ModelKind::kTutorial && ck.model.prediction == Prediction::kEps;
-  // A conditional model is version 3; an unconditional one stays version 2, readable as before.
-  md["format_version"] = std::to_string(v1                     ? 1
-                                        : ck.model.classes > 0 ? kCheckpointFormatVersion
-                                                               : 2);
+  // Input Fourier features make version 4 and a conditional model version 3; any other model
+  // stays version 2, readable as before (an earlier build refuses a newer file by its version,
+  // instead of misreading inp.weight's width).
+  md["format_version"] = std::to_string(v1                              ? 1
+                                        : ck.model.fourier_features > 0 ? kCheckpointFormatVersion
+                                        : ck.model.classes > 0          ? 3
+                                                                        : 2);
   if (!v1) {
     md["model"] = to_string(ck.model.kind);
     md["prediction"] = to_string(ck.model.prediction);
     if (ck.model.kind == ModelKind::kResMlp) md["depth"] = std::to_string(ck.model.depth);
+    if (ck.model.fourier_features > 0) {
+      md["fourier_features"] = std::to_string(ck.model.fourier_features);
+    }
   }
   md["dim"] = std::to_string(ck.model.dim);
   md["hidden"] = std::to_string(ck.model.hidden);
