@@ -95,6 +95,10 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
       ->default_str(to_string(o.model));
   cmd->add_option("--depth", o.depth, "residual blocks of the resmlp network")
       ->capture_default_str();
+  cmd->add_option("--fourier-features", o.fourier_features,
+                  "K: the resmlp network also sees sin(2^k x), cos(2^k x) of each coordinate, "
+                  "k < K (sharp structure such as a grid of tight modes; 0: none, at most 10)")
+      ->capture_default_str();
   cmd->add_option_function<std::string>(
          "--predict", [&o](const std::string& v) { o.prediction = parse_prediction(v); },
          "what the network predicts: eps, x0 or v")
@@ -142,19 +146,33 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
 }
 
 void note_given_options(const CLI::App& cmd, TrainOptions& o) {
-  for (const char* name : {"--data",           "-n",
-                           "--noise",          "--schedule",
-                           "--steps",          "--beta-start",
-                           "--beta-end",       "--hidden",
-                           "--standardize",    "--model",
-                           "--depth",          "--predict",
-                           "--loss-weighting", "--snr-gamma",
-                           "--epochs",         "--updates",
-                           "--label-column",   "--label-dropout",
-                           "--batch-size",     "--lr",
-                           "--grad-clip",      "--seed",
-                           "--threads",        "--ema",
-                           "--warmup",         "--lr-schedule",
+  for (const char* name : {"--data",
+                           "-n",
+                           "--noise",
+                           "--schedule",
+                           "--steps",
+                           "--beta-start",
+                           "--beta-end",
+                           "--hidden",
+                           "--standardize",
+                           "--model",
+                           "--depth",
+                           "--fourier-features",
+                           "--predict",
+                           "--loss-weighting",
+                           "--snr-gamma",
+                           "--epochs",
+                           "--updates",
+                           "--label-column",
+                           "--label-dropout",
+                           "--batch-size",
+                           "--lr",
+                           "--grad-clip",
+                           "--seed",
+                           "--threads",
+                           "--ema",
+                           "--warmup",
+                           "--lr-schedule",
                            "--lr-min"}) {
     const CLI::Option* opt = cmd.get_option_no_throw(name);
     if (opt != nullptr && opt->count() > 0) o.given.insert(name);
@@ -174,6 +192,7 @@ void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o) {
   if (unset("--hidden")) o.hidden = tutorial.hidden;
   if (unset("--standardize")) o.standardize = tutorial.standardize;
   if (unset("--model")) o.model = tutorial.model;
+  if (unset("--fourier-features")) o.fourier_features = tutorial.fourier_features;
   if (unset("--predict")) o.prediction = tutorial.prediction;
   if (unset("--loss-weighting")) o.train.loss_weighting = tutorial.train.loss_weighting;
   if (unset("--epochs") && unset("--updates")) o.train.epochs = tutorial.train.epochs;

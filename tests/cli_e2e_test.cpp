@@ -57,6 +57,8 @@ TEST(Cli, UsageErrorsExitTwoNamingTheOption) {
   expect_fails("train --schedule cubic" + m, 2, "cubic");
   expect_fails("train --data no_such_shape" + m, 2, "no_such_shape");
   expect_fails("train --epochs many" + m, 2, "--epochs");
+  expect_fails("train --fourier-features 11" + m, 2, "--fourier-features: expected 0..10");
+  expect_fails("train --fourier-features -1" + m, 2, "--fourier-features");
   expect_fails("train -o " + dir.file("missing/m.safetensors"), 2, "does not exist");
   expect_fails("train", 2, "--output");
   expect_fails("frobnicate", 2, "frobnicate");

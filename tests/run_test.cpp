@@ -33,6 +33,7 @@ TEST(Run, DefaultsAreTheCliDefaultsAndTheTutorialIsAPreset) {
   EXPECT_EQ(d.model, ModelKind::kResMlp);
   EXPECT_EQ(d.hidden, 64);
   EXPECT_EQ(d.depth, 2);
+  EXPECT_EQ(d.fourier_features, 6);
   EXPECT_EQ(d.prediction, Prediction::kV);
   EXPECT_EQ(d.train.loss_weighting, LossWeighting::kUniform);
   EXPECT_EQ(d.schedule.kind, ScheduleKind::kCosine);
@@ -46,6 +47,7 @@ TEST(Run, DefaultsAreTheCliDefaultsAndTheTutorialIsAPreset) {
   EXPECT_EQ(t.model, ModelKind::kTutorial);
   EXPECT_EQ(t.hidden, 128);
   EXPECT_EQ(t.prediction, Prediction::kEps);
+  EXPECT_EQ(t.fourier_features, 0);
   EXPECT_EQ(t.train.loss_weighting, LossWeighting::kUniform);
   EXPECT_EQ(t.schedule.kind, ScheduleKind::kSigmoid);
   EXPECT_EQ(t.schedule.T, 100);
@@ -87,6 +89,46 @@ TEST(Run, StopRequestSavesAResumableCheckpointAndResumingMatchesBitForBit) {
   EXPECT_EQ(resumed.checkpoint.params, full.checkpoint.params);
   EXPECT_EQ(test::slurp(default_log_path(part)).size(),
             test::slurp(dir.file("full.log.csv")).size());
+}
+
+TEST(Run, FourierFeaturesReachOnlyTheResMlpAndRunsSavedWithoutThemResumeWithout) {
+  RunConfig c;
+  EXPECT_EQ(model_config(c, 2).fourier_features, 6);
+  c.model = ModelKind::kTutorial;  // ignored by the tutorial's network, as --depth is
+  EXPECT_EQ(model_config(c, 2).fourier_features, 0);
+  EXPECT_EQ(model_config(RunConfig::tutorial(), 2).fourier_features, 0);
+
+  // A run stored before the option existed has no "fourier_features": it resumes with none,
+  // not with today's default.
+  TempDir dir;
+  const std::string part = dir.file("part.safetensors");
+  RunConfig old = small_run(part);
+  old.fourier_features = 0;
+  old.train.epochs = 2;
+  RunCallbacks stop_after_one;
+  stop_after_one.stop_requested = [] { return true; };
+  ASSERT_FALSE(run_training(old, stop_after_one).finished);
+  Checkpoint ck = load_checkpoint(part);
+  nlohmann::json options = nlohmann::json::parse(ck.train_state->train_config_json);
+  ASSERT_EQ(options.at("fourier_features"), 0);
+  options.erase("fourier_features");
+  ck.train_state->train_config_json = options.dump();
+  save_checkpoint(part, ck);
+  RunConfig resume;
+  resume.resume = part;
+  resume.out = dir.file("done.safetensors");
+  const RunResult resumed = run_training(resume);
+  ASSERT_TRUE(resumed.finished);
+  EXPECT_EQ(resumed.checkpoint.model.fourier_features, 0);
+  // Asking a resumed run for other features is refused by name.
+  resume.fourier_features = 6;
+  resume.given = {"--fourier-features"};
+  try {
+    run_training(resume);
+    ADD_FAILURE() << "resumed with other features";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--fourier-features"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Run, PointsInMemoryTrainLikeTheSameCsvAndWarningsReachTheCaller) {

@@ -41,8 +41,11 @@ struct RunConfig {
   // the checkpoint stores the normalization and sampling undoes it. The tutorial trains on the
   // raw points (false in tutorial()).
   bool standardize = true;
-  ModelKind model = ModelKind::kResMlp;    // the network (model.h)
-  int depth = 2;                           // kResMlp: residual blocks
+  ModelKind model = ModelKind::kResMlp;  // the network (model.h)
+  int depth = 2;                         // kResMlp: residual blocks
+  // kResMlp: octaves K of the input's Fourier features (ModelConfig::fourier_features; 0: none).
+  // The tutorial's network has none and ignores it, as it ignores depth.
+  int fourier_features = 6;
   Prediction prediction = Prediction::kV;  // what the network predicts (denoiser.h)
   // The data column that holds each row's class: a class-conditional model (kResMlp) with a class
   // embedding, trained with train.label_dropout; the other columns are the features. Empty:
@@ -75,9 +78,9 @@ struct RunConfig {
   static RunConfig tutorial();
 };
 
-// The network a run of `c` trains on `dim` columns: c's hidden width, depth, kind and prediction
-// target over c.schedule.T steps (what run_training builds; the README's stage-by-stage example
-// uses it to get the CLI's network).
+// The network a run of `c` trains on `dim` columns: c's hidden width, depth, Fourier features
+// (resmlp only), kind and prediction target over c.schedule.T steps (what run_training builds; the
+// README's stage-by-stage example uses it to get the CLI's network).
 ModelConfig model_config(const RunConfig& c, int dim);
 
 // What a caller hears from a run; every member may be empty.

@@ -175,7 +175,9 @@ data: an (N, D) array of real numbers (copied once, into the run's float32 row-m
     (unless standardize=False); samples come back in the data's units. None with resume=PATH.
 Keywords: every `diffuse train` option under its long name with '-' as '_' and the same default
     (see train_defaults()): points, noise, updates, epochs, batch_size, standardize, lr, steps,
-    schedule, beta_start, beta_end, hidden, model, depth, predict, loss_weighting, snr_gamma,
+    schedule, beta_start, beta_end, hidden, model, depth, fourier_features (K: the resmlp
+    network also sees sin(2^k x), cos(2^k x) of every coordinate for k < K; 0: none), predict,
+    loss_weighting, snr_gamma,
     label_column (a CSV's or DataFrame's column holding each row's class: a class-conditional
     model, see Model.sample's class_), label_dropout, seed, threads, grad_clip, ema, warmup, lr_schedule, lr_min, checkpoint_every,
     snapshot_every, snapshot_dir, snapshot_points (the reverse process drawn as

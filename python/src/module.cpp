@@ -217,6 +217,7 @@ py::dict train_defaults(const RunConfig& c) {
   d["hidden"] = c.hidden;
   d["model"] = to_string(c.model);
   d["depth"] = c.depth;
+  d["fourier_features"] = c.fourier_features;
   d["predict"] = to_string(c.prediction);
   d["loss_weighting"] = to_string(c.train.loss_weighting);
   d["snr_gamma"] = c.train.snr_gamma;
@@ -285,6 +286,9 @@ RunConfig run_config(const py::dict& o, bool as_tutorial) {
   // The CLI's names and messages for the choices: the library's parse_* (enum <-> string).
   if (has("model")) c.model = parse_model_kind(option<std::string>(o, "model", "--model"));
   if (has("depth")) c.depth = option<int>(o, "depth", "--depth");
+  if (has("fourier_features")) {
+    c.fourier_features = option<int>(o, "fourier_features", "--fourier-features");
+  }
   if (has("predict")) {
     c.prediction = parse_prediction(option<std::string>(o, "predict", "--predict"));
   }

@@ -807,3 +807,26 @@ def test_a_conditional_model_samples_its_classes_like_the_cli(tmp_path):
         model.sample(10, class_="up")
     with pytest.raises(ValueError, match="--label-column"):
         diffuse.train(str(data), label_column="colour", quiet=True, **COND)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the short runs' warnings
+def test_fourier_features_widen_the_first_layer_like_the_cli(tmp_path):
+    assert diffuse.train_defaults()["fourier_features"] == 6
+    opts = dict(model="resmlp", hidden=16, depth=1, steps=50, updates=60, seed=2,
+                fourier_features=3)
+    model = diffuse.train("moons", points=256, quiet=True, **opts)
+    # D + E + 2 K D inputs: x, 32 time features, sin and cos of 3 octaves of both coordinates.
+    assert model.state_dict()["inp.weight"].shape == (16, 2 + 32 + 12)
+    cli("train", "--data", "moons", "-n", 256, *cli_options(opts), "-q",
+        "-o", tmp_path / "m.safetensors")
+    saved = diffuse.load(tmp_path / "m.safetensors")
+    for key, value in model.state_dict().items():  # the same training, bit for bit
+        np.testing.assert_array_equal(saved.state_dict()[key], value)
+    plain = diffuse.train("moons", points=256, quiet=True, **{**opts, "fourier_features": 0})
+    assert plain.state_dict()["inp.weight"].shape == (16, 2 + 32)
+    with pytest.raises(ValueError, match="--fourier-features: expected 0..10"):
+        diffuse.train("moons", quiet=True, **{**opts, "fourier_features": 11})
+    # The tutorial's network has no features: the default does not get in its way.
+    tutorial = diffuse.train("moons", points=256, updates=10, hidden=8, quiet=True,
+                             as_tutorial=True)
+    assert tutorial.state_dict()["lin1.lin.weight"].shape == (8, 2)

@@ -35,6 +35,7 @@ nlohmann::json options_json(const RunConfig& o) {
           {"standardize", o.standardize},
           {"model", to_string(o.model)},
           {"depth", o.depth},
+          {"fourier_features", o.fourier_features},
           {"predict", to_string(o.prediction)},
           {"label_column", o.label_column},
           {"label_dropout", o.train.label_dropout},
@@ -71,6 +72,7 @@ constexpr StoredOption kStoredOptions[] = {{"--data", "data", false},
                                            {"--standardize", "standardize", false},
                                            {"--model", "model", false},
                                            {"--depth", "depth", false},
+                                           {"--fourier-features", "fourier_features", false},
                                            {"--predict", "predict", false},
                                            {"--label-column", "label_column", false},
                                            {"--label-dropout", "label_dropout", false},
@@ -154,6 +156,8 @@ void options_from_json(const nlohmann::json& j, RunConfig& o, const std::string&
   o.prediction = *pk;
   o.train.loss_weighting = *wk;
   o.depth = j.contains("depth") ? integer("depth") : ModelConfig{}.depth;
+  // Absent from runs saved before the option: no features, as they were trained.
+  o.fourier_features = j.contains("fourier_features") ? integer("fourier_features") : 0;
   // Absent from runs saved before conditional models: unconditional.
   o.label_column = text_or("label_column", "");
   o.train.label_dropout =
@@ -188,7 +192,7 @@ void options_from_json(const nlohmann::json& j, RunConfig& o, const std::string&
 void validate_options(const RunConfig& o, bool in_memory) {
   if (!in_memory && is_shape_name(o.data)) check_shape_size(o.n, o.noise);
   make_schedule(o.schedule);  // validates T and the betas, and checks T against memory
-  ModelConfig mc{1, o.hidden, o.schedule.T, o.model, o.depth, o.prediction};
+  ModelConfig mc = model_config(o, 1);
   mc.classes = o.label_column.empty() ? 0 : 1;  // the tutorial's network refuses a label column
   validate(mc);
   validate(o.train, INT64_MAX);
@@ -606,11 +610,14 @@ RunConfig RunConfig::tutorial() {
   c.standardize = false;
   c.model = ModelKind::kTutorial;
   c.prediction = Prediction::kEps;
+  c.fourier_features = 0;  // as the tutorial's network; also for --as-tutorial --model resmlp
   return c;
 }
 
 ModelConfig model_config(const RunConfig& c, int dim) {
-  return ModelConfig{dim, c.hidden, c.schedule.T, c.model, c.depth, c.prediction};
+  ModelConfig mc{dim, c.hidden, c.schedule.T, c.model, c.depth, c.prediction};
+  mc.fourier_features = c.model == ModelKind::kResMlp ? c.fourier_features : 0;
+  return mc;
 }
 
 RunResult run_training(const RunConfig& config, const RunCallbacks& callbacks) {
