@@ -1,6 +1,8 @@
 // Benchmarks of training: one optimizer step (B=128, H=128, D=2, T=100) through Trainer, at one and
 // two threads, with its heap allocations per step (must be 0), for the tutorial's model and the
-// residual MLP (depth 3, T=1000). Not a test of what is learned.
+// residual MLP (depth 2, T=1000) with and without its input Fourier features (K=6, K=0) at D=2 and
+// D=64 (digits' width, where the features widen the first layer from 96 to 864 inputs). Not a
+// test of what is learned.
 #include <climits>
 
 #include "bench_util.h"
@@ -61,9 +63,12 @@ void BM_TrainStep(benchmark::State& state) {
   train_step(state, ModelConfig{2, 128, 100}, train_step_flops(2, 128, 128));
 }
 
+// threads, D, K: the FLOP count has the first layer's D + E + 2 K D inputs (feature work itself,
+// 2 K D sines and cosines a column, is element-wise and not counted).
 void BM_ResMlpTrainStep(benchmark::State& state) {
-  const ModelConfig c{2, 128, 1000, ModelKind::kResMlp, 3};
-  train_step(state, c, 3.0 * resmlp_forward_flops(2, 128, 3, kTimeFeatures, 128));
+  ModelConfig c{static_cast<int>(state.range(1)), 128, 1000, ModelKind::kResMlp, 2};
+  c.fourier_features = static_cast<int>(state.range(2));
+  train_step(state, c, 3.0 * resmlp_forward_flops(c, 128));
 }
 
 // peak_pct is the share of ONE core's peak, also at two threads (so 2 threads can reach 200%).
@@ -71,11 +76,16 @@ void BM_ResMlpTrainStep(benchmark::State& state) {
 // is otherwise idle: check the load average printed in the header).
 BENCHMARK(BM_TrainStep)->ArgName("threads")->Arg(1);
 BENCHMARK(BM_TrainStep)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->MeasureProcessCPUTime();
-BENCHMARK(BM_ResMlpTrainStep)->ArgName("threads")->Arg(1);
 BENCHMARK(BM_ResMlpTrainStep)
-    ->ArgName("threads")
-    ->Arg(1)
-    ->Arg(2)
+    ->ArgNames({"threads", "D", "K"})
+    ->Args({1, 2, 6})
+    ->Args({1, 2, 0})
+    ->Args({1, 64, 6})
+    ->Args({1, 64, 0});
+BENCHMARK(BM_ResMlpTrainStep)
+    ->ArgNames({"threads", "D", "K"})
+    ->Args({1, 2, 6})
+    ->Args({2, 2, 6})
     ->UseRealTime()
     ->MeasureProcessCPUTime();
 
