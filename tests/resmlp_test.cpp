@@ -392,6 +392,33 @@ TEST(ResMlp, InitIsTorchDefaultAndLayoutCountsEveryTensor) {
   EXPECT_THROW(validate(ModelConfig{2, 64, 100, ModelKind::kResMlp, 0}), UsageError);
 }
 
+// The trainer turns the input gradient off (Workspace::input_grad): the parameters' gradients are
+// the same bits, and dx is left alone, for both networks.
+TEST(ResMlp, SkippingTheInputGradientLeavesTheParameterGradientsAsTheyWere) {
+  ModelConfig res{3, 20, 100, ModelKind::kResMlp, 2};
+  res.fourier_features = 6;
+  for (const ModelConfig& cfg : {res, ModelConfig{3, 20, 100}}) {
+    Model m(cfg);
+    Rng rng(23);
+    m.init(rng);
+    const int B = 9;
+    const std::vector<float> x = normals(rng, static_cast<size_t>(cfg.dim) * B);
+    const std::vector<float> dy = normals(rng, x.size());
+    std::vector<int32_t> t(B);
+    for (int j = 0; j < B; ++j) t[j] = static_cast<int32_t>(rng.below(cfg.T));
+    std::vector<float> y(x.size()), with(m.params.size()), without(m.params.size());
+    Workspace ws(cfg, B);
+    model_forward(cfg, m.params.data(), x.data(), t.data(), B, ws, y.data());
+    model_backward(cfg, m.params.data(), x.data(), t.data(), B, dy.data(), ws, with.data());
+    EXPECT_NE(ws.dx.norm(), 0.0f);
+    ws.dx.setConstant(7.0f);
+    ws.input_grad = false;
+    model_backward(cfg, m.params.data(), x.data(), t.data(), B, dy.data(), ws, without.data());
+    EXPECT_EQ(with, without) << to_string(cfg.kind);
+    EXPECT_TRUE((ws.dx.array() == 7.0f).all()) << to_string(cfg.kind);
+  }
+}
+
 TEST(ResMlp, FourierFeaturesWidenOnlyTheFirstLayer) {
   ModelConfig cfg{2, 128, 1000, ModelKind::kResMlp, 2};
   const size_t plain = param_count(cfg);

@@ -119,8 +119,11 @@ struct Workspace {
   ColMatrix h1, h2, h3;  // after softplus, (H, B)
   // softplus'(z) = sigmoid(z), saved by model_forward for the backward, (H, B)
   ColMatrix s1, s2, s3;
-  ColMatrix dh, dz;        // gradient scratch, (H, B)
-  ColMatrix dx;            // gradient wrt the input, (D, B)
+  ColMatrix dh, dz;  // gradient scratch, (H, B)
+  ColMatrix dx;      // gradient wrt the input, (D, B)
+  // false: model_backward leaves dx alone and skips the first layer's input gradient, which the
+  // trainer never reads (x is data). A fifth of a residual-MLP step at D=64 with Fourier features.
+  bool input_grad = true;
   std::vector<int32_t> t;  // timestep scratch for model_predict, (B)
   // Transposed weights and a matrix-product panel for the kernels (src/nn/model.cpp).
   std::vector<float, Eigen::aligned_allocator<float>> scratch;
@@ -184,7 +187,8 @@ void model_forward(const ModelConfig& c, const float* params, const PackedWeight
                    const int32_t* labels = nullptr);
 
 // Given dy (D, B) after model_forward on the same batch (and the same labels), overwrites grads
-// (param_count floats) with d loss / d params, and ws.dx with d loss / d x.
+// (param_count floats) with d loss / d params, and ws.dx with d loss / d x unless
+// ws.input_grad is false.
 void model_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                     int B, const float* dy, Workspace& ws, float* grads,
                     const int32_t* labels = nullptr);

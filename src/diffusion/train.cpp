@@ -219,6 +219,7 @@ Trainer::Trainer(Model& model, const Schedule& schedule, const Points& data,
   const int per_thread = (B + nt - 1) / nt;
   for (int i = 0; i < nt; ++i) {
     s.ws.emplace_back(model_.config, per_thread);
+    s.ws.back().input_grad = false;  // x is data: its gradient is never read
     s.grads.emplace_back(model_.params.size(), 0.0f);
   }
   s.sq.resize(nt);

@@ -867,6 +867,7 @@ void model_backward(const ModelConfig& c, const float* params, const float* x, c
     da_above = da;
   }
   // d loss / d x = W1^T da_1.
+  if (!ws.input_grad) return;
   if (D < kLanes) pack_transposed(s.wt[0], p.w[0], H, D);
   input_grad(ws.dx.data(), p.w[0], s.wt[0], da_above, B, D, H, s.panel);
 }

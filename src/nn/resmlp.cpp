@@ -411,7 +411,8 @@ void resmlp_backward(const ModelConfig& c, const float* params, const float* x, 
     ArrayMap(b.dh, m) += ConstArrayMap(b.dg, m);
   }
   if (c.classes > 0) class_embedding_backward(g.emb, b.dh, labels, B, H, c.classes + 1);
-  linear_backward(b.din, g.w_in, g.b_in, b.dh, b.in, p.w_in, B, I, H);
+  linear_backward(ws.input_grad ? b.din : nullptr, g.w_in, g.b_in, b.dh, b.in, p.w_in, B, I, H);
+  if (!ws.input_grad) return;
   for (int j = 0; j < B; ++j) {
     std::copy_n(b.din + static_cast<size_t>(j) * I, D, ws.dx.data() + static_cast<size_t>(j) * D);
   }
