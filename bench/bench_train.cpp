@@ -68,7 +68,7 @@ void BM_TrainStep(benchmark::State& state) {
 void BM_ResMlpTrainStep(benchmark::State& state) {
   ModelConfig c{static_cast<int>(state.range(1)), 128, 1000, ModelKind::kResMlp, 2};
   c.fourier_features = static_cast<int>(state.range(2));
-  train_step(state, c, 3.0 * resmlp_forward_flops(c, 128));
+  train_step(state, c, resmlp_train_step_flops(c, 128));
 }
 
 // peak_pct is the share of ONE core's peak, also at two threads (so 2 threads can reach 200%).

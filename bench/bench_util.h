@@ -12,12 +12,16 @@
 namespace diffuse::bench {
 
 // Matrix work only (2 FLOP per multiply-add), no element-wise work: one forward of B columns is
-// 2 B (D H + H H + H H + H D). The backward is twice that (dW and dx of every layer), so a training
-// step is 3 forwards: 25.56 MFLOP at D=2, H=128, B=128; a forward over 10,000 rows is 665.6 MFLOP.
+// 2 B (D H + H H + H H + H D). The backward is twice that (dW and dx of every layer) less the
+// first layer's dx, which the trainer skips (Workspace::input_grad), so a training step is 3
+// forwards less 2 B D H: 25.49 MFLOP at D=2, H=128, B=128 (25.56 before the skip); a forward over
+// 10,000 rows is 665.6 MFLOP.
 inline double forward_flops(int D, int H, int64_t B) {
   return 2.0 * static_cast<double>(B) * (2.0 * D * H + 2.0 * H * H);
 }
-inline double train_step_flops(int D, int H, int64_t B) { return 3.0 * forward_flops(D, H, B); }
+inline double train_step_flops(int D, int H, int64_t B) {
+  return 3.0 * forward_flops(D, H, B) - 2.0 * static_cast<double>(B) * D * H;
+}
 // The residual MLP (resmlp.h) of config c: its first layer takes I = D + E + 2 K D inputs (E time
 // features, K octaves of Fourier features), then L blocks: 2 B (H I + 2 L H H + H D). At B=128,
 // D=2, H=128: 18.7 MFLOP a forward at L=2, K=6 (the default network; 2.2x the tutorial's model),
@@ -25,6 +29,12 @@ inline double train_step_flops(int D, int H, int64_t B) { return 3.0 * forward_f
 inline double resmlp_forward_flops(const ModelConfig& c, int64_t B) {
   const double D = c.dim, H = c.hidden, L = c.depth, I = resmlp_inputs(c);
   return 2.0 * static_cast<double>(B) * (H * I + 2.0 * L * H * H + H * D);
+}
+// A training step: forward, then dW and dx of every layer but the first's dx (the trainer skips
+// it): 3 forwards less 2 B H I. 54.3 MFLOP at B=128, D=2, H=128, L=2, K=6; 113.3 at D=64.
+inline double resmlp_train_step_flops(const ModelConfig& c, int64_t B) {
+  return 3.0 * resmlp_forward_flops(c, B) -
+         2.0 * static_cast<double>(B) * c.hidden * resmlp_inputs(c);
 }
 
 // Peak single-thread FLOP/s of fused multiply-adds on this processor's widest SIMD registers
