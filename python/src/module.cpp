@@ -430,6 +430,7 @@ py::dict sample_defaults() {
   d["seed"] = s.seed;
   d["sampler"] = to_string(s.sampler);
   d["nfe"] = s.nfe;
+  d["spacing"] = s.spacing;
   d["eta"] = s.eta;
   d["variance"] = to_string(s.variance);
   d["threads"] = s.threads;
@@ -445,7 +446,8 @@ py::dict sample_defaults() {
 // trailing underscore: `class` is a Python keyword); return_labels adds each row's class name
 // (what the CLI writes to the label column), a conditional model's, or an empty array.
 py::object sample_model(const PyModel& m, const py::object& n_obj, const py::object& seed,
-                        const py::object& sampler, const py::object& nfe, const py::object& eta,
+                        const py::object& sampler, const py::object& nfe,
+                        const py::object& spacing, const py::object& eta,
                         const py::object& variance, const py::object& threads,
                         const py::object& x0_clamp, const py::object& round_integers,
                         const py::object& class_, const py::object& guidance,
@@ -455,6 +457,7 @@ py::object sample_model(const PyModel& m, const py::object& n_obj, const py::obj
   sc.sampler = parse_sampler(to_text(sampler, "--sampler"));
   sc.variance = parse_variance(to_text(variance, "--variance"));
   sc.nfe = to_int<int>(nfe, "--nfe");
+  sc.spacing = to_double(spacing, "--spacing");
   sc.eta = to_double(eta, "--eta");
   sc.seed = to_int<uint64_t>(seed, "--seed");
   sc.threads = to_int<int>(threads, "--threads");
@@ -749,8 +752,8 @@ PYBIND11_MODULE(_diffuse, m) {
 
   py::class_<PyModel>(m, "Model", "A trained denoising diffusion model (a checkpoint in memory).")
       .def("_sample", &sample_model, py::arg("n"), py::arg("seed"), py::arg("sampler"),
-           py::arg("nfe"), py::arg("eta"), py::arg("variance"), py::arg("threads"),
-           py::arg("x0_clamp"), py::arg("round_integers"), py::arg("class_"), py::arg("guidance"),
+           py::arg("nfe"), py::arg("spacing"), py::arg("eta"), py::arg("variance"),
+           py::arg("threads"), py::arg("x0_clamp"), py::arg("round_integers"), py::arg("class_"), py::arg("guidance"),
            py::arg("return_labels"))
       .def(
           "save",

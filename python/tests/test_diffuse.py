@@ -111,7 +111,7 @@ def assert_same_default(key, shown, value):
     (diffuse.make_shape, ["name"], ["data"], {"output", "list"}),
     (diffuse.Model.sample, ["self"], ["sample"], {"output"}),
     (diffuse.Model.sample_trajectory, ["self"], ["animate"],
-     {"output", "size", "frame_ms", "hold_ms", "sampler", "nfe", "eta", "variance"}),
+     {"output", "size", "frame_ms", "hold_ms", "sampler", "nfe", "spacing", "eta", "variance"}),
     (diffuse.evaluate, ["samples", "reference"], ["eval"], {"against", "json"}),
 ])
 def test_every_keyword_default_is_the_cli_default(function, leading, command, cli_only):
@@ -196,6 +196,12 @@ def test_python_training_is_the_cli_training_and_the_cli_samples_it(cli_model, t
     cli("sample", path, "-n", 400, "--seed", 1, "--sampler", "ddim", "--nfe", 20, "-o", out)
     np.testing.assert_array_equal(model.sample(400, seed=1, sampler="ddim", nfe=20),
                                   read_csv(out))
+    # --spacing reaches the sampler the same way; even spacing evaluates other timesteps.
+    cli("sample", path, "-n", 400, "--seed", 1, "--sampler", "dpmpp2m", "--nfe", 10,
+        "--spacing", 1, "-o", out)
+    even = model.sample(400, seed=1, sampler="dpmpp2m", nfe=10, spacing=1.0)
+    np.testing.assert_array_equal(even, read_csv(out))
+    assert not np.array_equal(even, model.sample(400, seed=1, sampler="dpmpp2m", nfe=10))
     log = np.loadtxt(tmp_path / "py.log.csv", delimiter=",", skiprows=1)
     assert log[:, 0].tolist() == [1, 2, 3]
 
@@ -503,6 +509,8 @@ def test_bad_names_and_files_give_the_cli_line(tmp_path):
         model.sample(0)
     with pytest.raises(ValueError, match="--variance: only --sampler ddpm uses it"):
         model.sample(10, sampler="ddim", nfe=10, variance="beta")
+    with pytest.raises(ValueError, match="--spacing: expected a power from 1 to 4, got 0.5"):
+        model.sample(10, sampler="ddim", nfe=10, spacing=0.5)
 
 
 # ---- progress, Ctrl-C, the GIL -------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -261,8 +262,19 @@ VarianceKind parse_variance(std::string_view name) {
   throw unknown_name_error("--variance", "variance", name, variance_names());
 }
 
+namespace {
+void check_spacing(double spacing) {
+  if (!(spacing >= 1.0 && spacing <= kMaxSpacing)) {  // NaN fails too
+    std::ostringstream msg;
+    msg << "--spacing: expected a power from 1 to " << kMaxSpacing << ", got " << spacing;
+    throw UsageError(msg.str());
+  }
+}
+}  // namespace
+
 void validate(const SampleConfig& c, int T) {
   const std::string Ts = std::to_string(T);
+  check_spacing(c.spacing);
   if (c.nfe < 0 || c.nfe > T) {
     throw UsageError("--nfe: expected 1.." + Ts + " (or 0 for all " + Ts + " steps), got " +
                      std::to_string(c.nfe));
@@ -289,20 +301,31 @@ void validate(const SampleConfig& c, int T) {
   }
 }
 
-std::vector<int> sampling_timesteps(int T, int nfe) {
+std::vector<int> sampling_timesteps(int T, int nfe, double spacing) {
   if (T < 1) throw UsageError("T: expected at least 1 diffusion step, got " + std::to_string(T));
   const int K = nfe == 0 ? T : nfe;
   if (K < 1 || K > T) {
     throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
   }
-  // "Trailing" spacing (Lin et al. 2024, Table 2): t_i = round(T - i T/K) - 1, i = 0..K-1. It
-  // starts at T-1, so the first call sees the noise level x_T really has, and ends at
-  // round(T/K) - 1 (0 only when K > 2T/3): the samplers then step from there to alpha_bar = 1.
-  // Rounding is half-to-even like the paper's np.round; spacing T/K >= 1 keeps ts strictly
-  // decreasing, and K = T gives every timestep T-1..0.
+  check_spacing(spacing);
+  // p = 1 is "trailing" spacing (Lin et al. 2024, Table 2): t_i = round(T - i T/K) - 1. It starts
+  // at T-1, so the first call sees the noise level x_T really has, and ends at round(T/K) - 1 (0
+  // only when K > 2T/3): the samplers then step from there to alpha_bar = 1. Rounding is
+  // half-to-even like the paper's np.round; spacing T/K >= 1 keeps ts strictly decreasing, and
+  // K = T gives every timestep T-1..0. p > 1 keeps t_0 = T-1 and bends the grid towards t = 0,
+  // where the steps of a thin or tight shape need the small noise levels: the last evaluation at
+  // 10 steps of T = 1000 moves from t = 99 (p = 1) to t = 31 (p = 1.5).
   std::vector<int> ts(K);
   for (int i = 0; i < K; ++i) {
-    ts[i] = static_cast<int>(std::nearbyint(T - static_cast<double>(i) * T / K)) - 1;
+    const double u = 1.0 - static_cast<double>(i) / K;
+    const double t = spacing == 1.0 ? T - static_cast<double>(i) * T / K : T * std::pow(u, spacing);
+    ts[i] = static_cast<int>(std::nearbyint(t)) - 1;
+  }
+  // Strictly decreasing and >= 0: at least K-1-i timesteps must stay below t_i, and t_i below
+  // t_{i-1}. t_0 = T-1 >= K-1, so both hold together (a no-op for p = 1).
+  for (int i = 0; i < K; ++i) {
+    ts[i] = std::max(ts[i], K - 1 - i);
+    if (i > 0) ts[i] = std::min(ts[i], ts[i - 1] - 1);
   }
   return ts;
 }
@@ -475,7 +498,7 @@ Points sample(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int n, i
   validate(c, T);
   if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
   if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
-  const std::vector<int> ts = sampling_timesteps(T, c.nfe);
+  const std::vector<int> ts = sampling_timesteps(T, c.nfe, c.spacing);
   Recorder rec(trajectory, c.record_every, static_cast<int>(ts.size()) == T);
   NoiseStreams streams(c.seed, 1, 0, /*one_stream=*/true);
   Points x(n, D);
@@ -499,7 +522,7 @@ void sample_chunked(const ConditionalEpsFn& eps_fn, const Schedule& schedule, in
                 std::to_string(chunk_rows));
   }
   if (c.record_every > 0) throw Error("sample_chunked: record_every is not supported");
-  const std::vector<int> ts = sampling_timesteps(T, c.nfe);
+  const std::vector<int> ts = sampling_timesteps(T, c.nfe, c.spacing);
   const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
   NoiseStreams streams(c.seed, noise_draws(schedule, ts, c), size, /*one_stream=*/false);
   Recorder rec(nullptr, 0, false);
