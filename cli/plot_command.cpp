@@ -81,9 +81,10 @@ void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
   add_seed_option(cmd, o.config.seed, "random seed");
   cmd->add_option("--sampler", o.sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
   cmd->add_option("--nfe", o.config.nfe, "network evaluations (0: T)")->capture_default_str();
-  cmd->add_option("--spacing", o.config.spacing,
-                  "where the --nfe < T steps of ddim and dpmpp2m fall: t_i = T (1 - i/nfe)^P; 1 even "
-                  "in t, larger puts more steps near the data")
+  cmd->add_option(
+         "--spacing", o.config.spacing,
+         "where the --nfe < T steps of ddim and dpmpp2m fall: t_i = T (1 - i/nfe)^P; 1 even "
+         "in t, larger puts more steps near the data")
       ->capture_default_str();
   cmd->add_option("--eta", o.config.eta, "DDIM noise: 0 deterministic, 1 ancestral")
       ->capture_default_str();

@@ -74,9 +74,9 @@ TEST(Usability, VarianceWithAnotherSamplerIsRefusedNamingIt) {
   expect_fails(
       "sample " + model + " --sampler dpmpp2m --nfe 10 --spacing 0.5 -o " + dir.file("s.csv"), 2,
       "--spacing: expected a power from 1 to 4, got 0.5");
-  expect_fails("plot reverse " + model + " --sampler ddim --nfe 10 --spacing 5 -o " +
-                   dir.file("r.png"),
-               2, "--spacing: expected a power from 1 to 4, got 5");
+  expect_fails(
+      "plot reverse " + model + " --sampler ddim --nfe 10 --spacing 5 -o " + dir.file("r.png"), 2,
+      "--spacing: expected a power from 1 to 4, got 5");
 }
 
 TEST(Usability, QuietHidesProgressButNotWarnings) {

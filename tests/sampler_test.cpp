@@ -117,7 +117,8 @@ TEST(SamplingTimesteps, TrailingSpacingFromTMinus1StrictlyDecreasing) {
   // Lin et al. 2024, Table 2 (trailing, 0-based): np.round(np.arange(T, 0, -T/K)) - 1.
   EXPECT_EQ(sampling_timesteps(100, 5, 1.0), (std::vector<int>{99, 79, 59, 39, 19}));
   EXPECT_EQ(sampling_timesteps(1000, 4, 1.0), (std::vector<int>{999, 749, 499, 249}));
-  EXPECT_EQ(sampling_timesteps(5, 2, 1.0), (std::vector<int>{4, 1}));  // round(2.5) = 2, half to even
+  EXPECT_EQ(sampling_timesteps(5, 2, 1.0),
+            (std::vector<int>{4, 1}));  // round(2.5) = 2, half to even
   EXPECT_EQ(sampling_timesteps(10, 1, 1.0), (std::vector<int>{9}));
   const std::vector<int> all = sampling_timesteps(10, 0, 1.0);  // 0 means T
   EXPECT_EQ(all, (std::vector<int>{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}));

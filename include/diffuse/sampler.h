@@ -48,7 +48,7 @@ inline constexpr int kEveryClass = -1;
 
 struct SampleConfig {
   SamplerKind sampler = SamplerKind::kDdpm;
-  int nfe = 0;       // network evaluations; 0 means T (required to be T for DDPM)
+  int nfe = 0;  // network evaluations; 0 means T (required to be T for DDPM)
   // Where the nfe < T evaluations of DDIM and DPM-Solver++ fall (sampling_timesteps' power p):
   // 1 spaces them evenly in t ("trailing", as diffusers); larger p puts more of them near the
   // data. 1.5 measured best at 10 evaluations over the built-in shapes (docs/SAMPLERS.md).

@@ -446,12 +446,11 @@ py::dict sample_defaults() {
 // trailing underscore: `class` is a Python keyword); return_labels adds each row's class name
 // (what the CLI writes to the label column), a conditional model's, or an empty array.
 py::object sample_model(const PyModel& m, const py::object& n_obj, const py::object& seed,
-                        const py::object& sampler, const py::object& nfe,
-                        const py::object& spacing, const py::object& eta,
-                        const py::object& variance, const py::object& threads,
-                        const py::object& x0_clamp, const py::object& round_integers,
-                        const py::object& class_, const py::object& guidance,
-                        const py::object& return_labels) {
+                        const py::object& sampler, const py::object& nfe, const py::object& spacing,
+                        const py::object& eta, const py::object& variance,
+                        const py::object& threads, const py::object& x0_clamp,
+                        const py::object& round_integers, const py::object& class_,
+                        const py::object& guidance, const py::object& return_labels) {
   const int n = to_int<int>(n_obj, "-n");
   SampleConfig sc;
   sc.sampler = parse_sampler(to_text(sampler, "--sampler"));
@@ -753,8 +752,8 @@ PYBIND11_MODULE(_diffuse, m) {
   py::class_<PyModel>(m, "Model", "A trained denoising diffusion model (a checkpoint in memory).")
       .def("_sample", &sample_model, py::arg("n"), py::arg("seed"), py::arg("sampler"),
            py::arg("nfe"), py::arg("spacing"), py::arg("eta"), py::arg("variance"),
-           py::arg("threads"), py::arg("x0_clamp"), py::arg("round_integers"), py::arg("class_"), py::arg("guidance"),
-           py::arg("return_labels"))
+           py::arg("threads"), py::arg("x0_clamp"), py::arg("round_integers"), py::arg("class_"),
+           py::arg("guidance"), py::arg("return_labels"))
       .def(
           "save",
           [](const PyModel& m, const py::object& path) {
