@@ -119,7 +119,7 @@ void add_demo_command(CLI::App& app) {
     sc.seed = t.train.seed;
     sc.record_every = figures ? auto_record_every(schedule.T()) : 0;
     Trajectory trajectory;
-    const Points samples = sample_checkpoint(ckpt, sc, t.n, t.train.threads, &trajectory);
+    const Points samples = sample_checkpoint(ckpt, sc, kDefaultSamplePoints, t.train.threads, &trajectory);
     write_csv(path("samples.csv"), samples, ckpt.columns);
 
     EvalConfig eval_config;

@@ -185,6 +185,7 @@ void apply_tutorial_where_unset(const CLI::App& cmd, TrainOptions& o) {
     const CLI::Option* opt = cmd.get_option_no_throw(name);
     return opt == nullptr || opt->count() == 0;
   };
+  if (unset("--points")) o.n = tutorial.n;
   if (unset("--steps")) o.schedule.T = tutorial.schedule.T;
   if (unset("--schedule")) o.schedule.kind = tutorial.schedule.kind;
   if (unset("--beta-start")) o.schedule.beta_start = tutorial.schedule.beta_start;

@@ -611,6 +611,7 @@ RunConfig RunConfig::tutorial() {
   c.model = ModelKind::kTutorial;
   c.prediction = Prediction::kEps;
   c.fourier_features = 0;  // as the tutorial's network; also for --as-tutorial --model resmlp
+  c.n = ShapeConfig{}.n;   // the tutorial's 10,000 points
   return c;
 }
 
