@@ -54,9 +54,11 @@ KEEP = None  # (folder, config) from --keep
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+sys.path.insert(0, HERE)
+from sklearn_tables import inside_share, write_tables as write  # noqa: E402 (the one split)
+
+
 def write_tables(folder):
-    sys.path.insert(0, HERE)
-    from sklearn_tables import write_tables as write  # the one split of every table script
     write(folder, TABLES, seed=0)
 
 
@@ -105,8 +107,7 @@ def run_one(binary, work, config, data, seed):
         s = read(out)
         if data in TABLES:
             t = read(f"{work}/{data}.train.csv")
-            inside = (s >= t.min(0)) & (s <= t.max(0))
-            row[name + "_inside"] = round(float(inside.mean()), 5)
+            row[name + "_inside"] = round(inside_share(s, t), 5)
             if data == "iris":  # petal length: setosa <= 1.9 < gap < 3.0 <= the others
                 row[name + "_gap"] = round(float(((s[:, 2] > 1.9) & (s[:, 2] < 3.0)).mean()), 4)
         balance = mode_balance(s, data)
