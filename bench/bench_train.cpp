@@ -66,7 +66,8 @@ void BM_TrainStep(benchmark::State& state) {
 // threads, D, K: the FLOP count has the first layer's D + E + 2 K D inputs (feature work itself,
 // 2 K D sines and cosines a column, is element-wise and not counted).
 void BM_ResMlpTrainStep(benchmark::State& state) {
-  ModelConfig c{static_cast<int>(state.range(1)), 128, 1000, ModelKind::kResMlp, 2};
+  ModelConfig c{static_cast<int>(state.range(1)), static_cast<int>(state.range(3)), 1000,
+                ModelKind::kResMlp, 2};
   c.fourier_features = static_cast<int>(state.range(2));
   train_step(state, c, resmlp_train_step_flops(c, 128));
 }
@@ -76,16 +77,18 @@ void BM_ResMlpTrainStep(benchmark::State& state) {
 // is otherwise idle: check the load average printed in the header).
 BENCHMARK(BM_TrainStep)->ArgName("threads")->Arg(1);
 BENCHMARK(BM_TrainStep)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->MeasureProcessCPUTime();
+// H = 64 is the default network (RunConfig::hidden), H = 128 the width of the earlier figures.
 BENCHMARK(BM_ResMlpTrainStep)
-    ->ArgNames({"threads", "D", "K"})
-    ->Args({1, 2, 6})
-    ->Args({1, 2, 0})
-    ->Args({1, 64, 6})
-    ->Args({1, 64, 0});
+    ->ArgNames({"threads", "D", "K", "H"})
+    ->Args({1, 2, 6, 64})
+    ->Args({1, 2, 6, 128})
+    ->Args({1, 2, 0, 128})
+    ->Args({1, 64, 6, 128})
+    ->Args({1, 64, 0, 128});
 BENCHMARK(BM_ResMlpTrainStep)
-    ->ArgNames({"threads", "D", "K"})
-    ->Args({1, 2, 6})
-    ->Args({2, 2, 6})
+    ->ArgNames({"threads", "D", "K", "H"})
+    ->Args({1, 2, 6, 128})
+    ->Args({2, 2, 6, 128})
     ->UseRealTime()
     ->MeasureProcessCPUTime();
 
