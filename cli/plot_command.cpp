@@ -84,7 +84,7 @@ void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
   cmd->add_option(
          "--spacing", o.config.spacing,
          "where the --nfe < T steps of ddim and dpmpp2m fall: t_i = T (1 - i/nfe)^P; 1 even "
-         "in t, larger puts more steps near the data")
+         "in t, larger puts more steps near the data; 0 the sampler's own (dpmpp2m 1.5, ddim 1)")
       ->capture_default_str();
   cmd->add_option("--eta", o.config.eta, "DDIM noise: 0 deterministic, 1 ancestral")
       ->capture_default_str();

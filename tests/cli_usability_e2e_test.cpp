@@ -70,13 +70,14 @@ TEST(Usability, VarianceWithAnotherSamplerIsRefusedNamingIt) {
       "--variance");
   EXPECT_EQ(run_cli("sample " + model + " --variance beta -n 50 -o " + dir.file("s.csv")).exit_code,
             0);
-  // A spacing power outside 1..4 is refused by name, by sample and by plot reverse.
+  // A spacing power outside 1..4 (0: the sampler's own) is refused by name, by sample and by
+  // plot reverse.
   expect_fails(
       "sample " + model + " --sampler dpmpp2m --nfe 10 --spacing 0.5 -o " + dir.file("s.csv"), 2,
-      "--spacing: expected a power from 1 to 4, got 0.5");
+      "--spacing: expected 0 (the sampler's own) or a power from 1 to 4, got 0.5");
   expect_fails(
       "plot reverse " + model + " --sampler ddim --nfe 10 --spacing 5 -o " + dir.file("r.png"), 2,
-      "--spacing: expected a power from 1 to 4, got 5");
+      "--spacing: expected 0 (the sampler's own) or a power from 1 to 4, got 5");
 }
 
 TEST(Usability, QuietHidesProgressButNotWarnings) {

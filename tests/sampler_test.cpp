@@ -156,13 +156,41 @@ TEST(SamplingTimesteps, PowerSpacingBendsTowardsTheDataAndStaysStrictlyDecreasin
   EXPECT_EQ(crowded[13], 1);
 }
 
+// The default (0) is each sampler's own: DPM-Solver++ 1.5, DDIM 1 (even), DDPM 1 (every step
+// anyway); an explicit power wins for every sampler.
+TEST(SamplingTimesteps, EachSamplerHasItsOwnDefaultSpacing) {
+  EXPECT_EQ(SampleConfig{}.spacing, kSamplerSpacing);
+  EXPECT_EQ(sampler_spacing(SamplerKind::kDpmpp2m), 1.5);
+  EXPECT_EQ(sampler_spacing(SamplerKind::kDdim), 1.0);
+  EXPECT_EQ(sampler_spacing(SamplerKind::kDdpm), 1.0);
+  EXPECT_EQ(resolved_spacing(SamplerKind::kDdim, kSamplerSpacing), 1.0);
+  EXPECT_EQ(resolved_spacing(SamplerKind::kDpmpp2m, kSamplerSpacing), 1.5);
+  EXPECT_EQ(resolved_spacing(SamplerKind::kDdim, 2.0), 2.0);
+  EXPECT_EQ(resolved_spacing(SamplerKind::kDpmpp2m, 1.0), 1.0);
+  // The samples follow: DDIM at its default is DDIM at spacing 1, not at 1.5.
+  const Schedule sch = cosine_schedule(100);
+  const EpsFn eps = gaussian_eps(sch, {0.5, -0.5}, {0.3, 0.8});
+  SampleConfig ddim = config(SamplerKind::kDdim, 10);
+  const Points own = sample(eps, sch, 50, 2, ddim);
+  ddim.spacing = 1.0;
+  EXPECT_EQ(sample(eps, sch, 50, 2, ddim), own);
+  ddim.spacing = 1.5;
+  EXPECT_NE(sample(eps, sch, 50, 2, ddim), own);
+  SampleConfig dpm = config(SamplerKind::kDpmpp2m, 10);
+  const Points dpm_own = sample(eps, sch, 50, 2, dpm);
+  dpm.spacing = 1.5;
+  EXPECT_EQ(sample(eps, sch, 50, 2, dpm), dpm_own);
+}
+
 TEST(SamplingTimesteps, RejectsOutOfRange) {
   for (double p : {0.5, 0.999, 4.01, std::nan("")}) {
     try {
       sampling_timesteps(100, 10, p);
       ADD_FAILURE() << "accepted --spacing " << p;
     } catch (const UsageError& e) {
-      EXPECT_EQ(std::string(e.what()).rfind("--spacing: expected a power from 1 to 4, got", 0), 0)
+      EXPECT_EQ(std::string(e.what()).rfind(
+                    "--spacing: expected 0 (the sampler's own) or a power from 1 to 4, got", 0),
+                0)
           << e.what();
     }
   }
@@ -171,6 +199,9 @@ TEST(SamplingTimesteps, RejectsOutOfRange) {
   c.nfe = 10;
   c.spacing = 0.5;
   EXPECT_THROW(validate(c, 100), UsageError);
+  c.spacing = kSamplerSpacing;  // 0 is the sampler's own, and valid
+  EXPECT_NO_THROW(validate(c, 100));
+  EXPECT_THROW(sampling_timesteps(10, 5, kSamplerSpacing), UsageError);  // resolve it first
   EXPECT_THROW(sampling_timesteps(10, 11, 1.0), UsageError);
   EXPECT_THROW(sampling_timesteps(10, -1, 1.0), UsageError);
   EXPECT_THROW(sampling_timesteps(0, 1, 1.0), UsageError);
@@ -402,10 +433,15 @@ TEST(Sample, DdpmAddsNoNoiseAtTheLastStep) {
 TEST(Sample, DpmSolverWithOneOrTwoStepsIsDdim) {
   const Schedule sch = cosine_schedule(100);
   const EpsFn eps = gaussian_eps(sch, {0.7, -1.2}, {0.3, 1.5});
-  for (int K : {1, 2}) {
-    const Points a = sample(eps, sch, 500, 2, config(SamplerKind::kDpmpp2m, K));
-    const Points b = sample(eps, sch, 500, 2, config(SamplerKind::kDdim, K));
-    EXPECT_LT(max_abs_diff(a, b), 1e-5f * (1 + b.cwiseAbs().maxCoeff())) << "K " << K;
+  for (double spacing : {1.0, 1.5}) {  // the same timesteps for both
+    for (int K : {1, 2}) {
+      SampleConfig dpm = config(SamplerKind::kDpmpp2m, K), ddim = config(SamplerKind::kDdim, K);
+      dpm.spacing = ddim.spacing = spacing;
+      const Points a = sample(eps, sch, 500, 2, dpm);
+      const Points b = sample(eps, sch, 500, 2, ddim);
+      EXPECT_LT(max_abs_diff(a, b), 1e-5f * (1 + b.cwiseAbs().maxCoeff()))
+          << "K " << K << " spacing " << spacing;
+    }
   }
   // From K = 3 on the second-order correction makes a difference.
   const Points a = sample(eps, sch, 500, 2, config(SamplerKind::kDpmpp2m, 3));
@@ -444,8 +480,12 @@ TEST(Trajectory, LabelsAndCountAsDocumented) {
     SampleConfig c = config(k, 5);
     c.record_every = 3;
     const Points x = sample(eps, sch, 20, 2, c, &tr);
-    // Spacing 1.5 at T = 100, K = 5: t = 99, 71, 45, 24, 8.
-    EXPECT_EQ(tr.t, (std::vector<int>{100, 99, 71, 45, 24, 0})) << to_string(k);
+    // At T = 100, K = 5, DDIM's own spacing 1: t = 99, 79, 59, 39, 19; DPM-Solver++'s 1.5:
+    // t = 99, 71, 45, 24, 8.
+    const std::vector<int> want = k == SamplerKind::kDdim
+                                      ? std::vector<int>{100, 99, 79, 59, 39, 0}
+                                      : std::vector<int>{100, 99, 71, 45, 24, 0};
+    EXPECT_EQ(tr.t, want) << to_string(k);
     ASSERT_EQ(tr.x.size(), 6u);
     EXPECT_EQ(tr.x.back(), x);
   }
@@ -468,7 +508,7 @@ struct MomentCase {
   double eta;
   int K;
   VarianceKind variance = VarianceKind::kPosterior;
-  double spacing = SampleConfig{}.spacing;  // the default's timesteps unless said
+  double spacing = kSamplerSpacing;  // the sampler's own timesteps unless said
 };
 
 std::string case_name(const MomentCase& m) {
@@ -498,7 +538,7 @@ struct Moments {
 // sampling noise plus any implementation error.
 Moments predicted_moments(const Schedule& sch, const MomentCase& m, double mu, double s) {
   const int T = sch.T();
-  const std::vector<int> ts = sampling_timesteps(T, m.K, m.spacing);
+  const std::vector<int> ts = sampling_timesteps(T, m.K, resolved_spacing(m.sampler, m.spacing));
   // eps*(x, t) as an affine function of x.
   auto eps_of = [&](int t, Affine x) {
     const double ab = sch.alpha_bar[t];
@@ -740,7 +780,7 @@ TEST(X0Clamp, EachDdimStepUsesTheClippedX0) {
   c.record_every = 1;
   Trajectory tr;
   sample(gaussian_eps(sch, kMu0, kS1), sch, n, 2, c, &tr);
-  const std::vector<int> ts = sampling_timesteps(100, K, c.spacing);
+  const std::vector<int> ts = sampling_timesteps(100, K, resolved_spacing(c.sampler, c.spacing));
   ASSERT_EQ(tr.x.size(), ts.size() + 1);
   size_t clipped = 0;
   for (size_t i = 0; i < ts.size(); ++i) {
@@ -801,7 +841,7 @@ TEST(X0Clamp, DpmSolverUsesTheClippedDataPredictions) {
   const Points got = sample(gaussian_eps(sch, kMu0, kS1), sch, n, D, c);
   std::vector<float> xf(size);
   Rng(c.seed).fill_normal(xf.data(), size);
-  const std::vector<int> ts = sampling_timesteps(100, K, c.spacing);
+  const std::vector<int> ts = sampling_timesteps(100, K, resolved_spacing(c.sampler, c.spacing));
   auto lambda = [&](int t) {
     return std::log(std::sqrt(sch.alpha_bar[t]) / std::sqrt(1 - sch.alpha_bar[t]));
   };

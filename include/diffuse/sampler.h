@@ -46,13 +46,25 @@ using ConditionalEpsFn =
 // training proportions (run.h's sample_labels).
 inline constexpr int kEveryClass = -1;
 
+// SampleConfig::spacing for "the sampler's own spacing", sampler_spacing(sampler).
+inline constexpr double kSamplerSpacing = 0.0;
+// The spacing power each sampler measured best with (docs/DEFAULTS.md, 3 training seeds):
+// DPM-Solver++(2M) 1.5 (at 10 evaluations: 1.32 against 1.43 on average over the 8 built-in
+// shapes; its second-order steps keep the coarser early steps accurate, and the last evaluation
+// moves from t = 99 of 1000 to t = 31); DDIM 1, even "trailing" steps (first order, it needs
+// the early steps fine: at 10 evaluations 1.5 cost the swiss roll 3.53 -> 3.82, moons 4.20 ->
+// 4.83); DDPM evaluates every timestep, where the spacing changes nothing.
+double sampler_spacing(SamplerKind k);
+// c.spacing, or sampler_spacing(c.sampler) when it is kSamplerSpacing.
+double resolved_spacing(SamplerKind k, double spacing);
+
 struct SampleConfig {
   SamplerKind sampler = SamplerKind::kDdpm;
   int nfe = 0;  // network evaluations; 0 means T (required to be T for DDPM)
   // Where the nfe < T evaluations of DDIM and DPM-Solver++ fall (sampling_timesteps' power p):
   // 1 spaces them evenly in t ("trailing", as diffusers); larger p puts more of them near the
-  // data. 1.5 measured best at 10 evaluations over the built-in shapes (docs/SAMPLERS.md).
-  double spacing = 1.5;
+  // data. 0 (kSamplerSpacing): the sampler's own, sampler_spacing().
+  double spacing = kSamplerSpacing;
   double eta = 0.0;  // DDIM: 0 deterministic, 1 ancestral-like
   // DDPM noise std: sqrt(posterior variance) (Ho et al.'s lower bound) or sqrt(beta) (upper).
   VarianceKind variance = VarianceKind::kPosterior;
@@ -101,7 +113,8 @@ void validate(const SampleConfig& c, int T);
 // "trailing" spacing (Lin et al. 2024, as diffusers): starts at T-1, ends at round(T/K) - 1.
 // p > 1 ends nearer the data (p = 2 is DPM-Solver's "time quadratic"); every sampler's last step
 // goes from the last t_i to alpha_bar = 1 (clean data). Throws UsageError naming --nfe unless
-// 0 <= nfe <= T, or naming --spacing unless 1 <= p <= kMaxSpacing.
+// 0 <= nfe <= T, or naming --spacing unless 1 <= p <= kMaxSpacing (resolve kSamplerSpacing
+// first: resolved_spacing).
 std::vector<int> sampling_timesteps(int T, int nfe, double spacing);
 // Above 4 the last of 10 evaluations is at t = 0 for any T up to 10^4: steps would be wasted.
 inline constexpr double kMaxSpacing = 4.0;

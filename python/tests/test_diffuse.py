@@ -509,7 +509,8 @@ def test_bad_names_and_files_give_the_cli_line(tmp_path):
         model.sample(0)
     with pytest.raises(ValueError, match="--variance: only --sampler ddpm uses it"):
         model.sample(10, sampler="ddim", nfe=10, variance="beta")
-    with pytest.raises(ValueError, match="--spacing: expected a power from 1 to 4, got 0.5"):
+    with pytest.raises(ValueError, match="--spacing: expected 0 .the sampler's own. or a power "
+                       "from 1 to 4, got 0.5"):
         model.sample(10, sampler="ddim", nfe=10, spacing=0.5)
 
 

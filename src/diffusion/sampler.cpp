@@ -266,15 +266,22 @@ namespace {
 void check_spacing(double spacing) {
   if (!(spacing >= 1.0 && spacing <= kMaxSpacing)) {  // NaN fails too
     std::ostringstream msg;
-    msg << "--spacing: expected a power from 1 to " << kMaxSpacing << ", got " << spacing;
+    msg << "--spacing: expected 0 (the sampler's own) or a power from 1 to " << kMaxSpacing
+        << ", got " << spacing;
     throw UsageError(msg.str());
   }
 }
 }  // namespace
 
+double sampler_spacing(SamplerKind k) { return k == SamplerKind::kDpmpp2m ? 1.5 : 1.0; }
+
+double resolved_spacing(SamplerKind k, double spacing) {
+  return spacing == kSamplerSpacing ? sampler_spacing(k) : spacing;
+}
+
 void validate(const SampleConfig& c, int T) {
   const std::string Ts = std::to_string(T);
-  check_spacing(c.spacing);
+  check_spacing(resolved_spacing(c.sampler, c.spacing));
   if (c.nfe < 0 || c.nfe > T) {
     throw UsageError("--nfe: expected 1.." + Ts + " (or 0 for all " + Ts + " steps), got " +
                      std::to_string(c.nfe));
@@ -498,7 +505,7 @@ Points sample(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int n, i
   validate(c, T);
   if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
   if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
-  const std::vector<int> ts = sampling_timesteps(T, c.nfe, c.spacing);
+  const std::vector<int> ts = sampling_timesteps(T, c.nfe, resolved_spacing(c.sampler, c.spacing));
   Recorder rec(trajectory, c.record_every, static_cast<int>(ts.size()) == T);
   NoiseStreams streams(c.seed, 1, 0, /*one_stream=*/true);
   Points x(n, D);
@@ -522,7 +529,7 @@ void sample_chunked(const ConditionalEpsFn& eps_fn, const Schedule& schedule, in
                 std::to_string(chunk_rows));
   }
   if (c.record_every > 0) throw Error("sample_chunked: record_every is not supported");
-  const std::vector<int> ts = sampling_timesteps(T, c.nfe, c.spacing);
+  const std::vector<int> ts = sampling_timesteps(T, c.nfe, resolved_spacing(c.sampler, c.spacing));
   const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
   NoiseStreams streams(c.seed, noise_draws(schedule, ts, c), size, /*one_stream=*/false);
   Recorder rec(nullptr, 0, false);
