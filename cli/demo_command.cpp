@@ -1,5 +1,6 @@
 // `diffuse demo`: the tutorial's whole run (swiss roll, 1000 epochs) end to end, leaving the data,
 // model, samples, loss log, metrics and every figure of the tutorial (plus a GIF) in one folder.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include "diffuse/evaluate.h"
 #include "diffuse/io.h"
 #include "diffuse/plot.h"
+#include "diffuse/train.h"
 #include "options.h"
 #include "plot_command.h"
 
@@ -39,7 +41,7 @@ void add_demo_command(CLI::App& app) {
     std::string out = "out";
     TrainOptions train;
     bool no_figures = false;
-    int snapshot_every = 100;
+    int snapshot_every = 0;  // 0: ten strips over the run
   };
   auto o = std::make_shared<Opts>();
   o->train.train.threads = 1;  // fixed (reproducible); 0: load_based_threads()
@@ -54,7 +56,9 @@ void add_demo_command(CLI::App& app) {
                   "to spare, else 1)")
       ->capture_default_str();
   add_seed_option(cmd, o->train.train.seed, "seed");
-  cmd->add_option("--snapshot-every", o->snapshot_every, "reverse-process snapshot every N epochs")
+  cmd->add_option("--snapshot-every", o->snapshot_every,
+                  "reverse-process snapshot every N epochs (0: ten over the run, as the "
+                  "tutorial's every 100 of its 1000 epochs)")
       ->capture_default_str();
   cmd->add_flag("--as-tutorial", o->train.as_tutorial,
                 "the tutorial's own settings (sigmoid schedule, T=100, no EMA) instead of ours");
@@ -107,11 +111,12 @@ void add_demo_command(CLI::App& app) {
       plot_schedule(path("schedule.png"), schedule, schedule_title(schedule));
       forward_strip(path("forward.png"), data.x, schedule, 10, t.train.seed + 2, t.data,
                     data.columns);
-      if (o->snapshot_every > 0) {
-        fs::create_directories(dir / "snapshots", ec);
-        t.snapshot_every = o->snapshot_every;
-        t.snapshot_dir = path("snapshots");
-      }
+      // Ten strips over the run by default, whatever its epochs: 1000 of the tutorial's 10,000
+      // points, about 100 of a default run's 100,000.
+      const int epochs = resolve_budget(t.train, data.x.rows()).epochs;
+      fs::create_directories(dir / "snapshots", ec);
+      t.snapshot_every = o->snapshot_every > 0 ? o->snapshot_every : std::max(1, epochs / 10);
+      t.snapshot_dir = path("snapshots");
     }
 
     const Checkpoint ckpt = run_training_in_terminal(t);
@@ -119,7 +124,8 @@ void add_demo_command(CLI::App& app) {
     sc.seed = t.train.seed;
     sc.record_every = figures ? auto_record_every(schedule.T()) : 0;
     Trajectory trajectory;
-    const Points samples = sample_checkpoint(ckpt, sc, kDefaultSamplePoints, t.train.threads, &trajectory);
+    const Points samples =
+        sample_checkpoint(ckpt, sc, kDefaultSamplePoints, t.train.threads, &trajectory);
     write_csv(path("samples.csv"), samples, ckpt.columns);
 
     EvalConfig eval_config;

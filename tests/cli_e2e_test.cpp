@@ -2,6 +2,7 @@
 // messages for bad input, and a short training run whose samples beat an untrained model's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -59,6 +60,10 @@ TEST(Cli, UsageErrorsExitTwoNamingTheOption) {
   expect_fails("train --epochs many" + m, 2, "--epochs");
   expect_fails("train --fourier-features 11" + m, 2, "--fourier-features: expected 0..10");
   expect_fails("train --fourier-features -1" + m, 2, "--fourier-features");
+  // Also with the tutorial's network, which takes no features: an out-of-range value is refused.
+  expect_fails("train --model tutorial --fourier-features 11" + m, 2,
+               "--fourier-features: expected 0..10");
+  expect_fails("train --as-tutorial --fourier-features -1" + m, 2, "--fourier-features");
   expect_fails("train -o " + dir.file("missing/m.safetensors"), 2, "does not exist");
   expect_fails("train", 2, "--output");
   expect_fails("frobnicate", 2, "frobnicate");
@@ -376,6 +381,22 @@ TEST(Cli, DemoDefaultsToOneThreadWhateverTheLoad) {
   EXPECT_EQ(test::slurp(dir.file("default/samples.csv")), test::slurp(dir.file("one/samples.csv")));
   EXPECT_EQ(test::slurp(dir.file("default/metrics.json")),
             test::slurp(dir.file("one/metrics.json")));
+  // --as-tutorial trains on the tutorial's 10,000 points (a default run draws 100,000).
+  const std::string data = test::slurp(dir.file("one/data.csv"));
+  EXPECT_EQ(std::count(data.begin(), data.end(), '\n'), 10001);  // header + 10,000 rows
+}
+
+// Without --snapshot-every the demo draws ten reverse-process strips over the run, whatever its
+// epochs (the tutorial's every 100 of 1000): every 2nd of 20 epochs here, and no others.
+TEST(Cli, DemoDrawsTenSnapshotsOverTheRun) {
+  TempDir dir;
+  const auto r = run_cli("demo --as-tutorial --epochs 20 -q --out " + dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (int e = 1; e <= 20; ++e) {
+    char name[64];
+    std::snprintf(name, sizeof name, "snapshots/reverse_epoch_%04d.png", e);
+    EXPECT_EQ(test::file_exists(dir.file(name)), e % 2 == 0) << name;
+  }
 }
 
 // Library-level: a checkpoint written and read back samples exactly like the model in memory.

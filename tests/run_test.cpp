@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/dataset.h"
 #include "diffuse/denoiser.h"
 #include "diffuse/error.h"
 #include "test_util.h"
@@ -34,6 +35,8 @@ TEST(Run, DefaultsAreTheCliDefaultsAndTheTutorialIsAPreset) {
   EXPECT_EQ(d.hidden, 64);
   EXPECT_EQ(d.depth, 2);
   EXPECT_EQ(d.fourier_features, 6);
+  EXPECT_EQ(d.n, kDefaultTrainingPoints);  // 100,000 points of a built-in shape
+  EXPECT_EQ(kDefaultTrainingPoints, 100000);
   EXPECT_EQ(d.prediction, Prediction::kV);
   EXPECT_EQ(d.train.loss_weighting, LossWeighting::kUniform);
   EXPECT_EQ(d.schedule.kind, ScheduleKind::kCosine);
@@ -48,6 +51,8 @@ TEST(Run, DefaultsAreTheCliDefaultsAndTheTutorialIsAPreset) {
   EXPECT_EQ(t.hidden, 128);
   EXPECT_EQ(t.prediction, Prediction::kEps);
   EXPECT_EQ(t.fourier_features, 0);
+  EXPECT_EQ(t.n, 10000);  // the tutorial's data set, also `diffuse data`'s default
+  EXPECT_EQ(t.n, ShapeConfig{}.n);
   EXPECT_EQ(t.train.loss_weighting, LossWeighting::kUniform);
   EXPECT_EQ(t.schedule.kind, ScheduleKind::kSigmoid);
   EXPECT_EQ(t.schedule.T, 100);

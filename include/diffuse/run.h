@@ -30,8 +30,10 @@ inline constexpr int kDefaultTrajectoryPoints = 2000;
 // Points a run draws from a built-in shape (`diffuse data` draws ShapeConfig{}'s 10,000). The
 // budget is counted in optimizer steps, so more points cost no training time; a model of 10,000
 // points learns that draw, its sampling noise included (8gaussians' mode weights, the rings of
-// circles), which the evaluation against a fresh draw counts against it. 100,000 took the shapes'
-// DDPM swd_ratio from 1.22-1.48 to 1.06-1.22 (docs/DEFAULTS.md). The tutorial's run keeps 10,000.
+// circles), which the evaluation against a fresh draw counts against it. Without the input
+// features, 100,000 points took 8gaussians from 1.39 to 1.12 and circles from 1.41 to 1.08 (DDPM,
+// 3 seeds; with the features every shape scored 1.06-1.22: docs/DEFAULTS.md). The tutorial's run
+// keeps 10,000.
 inline constexpr int kDefaultTrainingPoints = 100000;
 
 // Every setting of a run. A default-constructed RunConfig is `diffuse train`'s defaults (the

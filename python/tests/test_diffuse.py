@@ -65,6 +65,9 @@ def test_every_train_keyword_has_the_cli_option_and_its_default():
             assert shown == str(value), (key, shown, value)
     tutorial = diffuse.tutorial_settings()
     assert (tutorial["beta_end"], tutorial["lr"], tutorial["ema"]) == (0.02, 1e-3, 0.0)
+    # A run draws 100,000 points of a shape; the tutorial's run its 10,000, no input features.
+    assert diffuse.train_defaults()["points"] == 100000
+    assert (tutorial["points"], tutorial["fourier_features"]) == (10000, 0)
 
 
 def test_train_keywords_and_cli_options_are_the_same_set_both_ways():

@@ -187,11 +187,21 @@ void options_from_json(const nlohmann::json& j, RunConfig& o, const std::string&
   o.train.lr_min = real("lr_min");
 }
 
+// model_config() gives the tutorial's network no features, so the option itself is checked: an
+// out-of-range value is an error with either network, not silently dropped.
+void check_fourier_option(const RunConfig& o) {
+  if (o.fourier_features < 0 || o.fourier_features > kMaxFourierFeatures) {
+    throw UsageError("--fourier-features: expected 0.." + std::to_string(kMaxFourierFeatures) +
+                     ", got " + std::to_string(o.fourier_features));
+  }
+}
+
 // Every check a run makes on its options before it loads data or allocates the model: UsageError
 // naming the option (the batch size against the data waits for the data).
 void validate_options(const RunConfig& o, bool in_memory) {
   if (!in_memory && is_shape_name(o.data)) check_shape_size(o.n, o.noise);
   make_schedule(o.schedule);  // validates T and the betas, and checks T against memory
+  check_fourier_option(o);
   ModelConfig mc = model_config(o, 1);
   mc.classes = o.label_column.empty() ? 0 : 1;  // the tutorial's network refuses a label column
   validate(mc);
@@ -379,6 +389,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
     throw UsageError("--checkpoint-every: expected >= 0, got " +
                      std::to_string(o.checkpoint_every));
   }
+  check_fourier_option(o);
   const bool writes = !o.out.empty();
   if (!writes && o.checkpoint_every > 0) {
     throw UsageError("--checkpoint-every: needs a checkpoint path (-o) to save to");
