@@ -105,11 +105,18 @@ void add_demo_command(CLI::App& app) {
     write_csv(path("data.csv"), data.x, data.columns);
     const Schedule schedule = make_schedule(t.schedule);
     if (figures) {
-      plot_points(path("data.png"), data.x,
-                  t.data + ": " + std::to_string(data.x.rows()) + " points",
+      // The figures draw at most kDefaultSamplePoints of the training points (the draw is iid, so
+      // its first rows are a fair sample): 100,000 dots draw slower and show nothing more.
+      const Points shown =
+          data.x.topRows(std::min<Eigen::Index>(data.x.rows(), kDefaultSamplePoints));
+      const std::string count =
+          shown.rows() == data.x.rows()
+              ? std::to_string(data.x.rows())
+              : std::to_string(shown.rows()) + " of " + std::to_string(data.x.rows());
+      plot_points(path("data.png"), shown, t.data + ": " + count + " points",
                   axis_labels(data.columns));
       plot_schedule(path("schedule.png"), schedule, schedule_title(schedule));
-      forward_strip(path("forward.png"), data.x, schedule, 10, t.train.seed + 2, t.data,
+      forward_strip(path("forward.png"), shown, schedule, 10, t.train.seed + 2, t.data,
                     data.columns);
       // Ten strips over the run by default, whatever its epochs: 1000 of the tutorial's 10,000
       // points, about 100 of a default run's 100,000.
