@@ -33,6 +33,18 @@ std::vector<float> normals(Rng& rng, size_t n, float scale = 1.0f) {
   return v;
 }
 
+// A checkpoint of a freshly initialized network of config c, its weights drawn from Rng(seed).
+Checkpoint initialized_checkpoint(const ModelConfig& c, uint64_t seed) {
+  Model m(c);
+  Rng rng(seed);
+  m.init(rng);
+  Checkpoint ck;
+  ck.model = c;
+  ck.schedule.T = c.T;
+  ck.params = m.params;
+  return ck;
+}
+
 double weighted_sum(const std::vector<float>& r, const float* y) {
   double s = 0;
   for (size_t i = 0; i < r.size(); ++i) s += static_cast<double>(r[i]) * y[i];
@@ -507,19 +519,13 @@ TEST(ResMlp, TimeEmbeddingIsSinusoidalInTOverT) {
 TEST(ResMlpCheckpoint, RoundTripsKindDepthAndPrediction) {
   test::TempDir dir;
   const ModelConfig cfg{3, 16, 1000, ModelKind::kResMlp, 2, Prediction::kX0};
-  Model m(cfg);
-  Rng rng(2);
-  m.init(rng);
-  Checkpoint ck;
-  ck.model = cfg;
-  ck.schedule.T = cfg.T;
-  ck.params = m.params;
+  Checkpoint ck = initialized_checkpoint(cfg, 2);
   save_checkpoint(dir.file("m.safetensors"), ck);
   const Checkpoint back = load_checkpoint(dir.file("m.safetensors"));
   EXPECT_EQ(back.model.kind, ModelKind::kResMlp);
   EXPECT_EQ(back.model.depth, 2);
   EXPECT_EQ(back.model.prediction, Prediction::kX0);
-  EXPECT_EQ(back.params, m.params);
+  EXPECT_EQ(back.params, ck.params);
   const SafeTensors st = read_safetensors(dir.file("m.safetensors"));
   EXPECT_EQ(st.metadata.at("format_version"), "2");
   EXPECT_EQ(st.metadata.at("model"), "resmlp");
@@ -529,13 +535,7 @@ TEST(ResMlpCheckpoint, ConditionalRoundTripsClassesAsVersion3) {
   test::TempDir dir;
   ModelConfig cfg{2, 16, 100, ModelKind::kResMlp, 2, Prediction::kV};
   cfg.classes = 3;
-  Model m(cfg);
-  Rng rng(3);
-  m.init(rng);
-  Checkpoint ck;
-  ck.model = cfg;
-  ck.schedule.T = cfg.T;
-  ck.params = m.params;
+  Checkpoint ck = initialized_checkpoint(cfg, 3);
   ck.classes = {"setosa", "7", "a, b"};
   ck.class_counts = {50, 2, 9};
   save_checkpoint(dir.file("m.safetensors"), ck);
@@ -543,7 +543,7 @@ TEST(ResMlpCheckpoint, ConditionalRoundTripsClassesAsVersion3) {
   EXPECT_EQ(back.model.classes, 3);
   EXPECT_EQ(back.classes, ck.classes);
   EXPECT_EQ(back.class_counts, ck.class_counts);
-  EXPECT_EQ(back.params, m.params);
+  EXPECT_EQ(back.params, ck.params);
   const SafeTensors st = read_safetensors(dir.file("m.safetensors"));
   EXPECT_EQ(st.metadata.at("format_version"), "3");
   // Bad class metadata is one clear error each.
@@ -575,17 +575,11 @@ TEST(ResMlpCheckpoint, FourierFeaturesRoundTripAsVersion4AndFilesWithoutThemLoad
   test::TempDir dir;
   ModelConfig cfg{2, 16, 100, ModelKind::kResMlp, 2, Prediction::kV};
   cfg.fourier_features = 6;
-  Model m(cfg);
-  Rng rng(4);
-  m.init(rng);
-  Checkpoint ck;
-  ck.model = cfg;
-  ck.schedule.T = cfg.T;
-  ck.params = m.params;
+  Checkpoint ck = initialized_checkpoint(cfg, 4);
   save_checkpoint(dir.file("f.safetensors"), ck);
   const Checkpoint back = load_checkpoint(dir.file("f.safetensors"));
   EXPECT_EQ(back.model.fourier_features, 6);
-  EXPECT_EQ(back.params, m.params);
+  EXPECT_EQ(back.params, ck.params);
   const SafeTensors st = read_safetensors(dir.file("f.safetensors"));
   EXPECT_EQ(st.metadata.at("format_version"), "4");
   EXPECT_EQ(st.metadata.at("fourier_features"), "6");
@@ -593,10 +587,7 @@ TEST(ResMlpCheckpoint, FourierFeaturesRoundTripAsVersion4AndFilesWithoutThemLoad
   // K = 0 writes no key and stays version 2: what every earlier build wrote, and reads.
   ModelConfig plain = cfg;
   plain.fourier_features = 0;
-  Model p(plain);
-  p.init(rng);
-  ck.model = plain;
-  ck.params = p.params;
+  ck = initialized_checkpoint(plain, 5);
   save_checkpoint(dir.file("p.safetensors"), ck);
   const SafeTensors sp = read_safetensors(dir.file("p.safetensors"));
   EXPECT_EQ(sp.metadata.count("fourier_features"), 0u);
@@ -640,13 +631,7 @@ TEST(ResMlpCheckpoint, FourierFeaturesRoundTripAsVersion4AndFilesWithoutThemLoad
 TEST(ResMlpCheckpoint, TutorialEpsCheckpointsStayVersion1AndOldFilesLoadAsTutorial) {
   test::TempDir dir;
   const ModelConfig cfg{2, 8, 10};
-  Model m(cfg);
-  Rng rng(2);
-  m.init(rng);
-  Checkpoint ck;
-  ck.model = cfg;
-  ck.schedule.T = cfg.T;
-  ck.params = m.params;
+  Checkpoint ck = initialized_checkpoint(cfg, 2);
   save_checkpoint(dir.file("m.safetensors"), ck);
   const SafeTensors st = read_safetensors(dir.file("m.safetensors"));
   EXPECT_EQ(st.metadata.at("format_version"), "1");  // what earlier builds wrote and read
