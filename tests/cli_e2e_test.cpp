@@ -64,6 +64,10 @@ TEST(Cli, UsageErrorsExitTwoNamingTheOption) {
   expect_fails("train --model tutorial --fourier-features 11" + m, 2,
                "--fourier-features: expected 0..10");
   expect_fails("train --as-tutorial --fourier-features -1" + m, 2, "--fourier-features");
+  // In range but meaningless there: refused, not silently dropped.
+  expect_fails("train --model tutorial --fourier-features 2" + m, 2,
+               "--fourier-features: the tutorial's network");
+  expect_fails("train --as-tutorial --depth 3" + m, 2, "--depth: the tutorial's network");
   expect_fails("train -o " + dir.file("missing/m.safetensors"), 2, "does not exist");
   expect_fails("train", 2, "--output");
   expect_fails("frobnicate", 2, "frobnicate");

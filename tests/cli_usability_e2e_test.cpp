@@ -78,6 +78,10 @@ TEST(Usability, VarianceWithAnotherSamplerIsRefusedNamingIt) {
   expect_fails(
       "plot reverse " + model + " --sampler ddim --nfe 10 --spacing 5 -o " + dir.file("r.png"), 2,
       "--spacing: expected 0 (the sampler's own) or a power from 1 to 4, got 5");
+  // DDPM evaluates every step: a spacing given to it would change nothing, so it is refused as
+  // --eta and --variance are with the wrong sampler.
+  expect_fails("sample " + model + " --spacing 2 -o " + dir.file("s.csv"), 2,
+               "--spacing: --sampler ddpm evaluates every step");
 }
 
 TEST(Usability, QuietHidesProgressButNotWarnings) {

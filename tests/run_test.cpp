@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,40 @@ TEST(Run, FourierFeaturesReachOnlyTheResMlpAndRunsSavedWithoutThemResumeWithout)
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("--fourier-features"), std::string::npos) << e.what();
   }
+}
+
+TEST(Run, TheTutorialsNetworkStoresNoFeaturesAndRefusesResMlpOptionsGivenToIt) {
+  TempDir dir;
+  const std::string part = dir.file("part.safetensors");
+  RunConfig c = small_run(part);
+  c.model = ModelKind::kTutorial;  // fourier_features keeps RunConfig's default, 6
+  c.train.epochs = 2;
+  RunCallbacks stop_after_one;
+  stop_after_one.stop_requested = [] { return true; };
+  ASSERT_FALSE(run_training(c, stop_after_one).finished);
+  const Checkpoint ck = load_checkpoint(part);
+  // The saved options say what the network has, so resuming with an explicit 0 changes nothing.
+  EXPECT_EQ(nlohmann::json::parse(ck.train_state->train_config_json).at("fourier_features"), 0);
+  RunConfig resume;
+  resume.resume = part;
+  resume.out = dir.file("done.safetensors");
+  resume.fourier_features = 0;
+  resume.given = {"--fourier-features"};
+  EXPECT_TRUE(run_training(resume).finished);
+
+  // A new run given options that only the residual MLP has is refused by name, not run without.
+  for (const char* option : {"--depth", "--fourier-features"}) {
+    RunConfig fresh = small_run(dir.file("fresh.safetensors"));
+    fresh.model = ModelKind::kTutorial;
+    fresh.given = {option};
+    try {
+      run_training(fresh);
+      ADD_FAILURE() << option << " was ignored";
+    } catch (const UsageError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(option, 0), 0u) << e.what();
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("fresh.safetensors")));
 }
 
 TEST(Run, PointsInMemoryTrainLikeTheSameCsvAndWarningsReachTheCaller) {

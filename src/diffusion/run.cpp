@@ -35,7 +35,8 @@ nlohmann::json options_json(const RunConfig& o) {
           {"standardize", o.standardize},
           {"model", to_string(o.model)},
           {"depth", o.depth},
-          {"fourier_features", o.fourier_features},
+          // What the network has: 0 for the tutorial's, so that resuming it with 0 is no change.
+          {"fourier_features", model_config(o, 1).fourier_features},
           {"predict", to_string(o.prediction)},
           {"label_column", o.label_column},
           {"label_dropout", o.train.label_dropout},
@@ -421,6 +422,15 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
         throw UsageError(std::string(option) +
                          ": the cosine schedule has no beta range (--steps sets it); use it with "
                          "--schedule linear, sigmoid or quadratic");
+      }
+    }
+  }
+  if (o.model == ModelKind::kTutorial && !resumed) {
+    for (const char* option : {"--depth", "--fourier-features"}) {
+      if (o.given.count(option) != 0) {
+        throw UsageError(std::string(option) +
+                         ": the tutorial's network has no residual blocks or input features; use "
+                         "it with --model resmlp");
       }
     }
   }

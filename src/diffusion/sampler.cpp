@@ -298,6 +298,12 @@ void validate(const SampleConfig& c, int T) {
     throw UsageError("--eta: only --sampler ddim uses eta, got " + std::to_string(c.eta) +
                      " with --sampler " + to_string(c.sampler));
   }
+  if (c.spacing != kSamplerSpacing && c.sampler == SamplerKind::kDdpm) {
+    std::ostringstream p;
+    p << c.spacing;
+    throw UsageError("--spacing: --sampler ddpm evaluates every step, so a spacing changes "
+                     "nothing; got --spacing " + p.str() + " (use it with ddim or dpmpp2m)");
+  }
   if (c.variance != VarianceKind::kPosterior && c.sampler != SamplerKind::kDdpm) {
     throw UsageError("--variance: only --sampler ddpm uses it, got --variance " +
                      to_string(c.variance) + " with --sampler " + to_string(c.sampler) +
