@@ -1,12 +1,17 @@
-// Benchmarks of training: one optimizer step (B=128, H=128, D=2, T=100) through Trainer, at one and
-// two threads, with its heap allocations per step (must be 0), for the tutorial's model and the
-// residual MLP (depth 2, T=1000) with and without its input Fourier features (K=6, K=0) at D=2 and
-// D=64 (digits' width, where the features widen the first layer from 96 to 864 inputs). Not a
+// Benchmarks of training: one optimizer step (B=128) through Trainer, at one and two threads, with
+// its heap allocations per step (must be 0). The tutorial's model (H=128, D=2, T=100) trains with
+// the tutorial's settings (TrainConfig::tutorial(): constant rate, no EMA, eps target). The
+// residual MLP trains with exactly what `diffuse train` runs by default: RunConfig{}'s network
+// (depth, prediction target, T), schedule and TrainConfig (EMA, warm-up and cosine rate, loss
+// weighting, clipping), taken from the library, not copied; only its width H, its Fourier features
+// K (K=6, the default, and K=0), the data's D (2, and 64: digits' width, where the features widen
+// the first layer from 96 to 864 inputs) and the thread count are the benchmark's arguments. Not a
 // test of what is learned.
 #include <climits>
 
 #include "bench_util.h"
 #include "diffuse/resmlp.h"
+#include "diffuse/run.h"
 #include "diffuse/train.h"
 
 namespace diffuse::bench {
@@ -18,9 +23,8 @@ struct TrainSetup {
   Model model;
   Schedule schedule;
   Points data;
-  TrainSetup(const ModelConfig& mc, int B, int steps)
-      : c(mc), model(c), schedule(make_schedule(ScheduleConfig{ScheduleKind::kSigmoid, c.T})) {
-    // (the tutorial's sigmoid schedule, at the model's T: the step's cost does not depend on it)
+  TrainSetup(const ModelConfig& mc, const ScheduleConfig& sc, int B, int steps)
+      : c(mc), model(c), schedule(make_schedule(sc)) {
     const int D = c.dim;
     Rng rng(9);
     model.init(rng);
@@ -29,12 +33,13 @@ struct TrainSetup {
   }
 };
 
-// One step of model c at batch B: steps/s, FLOP/s, peak_pct and allocations per step.
-void train_step(benchmark::State& state, const ModelConfig& c, double step_flops) {
+// One step of model c at batch B over schedule sc with the settings tc: steps/s, FLOP/s, peak_pct
+// and allocations per step.
+void train_step(benchmark::State& state, const ModelConfig& c, const ScheduleConfig& sc,
+                TrainConfig tc, double step_flops) {
   const int threads = static_cast<int>(state.range(0));
-  const int B = 128, steps = 32;
-  TrainSetup s(c, B, steps);
-  TrainConfig tc = TrainConfig::tutorial();
+  const int B = kDefaultBatchSize, steps = 32;
+  TrainSetup s(c, sc, B, steps);
   tc.epochs = INT_MAX;
   tc.batch_size = B;
   tc.threads = threads;
@@ -60,16 +65,20 @@ void train_step(benchmark::State& state, const ModelConfig& c, double step_flops
 }
 
 void BM_TrainStep(benchmark::State& state) {
-  train_step(state, ModelConfig{2, 128, 100}, train_step_flops(2, 128, 128));
+  // (the tutorial's sigmoid schedule: the step's cost does not depend on it)
+  train_step(state, ModelConfig{2, 128, 100}, ScheduleConfig{ScheduleKind::kSigmoid, 100},
+             TrainConfig::tutorial(), train_step_flops(2, 128, 128));
 }
 
-// threads, D, K: the FLOP count has the first layer's D + E + 2 K D inputs (feature work itself,
-// 2 K D sines and cosines a column, is element-wise and not counted).
+// threads, D, K, H over the default run's settings: the FLOP count has the first layer's
+// D + E + 2 K D inputs (feature work itself, 2 K D sines and cosines a column, is element-wise and
+// not counted).
 void BM_ResMlpTrainStep(benchmark::State& state) {
-  ModelConfig c{static_cast<int>(state.range(1)), static_cast<int>(state.range(3)), 1000,
-                ModelKind::kResMlp, 2};
-  c.fourier_features = static_cast<int>(state.range(2));
-  train_step(state, c, resmlp_train_step_flops(c, 128));
+  RunConfig run;  // the defaults of `diffuse train`
+  run.hidden = static_cast<int>(state.range(3));
+  run.fourier_features = static_cast<int>(state.range(2));
+  const ModelConfig c = model_config(run, static_cast<int>(state.range(1)));
+  train_step(state, c, run.schedule, run.train, resmlp_train_step_flops(c, kDefaultBatchSize));
 }
 
 // peak_pct is the share of ONE core's peak, also at two threads (so 2 threads can reach 200%).
