@@ -83,7 +83,8 @@ BENCHMARK(BM_CondLinearBackward)
     ->Args({2, 128, 128})
     ->Args({128, 128, 128});
 
-// The output Linear layer (H -> D) forward and backward.
+// A Linear layer forward and backward: the output layer (H -> D) and the residual MLP's hidden
+// layers (H -> H) at the default width H=64 and at 128.
 void BM_LinearForward(benchmark::State& state) {
   const int in = static_cast<int>(state.range(0)), out = static_cast<int>(state.range(1));
   const int B = static_cast<int>(state.range(2));
@@ -98,7 +99,11 @@ void BM_LinearForward(benchmark::State& state) {
   }
   report_flops(state, 2.0 * B * in * out, cpu_s() - t0);
 }
-BENCHMARK(BM_LinearForward)->ArgNames({"in", "out", "B"})->Args({128, 2, 128});
+BENCHMARK(BM_LinearForward)
+    ->ArgNames({"in", "out", "B"})
+    ->Args({128, 2, 128})
+    ->Args({64, 64, 128})
+    ->Args({128, 128, 128});
 
 void BM_LinearBackward(benchmark::State& state) {
   const int in = static_cast<int>(state.range(0)), out = static_cast<int>(state.range(1));
@@ -115,7 +120,11 @@ void BM_LinearBackward(benchmark::State& state) {
   }
   report_flops(state, 4.0 * B * in * out, cpu_s() - t0);
 }
-BENCHMARK(BM_LinearBackward)->ArgNames({"in", "out", "B"})->Args({128, 2, 128});
+BENCHMARK(BM_LinearBackward)
+    ->ArgNames({"in", "out", "B"})
+    ->Args({128, 2, 128})
+    ->Args({64, 64, 128})
+    ->Args({128, 128, 128});
 
 // Softplus over one (H, B) = (128, 128) activation: forward and backward, per element.
 void BM_Softplus(benchmark::State& state) {
