@@ -144,9 +144,10 @@ void cond_linear_backward(float* dx, float* dW, float* db, float* dE, float* dz,
                           const float* a, const float* W, const float* E, const int32_t* t, int B,
                           int in, int out, int T);
 
-// Linear: y = W x + b. x is (in, B), W is (out, in) row-major, y is (out, B).
+// Linear: y = W x + b, plus residual (out, B) when it is not null (a residual block's sum, added
+// as y is written: (W x + b) + residual). x is (in, B), W is (out, in) row-major, y is (out, B).
 void linear_forward(float* y, const float* x, const float* W, const float* b, int B, int in,
-                    int out);
+                    int out, const float* residual = nullptr);
 // Overwrites dW and db; dx (in, B) if not null. dy is (out, B).
 void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x,
                      const float* W, int B, int in, int out);

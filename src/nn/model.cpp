@@ -104,13 +104,16 @@ inline void softplus_packet(const Packet& z, Packet& h, Packet& s) {
 }
 
 // One product's operands: A(r, p) = a[p * lda + r], B(p, c) = b[p * bp + c * bc], r < rows,
-// p < depth.
+// p < depth. A store straight from the registers (gemm_store) can add, in this order, bias[r] and
+// res(r, c) = res[c * ldo + r] (ldo: the output's leading dimension) to C as it writes it.
 struct Gemm {
   const float* a;
   size_t lda;
   const float* b;
   size_t bp, bc;
   int rows, depth;
+  const float* bias = nullptr;
+  const float* res = nullptr;
 };
 
 // Rows [r0, r0 + RP kLanes) (the last packet holding only `tail` rows when kTail) and columns
@@ -132,6 +135,20 @@ inline void tile(const Gemm& g, int r0, int c0, int tail, float* out, size_t ldo
     for (int c = 0; c < NC; ++c) {
       const Packet bv = ei::pset1<Packet>(b[c * g.bc]);
       for (int m = 0; m < RP; ++m) acc[m][c] = ei::pmadd(av[m], bv, acc[m][c]);
+    }
+  }
+  if (g.bias != nullptr) {  // (full packets only: gemm_store adds it when rows are whole packets)
+    for (int m = 0; m < RP; ++m) {
+      const Packet bv = ei::ploadu<Packet>(g.bias + r0 + m * kLanes);
+      for (int c = 0; c < NC; ++c) acc[m][c] = ei::padd(acc[m][c], bv);
+    }
+  }
+  if (g.res != nullptr) {
+    const float* res = g.res + static_cast<size_t>(c0) * ldo + r0;
+    for (int c = 0; c < NC; ++c) {
+      for (int m = 0; m < RP; ++m) {
+        acc[m][c] = ei::padd(acc[m][c], ei::ploadu<Packet>(res + c * ldo + m * kLanes));
+      }
     }
   }
   for (int c = 0; c < NC; ++c) {
@@ -190,7 +207,8 @@ void gemm(const Gemm& g, int cols, float* panel, Epilogue&& epi) {
 }
 
 // C = A B into out, (rows, cols) column-major with leading dimension ldo: straight from the
-// registers when rows are whole packets, else through the panel.
+// registers when rows are whole packets, else through the panel. g.bias and g.res are added only
+// on the first path (callers check).
 void gemm_store(const Gemm& g, int cols, float* out, size_t ldo, float* panel) {
   if (g.rows % kLanes == 0 && ldo == static_cast<size_t>(g.rows)) {
     for_column_blocks(cols, [&](int c0, int nc) {
@@ -200,7 +218,12 @@ void gemm_store(const Gemm& g, int cols, float* out, size_t ldo, float* panel) {
   }
   gemm(g, cols, panel, [&](const float* pn, int ldp, int c0, int nc) {
     for (int c = 0; c < nc; ++c) {
-      std::memcpy(out + static_cast<size_t>(c0 + c) * ldo, pn + c * ldp, sizeof(float) * g.rows);
+      float* oc = out + static_cast<size_t>(c0 + c) * ldo;
+      const float* pc = pn + c * ldp;
+      int r = 0;
+      for (; r + kLanes <= g.rows; r += kLanes) ei::pstoreu(oc + r, ei::ploadu<Packet>(pc + r));
+      if (r < g.rows)
+        store_n(oc + r, ei::ploadu<Packet>(pc + r), g.rows - r);  // panel: whole packets
     }
   });
 }
@@ -302,20 +325,31 @@ void weight_grad(float* dW, const float* dy, const float* x, int B, int in, int 
   }
 }
 
-// db = sum over the B columns of dy (out, B).
+// db = sum over the B columns of dy (out, B), each element summed from 0 in column order.
 void bias_grad(float* db, const float* dy, int B, int out) {
-  std::fill(db, db + out, 0.0f);
   if (out < kLanes) {  // the output layer at small D: plain sums beat partial packets
+    std::fill(db, db + out, 0.0f);
     for (int j = 0; j < B; ++j) {
       for (int i = 0; i < out; ++i) db[i] += dy[static_cast<size_t>(j) * out + i];
     }
     return;
   }
-  for (int j = 0; j < B; ++j) {
-    const float* dyj = dy + static_cast<size_t>(j) * out;
-    for_packets(out, [&](int r, int n) {
-      store_n(db + r, ei::padd(load_n(db + r, n), load_n(dyj + r, n)), n);
-    });
+  // Up to 4 packets of rows at a time, summed in registers over the columns (not through db,
+  // whose store-to-load chain would serialize the columns).
+  constexpr int kRows = 4 * kLanes;
+  for (int r0 = 0; r0 < out; r0 += kRows) {
+    const int rows = std::min(kRows, out - r0);
+    Packet acc[4];
+    for (Packet& a : acc) a = ei::pset1<Packet>(0.0f);
+    for (int j = 0; j < B; ++j) {
+      const float* dyj = dy + static_cast<size_t>(j) * out + r0;
+      for (int q = 0; q < 4 && q * kLanes < rows; ++q) {
+        acc[q] = ei::padd(acc[q], load_n(dyj + q * kLanes, std::min(kLanes, rows - q * kLanes)));
+      }
+    }
+    for (int q = 0; q < 4 && q * kLanes < rows; ++q) {
+      store_n(db + r0 + q * kLanes, acc[q], std::min(kLanes, rows - q * kLanes));
+    }
   }
 }
 
@@ -694,18 +728,29 @@ void cond_linear_backward(float* dx, float* dW, float* db, float* dE, float* dz,
 }
 
 void linear_forward(float* y, const float* x, const float* W, const float* b, int B, int in,
-                    int out) {
-  // x is (in, B); W is (out, in) row-major; b is (out); y is (out, B)
+                    int out, const float* residual) {
+  // x is (in, B); W is (out, in) row-major; b is (out); y and residual are (out, B)
   if (out < kLanes) {
     dot_small(y, W, static_cast<size_t>(in), x, static_cast<size_t>(in), b, out, in, B);
+    if (residual != nullptr) {
+      for (size_t i = 0; i < static_cast<size_t>(out) * B; ++i) y[i] += residual[i];
+    }
     return;
   }
-  const LayerProduct lp = layer_product(W, x, in, out);
+  LayerProduct lp = layer_product(W, x, in, out);
+  if (out % kLanes == 0) {  // (W x + b) + residual as the registers are stored
+    lp.g.bias = b;
+    lp.g.res = residual;
+    gemm_store(lp.g, B, y, static_cast<size_t>(out), lp.panel);
+    return;
+  }
   gemm(lp.g, B, lp.panel, [&](const float* pn, int ldp, int c0, int nc) {
     for (int cc = 0; cc < nc; ++cc) {
-      float* yj = y + static_cast<size_t>(c0 + cc) * out;
+      const size_t col = static_cast<size_t>(c0 + cc) * out;
       for_packets(out, [&](int r, int n) {
-        store_n(yj + r, ei::padd(ei::ploadu<Packet>(pn + cc * ldp + r), load_n(b + r, n)), n);
+        Packet v = ei::padd(ei::ploadu<Packet>(pn + cc * ldp + r), load_n(b + r, n));
+        if (residual != nullptr) v = ei::padd(v, load_n(residual + col + r, n));
+        store_n(y + col + r, v, n);
       });
     }
   });

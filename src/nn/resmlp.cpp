@@ -32,6 +32,22 @@ inline void for_packets(Index n, F&& f) {
   if (i < n) f(i, static_cast<int>(n - i));
 }
 
+// Lane q of the result is the sum of the lanes of p.packet[q], added in the order ei::predux adds
+// them (halves first: lanes i and i + kLanes/2, then i and i + kLanes/4, ...), so it equals
+// predux(p.packet[q]) whichever lane q it sits in. kLanes columns' sums cost one transpose, not
+// kLanes horizontal reductions. p is overwritten.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // the packet's vector attributes: harmless
+using Block = ei::PacketBlock<Packet, kLanes>;
+#pragma GCC diagnostic pop
+inline Packet lane_sums(Block& p) {
+  ei::ptranspose(p);  // lane q of p.packet[l]: lane l of the q-th input
+  for (int half = kLanes / 2; half >= 1; half /= 2) {
+    for (int l = 0; l < half; ++l) p.packet[l] = ei::padd(p.packet[l], p.packet[l + half]);
+  }
+  return p.packet[0];
+}
+
 using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
 
@@ -76,6 +92,7 @@ struct Buffers {
   float* u;     // LayerNorm outputs u_0..u_{depth-1}, u_f at slot depth
   float* v;     // fc1 outputs before SiLU, depth slots
   float* g;     // SiLU outputs g_0..g_{depth-1}, silu(u_f) at slot depth
+  float* s;     // their sigmoids, sigmoid(v_l) and sigmoid(u_f), for the SiLU backward
   float* mean;  // (depth + 1) x B
   float* rstd;  // (depth + 1) x B
   float* dh;    // backward scratch, (H, B) each
@@ -88,7 +105,7 @@ struct Buffers {
 
 size_t buffers_floats(const ModelConfig& c, int max_batch) {
   const size_t I = resmlp_inputs(c), H = c.hidden, E = kTimeFeatures, L = c.depth, B = max_batch;
-  return 2 * I * B + (L + 1) * H * B * 3 + L * H * B + 2 * (L + 1) * B + 3 * H * B +
+  return 2 * I * B + (L + 1) * H * B * 4 + L * H * B + 2 * (L + 1) * B + 3 * H * B +
          E * static_cast<size_t>(c.T);
 }
 
@@ -102,6 +119,7 @@ Buffers carve(const ModelConfig& c, Workspace& ws) {
   b.u = p, p += (L + 1) * b.slot;
   b.v = p, p += L * b.slot;
   b.g = p, p += (L + 1) * b.slot;
+  b.s = p, p += (L + 1) * b.slot;
   b.mean = p, p += (L + 1) * B;
   b.rstd = p, p += (L + 1) * B;
   b.dh = p, p += b.slot;
@@ -260,61 +278,121 @@ void class_embedding_backward(float* dtable, const float* dh, const int32_t* lab
   }
 }
 
+// A block of kLanes columns at a time: their sums (and sums of squares) are reduced together by
+// lane_sums, and rstd is one vector square root and division for the block. Each column's
+// arithmetic is the per-column formula's, in the same order, wherever the column sits.
 void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma,
                         const float* beta, int B, int n) {
   // x, y are (n, B); gamma, beta are (n); mean, rstd are (B)
-  const float inv_n = 1.0f / static_cast<float>(n);
-  for (int j = 0; j < B; ++j) {
-    const float* xj = x + static_cast<size_t>(j) * n;
-    float* yj = y + static_cast<size_t>(j) * n;
-    Packet sum = ei::pset1<Packet>(0.0f);
-    for_packets(n, [&](int r, int m) { sum = ei::padd(sum, load_n(xj + r, m, 0.0f)); });
-    const float mu = ei::predux(sum) * inv_n;
-    const Packet mv = ei::pset1<Packet>(mu);
-    Packet sq = ei::pset1<Packet>(0.0f);
-    for_packets(n, [&](int r, int m) {
-      const Packet d = ei::psub(load_n(xj + r, m, mu), mv);  // lanes past n give 0
-      sq = ei::pmadd(d, d, sq);
-    });
-    const float r = 1.0f / std::sqrt(ei::predux(sq) * inv_n + kLayerNormEps);
-    mean[j] = mu;
-    rstd[j] = r;
-    const Packet rv = ei::pset1<Packet>(r);
-    for_packets(n, [&](int i, int m) {
-      const Packet xhat = ei::pmul(ei::psub(load_n(xj + i, m, mu), mv), rv);
-      store_n(yj + i, ei::pmadd(xhat, load_n(gamma + i, m, 0.0f), load_n(beta + i, m, 0.0f)), m);
-    });
+  const Packet zero = ei::pset1<Packet>(0.0f), one = ei::pset1<Packet>(1.0f);
+  const Packet inv_n = ei::pset1<Packet>(1.0f / static_cast<float>(n));
+  const Packet eps = ei::pset1<Packet>(kLayerNormEps);
+  alignas(64) float mu[kLanes], r[kLanes];
+  for (int j0 = 0; j0 < B; j0 += kLanes) {
+    const int nb = std::min(kLanes, B - j0);  // columns in this block
+    Block blk;
+    for (int q = 0; q < kLanes; ++q) {
+      Packet sum = zero;  // the padding columns q >= nb sum to 0
+      if (q < nb) {
+        const float* xj = x + static_cast<size_t>(j0 + q) * n;
+        for_packets(n, [&](int i, int m) { sum = ei::padd(sum, load_n(xj + i, m, 0.0f)); });
+      }
+      blk.packet[q] = sum;
+    }
+    const Packet mv = ei::pmul(lane_sums(blk), inv_n);
+    ei::pstore(mu, mv);
+    for (int q = 0; q < kLanes; ++q) {
+      Packet sq = zero;
+      if (q < nb) {
+        const float* xj = x + static_cast<size_t>(j0 + q) * n;
+        const Packet m = ei::pset1<Packet>(mu[q]);
+        for_packets(n, [&](int i, int k) {
+          const Packet d = ei::psub(load_n(xj + i, k, mu[q]), m);  // lanes past n give 0
+          sq = ei::pmadd(d, d, sq);
+        });
+      }
+      blk.packet[q] = sq;
+    }
+    // rstd = 1 / sqrt(var + eps), var = mean of the squares (one rounding for var + eps, as the
+    // compiler contracted the scalar formula of the per-column version)
+    const Packet rv = ei::pdiv(one, ei::psqrt(ei::pmadd(lane_sums(blk), inv_n, eps)));
+    ei::pstore(r, rv);
+    store_n(mean + j0, mv, nb);
+    store_n(rstd + j0, rv, nb);
+    for (int q = 0; q < nb; ++q) {
+      const float* xj = x + static_cast<size_t>(j0 + q) * n;
+      float* yj = y + static_cast<size_t>(j0 + q) * n;
+      const Packet m = ei::pset1<Packet>(mu[q]), rq = ei::pset1<Packet>(r[q]);
+      for_packets(n, [&](int i, int k) {
+        const Packet xhat = ei::pmul(ei::psub(load_n(xj + i, k, mu[q]), m), rq);
+        store_n(yj + i, ei::pmadd(xhat, load_n(gamma + i, k, 0.0f), load_n(beta + i, k, 0.0f)), k);
+      });
+    }
   }
 }
 
+// Blocks of kLanes columns as the forward: the two per-column means are reduced by lane_sums. The
+// rows go in chunks of up to 4 packets whose dgamma and dbeta stay in registers over the block's
+// columns; they still accumulate column by column, in column order.
 void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                          const float* mean, const float* rstd, const float* gamma, int B, int n) {
   // dy, x, dx are (n, B); gamma, dgamma, dbeta are (n); mean, rstd are (B)
   std::fill(dgamma, dgamma + n, 0.0f);
   std::fill(dbeta, dbeta + n, 0.0f);
+  constexpr int kChunk = 4;  // packets of rows
+  const Packet zero = ei::pset1<Packet>(0.0f);
   const Packet inv_n = ei::pset1<Packet>(1.0f / static_cast<float>(n));
-  for (int j = 0; j < B; ++j) {
-    const size_t o = static_cast<size_t>(j) * n;
-    const Packet mv = ei::pset1<Packet>(mean[j]), rv = ei::pset1<Packet>(rstd[j]);
+  alignas(64) float m1[kLanes], m2[kLanes];
+  for (int j0 = 0; j0 < B; j0 += kLanes) {
+    const int nb = std::min(kLanes, B - j0);
     // xhat = (x - mean) r; dxhat = dy gamma;
     // dx = r (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).
-    Packet s1 = ei::pset1<Packet>(0.0f), s2 = s1;
-    for_packets(n, [&](int i, int m) {
-      const Packet xhat = ei::pmul(ei::psub(load_n(x + o + i, m, mean[j]), mv), rv);
-      const Packet dyv = load_n(dy + o + i, m, 0.0f);
-      store_n(dgamma + i, ei::pmadd(dyv, xhat, load_n(dgamma + i, m, 0.0f)), m);
-      store_n(dbeta + i, ei::padd(dyv, load_n(dbeta + i, m, 0.0f)), m);
-      const Packet dxhat = ei::pmul(dyv, load_n(gamma + i, m, 0.0f));
-      s1 = ei::padd(s1, dxhat);
-      s2 = ei::pmadd(dxhat, xhat, s2);
-    });
-    const Packet m1 = ei::pmul(ei::pset1<Packet>(ei::predux(s1)), inv_n);
-    const Packet m2 = ei::pmul(ei::pset1<Packet>(ei::predux(s2)), inv_n);
-    for_packets(n, [&](int i, int m) {
-      const Packet xhat = ei::pmul(ei::psub(load_n(x + o + i, m, mean[j]), mv), rv);
-      const Packet dxhat = ei::pmul(load_n(dy + o + i, m, 0.0f), load_n(gamma + i, m, 0.0f));
-      store_n(dx + o + i, ei::pmul(rv, ei::psub(ei::psub(dxhat, m1), ei::pmul(xhat, m2))), m);
-    });
+    Block b1, b2;  // per column: the packets of sum(dxhat) and sum(dxhat xhat)
+    for (int q = 0; q < kLanes; ++q) b1.packet[q] = zero, b2.packet[q] = zero;
+    for (int r0 = 0; r0 < n; r0 += kChunk * kLanes) {
+      const int np = std::min(kChunk, (n - r0 + kLanes - 1) / kLanes);  // packets in this chunk
+      auto rows = [&](int k) { return std::min(kLanes, n - r0 - k * kLanes); };
+      Packet dg[kChunk], db[kChunk], ga[kChunk];
+      for (int k = 0; k < np; ++k) {
+        dg[k] = load_n(dgamma + r0 + k * kLanes, rows(k), 0.0f);
+        db[k] = load_n(dbeta + r0 + k * kLanes, rows(k), 0.0f);
+        ga[k] = load_n(gamma + r0 + k * kLanes, rows(k), 0.0f);
+      }
+      for (int q = 0; q < nb; ++q) {
+        const int j = j0 + q;
+        const size_t o = static_cast<size_t>(j) * n + r0;
+        const Packet mv = ei::pset1<Packet>(mean[j]), rv = ei::pset1<Packet>(rstd[j]);
+        Packet s1 = b1.packet[q], s2 = b2.packet[q];
+        for (int k = 0; k < np; ++k) {
+          const size_t i = o + k * kLanes;
+          const Packet xhat = ei::pmul(ei::psub(load_n(x + i, rows(k), mean[j]), mv), rv);
+          const Packet dyv = load_n(dy + i, rows(k), 0.0f);
+          dg[k] = ei::pmadd(dyv, xhat, dg[k]);
+          db[k] = ei::padd(dyv, db[k]);
+          const Packet dxhat = ei::pmul(dyv, ga[k]);
+          s1 = ei::padd(s1, dxhat);
+          s2 = ei::pmadd(dxhat, xhat, s2);
+        }
+        b1.packet[q] = s1, b2.packet[q] = s2;
+      }
+      for (int k = 0; k < np; ++k) {
+        store_n(dgamma + r0 + k * kLanes, dg[k], rows(k));
+        store_n(dbeta + r0 + k * kLanes, db[k], rows(k));
+      }
+    }
+    ei::pstore(m1, ei::pmul(lane_sums(b1), inv_n));
+    ei::pstore(m2, ei::pmul(lane_sums(b2), inv_n));
+    for (int q = 0; q < nb; ++q) {
+      const int j = j0 + q;
+      const size_t o = static_cast<size_t>(j) * n;
+      const Packet mv = ei::pset1<Packet>(mean[j]), rv = ei::pset1<Packet>(rstd[j]);
+      const Packet m1v = ei::pset1<Packet>(m1[q]), m2v = ei::pset1<Packet>(m2[q]);
+      for_packets(n, [&](int i, int m) {
+        const Packet xhat = ei::pmul(ei::psub(load_n(x + o + i, m, mean[j]), mv), rv);
+        const Packet dxhat = ei::pmul(load_n(dy + o + i, m, 0.0f), load_n(gamma + i, m, 0.0f));
+        store_n(dx + o + i, ei::pmul(rv, ei::psub(ei::psub(dxhat, m1v), ei::pmul(xhat, m2v))), m);
+      });
+    }
   }
 }
 
@@ -325,6 +403,26 @@ void silu_forward(float* y, const float* x, size_t n) {
   for_packets(n, [&](size_t i, int m) {
     const Packet xv = load_n(x + i, m, 0.0f);
     store_n(y + i, ei::pdiv(xv, ei::padd(one, ei::pexp(ei::pnegate(xv)))), m);
+  });
+}
+
+void silu_forward(float* y, float* s, const float* x, size_t n) {
+  const Packet one = ei::pset1<Packet>(1.0f);
+  for_packets(n, [&](size_t i, int m) {
+    const Packet xv = load_n(x + i, m, 0.0f);
+    const Packet d = ei::padd(one, ei::pexp(ei::pnegate(xv)));  // 1 + exp(-x)
+    store_n(y + i, ei::pdiv(xv, d), m);
+    store_n(s + i, ei::pdiv(one, d), m);
+  });
+}
+
+void silu_backward(float* dx, const float* dy, const float* x, const float* s, size_t n) {
+  const Packet one = ei::pset1<Packet>(1.0f);
+  for_packets(n, [&](size_t i, int m) {
+    const Packet xv = load_n(x + i, m, 0.0f);
+    const Packet sv = load_n(s + i, m, 0.0f);
+    const Packet slope = ei::pmul(sv, ei::pmadd(xv, ei::psub(one, sv), one));
+    store_n(dx + i, ei::pmul(load_n(dy + i, m, 0.0f), slope), m);
   });
 }
 
@@ -349,10 +447,14 @@ void resmlp_forward(const ModelConfig& c, const float* params, const float* x, c
   const Buffers b = carve(c, ws);
   const size_t hb = static_cast<size_t>(H) * B;
   // in = [x; e; ff], (I, B), e from the table time_embedding_forward made
+  // (element by element and packet by packet: library copies of 2 and 32 floats cost more than
+  // the copying)
   for (int j = 0; j < B; ++j) {
     float* col = b.in + static_cast<size_t>(j) * I;
-    std::copy_n(x + static_cast<size_t>(j) * D, D, col);
-    std::copy_n(b.table + static_cast<size_t>(t[j]) * E, E, col + D);
+    const float* xj = x + static_cast<size_t>(j) * D;
+    for (int d = 0; d < D; ++d) col[d] = xj[d];
+    const float* ej = b.table + static_cast<size_t>(t[j]) * E;
+    for_packets(E, [&](int i, int m) { store_n(col + D + i, load_n(ej + i, m), m); });
   }
   if (c.fourier_features > 0) input_fourier_forward(b.in + D + E, I, x, B, D, c.fourier_features);
   linear_forward(b.h, b.in, p.w_in, p.b_in, B, I, H);
@@ -362,17 +464,17 @@ void resmlp_forward(const ModelConfig& c, const float* params, const float* x, c
     float* ul = b.u + l * b.slot;
     float* vl = b.v + l * b.slot;
     float* gl = b.g + l * b.slot;
+    float* sl = b.s + l * b.slot;
     float* hn = b.h + (l + 1) * b.slot;
     layer_norm_forward(ul, b.mean + l * B, b.rstd + l * B, hl, p.ln_g[l], p.ln_b[l], B, H);
     linear_forward(vl, ul, p.w1[l], p.b1[l], B, H, H);
-    silu_forward(gl, vl, hb);
-    linear_forward(hn, gl, p.w2[l], p.b2[l], B, H, H);  // W2 g + b2, then + h
-    ArrayMap(hn, static_cast<Eigen::Index>(hb)) += ConstArrayMap(hl, static_cast<Eigen::Index>(hb));
+    silu_forward(gl, sl, vl, hb);
+    linear_forward(hn, gl, p.w2[l], p.b2[l], B, H, H, hl);  // (W2 g + b2) + h
   }
   float* uf = b.u + L * b.slot;
   float* gf = b.g + L * b.slot;
   layer_norm_forward(uf, b.mean + L * B, b.rstd + L * B, b.h + L * b.slot, p.lnf_g, p.lnf_b, B, H);
-  silu_forward(gf, uf, hb);
+  silu_forward(gf, b.s + L * b.slot, uf, hb);
   linear_forward(y, gf, p.w_out, p.b_out, B, H, D);
 }
 
@@ -394,7 +496,7 @@ void resmlp_backward(const ModelConfig& c, const float* params, const float* x, 
   float* uf = b.u + L * b.slot;
   float* gf = b.g + L * b.slot;
   linear_backward(b.dg, g.w_out, g.b_out, dy, gf, p.w_out, B, H, D);
-  silu_backward(b.dg, b.dg, uf, hb);
+  silu_backward(b.dg, b.dg, uf, b.s + L * b.slot, hb);
   layer_norm_backward(b.dh, g.lnf_g, g.lnf_b, b.dg, b.h + L * b.slot, b.mean + L * B,
                       b.rstd + L * B, p.lnf_g, B, H);
   // b.dh is d loss / d h_{l+1}; each block adds its branch's gradient to it.
@@ -403,8 +505,9 @@ void resmlp_backward(const ModelConfig& c, const float* params, const float* x, 
     const float* ul = b.u + l * b.slot;
     const float* vl = b.v + l * b.slot;
     const float* gl = b.g + l * b.slot;
+    const float* sl = b.s + l * b.slot;
     linear_backward(b.dg, g.w2[l], g.b2[l], b.dh, gl, p.w2[l], B, H, H);
-    silu_backward(b.dg, b.dg, vl, hb);
+    silu_backward(b.dg, b.dg, vl, sl, hb);
     linear_backward(b.du, g.w1[l], g.b1[l], b.dg, ul, p.w1[l], B, H, H);
     layer_norm_backward(b.dg, g.ln_g[l], g.ln_b[l], b.du, hl, b.mean + l * B, b.rstd + l * B,
                         p.ln_g[l], B, H);
