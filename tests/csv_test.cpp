@@ -140,12 +140,15 @@ TEST(WriteCsv, RoundTripsFloatsExactlyForD1AndD16) {
   }
 }
 
-TEST(WriteCsv, WritesNineSignificantDigitsAndAHeader) {
+TEST(WriteCsv, WritesTheShortestTextThatReadsBackAndAHeader) {
   test::TempDir dir;
-  Points x(2, 2);
-  x << 0.1f, -3, 1e-20f, 123456789.0f;
+  Points x(4, 2);
+  x << 0.1f, -3, 1e-20f, 123456789.0f, 5.1f, 100000, 7.9f, 0.0001f;
   write_csv(dir.file("t.csv"), x, {"x", "y"});
-  EXPECT_EQ(test::slurp(dir.file("t.csv")), "x,y\n0.100000001,-3\n9.99999968e-21,123456792\n");
+  // A value read as 5.1 is written as 5.1 (printf's %.9g gave 5.0999999), integers as integers
+  // (a float holds 123456789 as 123456792).
+  EXPECT_EQ(test::slurp(dir.file("t.csv")),
+            "x,y\n0.1,-3\n1e-20,123456792\n5.1,100000\n7.9,0.0001\n");
 }
 
 TEST(WriteCsv, RefusesWhatCannotBeReadBackAndLeavesNoFile) {

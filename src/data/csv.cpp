@@ -1,7 +1,7 @@
 // CSV of numbers: a streaming reader (fixed-size chunks, std::from_chars) that names the file and
 // line of every defect, optionally with one label column of text beside the numbers, and an
-// atomic %.9g writer (with the label column written back). Not a general CSV parser: no quoted
-// fields.
+// atomic writer of shortest round-trip numbers (with the label column written back). Not a general
+// CSV parser: no quoted fields.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -632,6 +632,21 @@ void CsvWriter::write(const Points& x, std::span<const int32_t> labels) {
   write_rows(x, labels);
 }
 
+namespace {
+
+// The shortest text that reads back as the same float (the reader's from_chars is exact), so a
+// value read as "5.1" is written as "5.1", not as printf("%.9g")'s 5.0999999. Plain digits from
+// 1e-4 to 1e9 (counts and pixel values stay integers: 100000, not 1e+05), %g style outside.
+char* format_float(char* first, char* last, float v) {
+  const float a = std::fabs(v);
+  const bool plain = a == 0.0f || (a >= 1e-4f && a < 1e9f);
+  return std::to_chars(first, last, v,
+                       plain ? std::chars_format::fixed : std::chars_format::general)
+      .ptr;
+}
+
+}  // namespace
+
 void CsvWriter::write_rows(const Points& x, std::span<const int32_t> labels) {
   if (x.cols() != cols_) {
     throw Error(path_ + ": rows of " + std::to_string(x.cols()) + " values for a CSV of " +
@@ -644,9 +659,7 @@ void CsvWriter::write_rows(const Points& x, std::span<const int32_t> labels) {
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
       if (j > 0) out += ',';
-      // Same text as printf("%.9g"): 9 significant digits identify every float.
-      const auto r = std::to_chars(num, num + sizeof num, x(i, j), std::chars_format::general, 9);
-      out.append(num, r.ptr);
+      out.append(num, format_float(num, num + sizeof num, x(i, j)));
     }
     if (!labels.empty()) {
       out += ',';
