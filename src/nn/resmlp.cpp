@@ -1,9 +1,12 @@
 // The residual MLP's layer kernels and whole-network forward/backward (include/diffuse/resmlp.h).
 // The matrix products are model.cpp's linear_forward / linear_backward (register-blocked, packed
-// per call into a per-thread buffer that grows once); LayerNorm and SiLU are Eigen array
-// expressions over caller-owned buffers, so a step allocates nothing. Each column's result depends
-// only on its own inputs, whatever the batch split. Proven by central differences and PyTorch
-// fixtures (tests/resmlp_test.cpp).
+// per call into a per-thread buffer that grows once; fc2 adds its residual as it stores);
+// LayerNorm, SiLU and the Fourier features are Eigen packet loops over caller-owned buffers, so a
+// step allocates nothing. LayerNorm's reductions and the features run on blocks of 16 columns (one
+// transpose, not 16 horizontal sums); SiLU's forward saves the sigmoid for its backward. Each
+// column's result depends only on its own inputs, whatever the batch split or its place in a
+// block. Proven by central differences and PyTorch fixtures (tests/resmlp_test.cpp). Where the time
+// of a training step goes: docs/PERFORMANCE.md.
 #include "diffuse/resmlp.h"
 
 #include <Eigen/Core>
