@@ -104,9 +104,10 @@ void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
 void silu_forward(float* y, const float* x, size_t n);
 // dx = dy * s (1 + x (1 - s)), s = sigmoid(x). dx may be dy.
 void silu_backward(float* dx, const float* dy, const float* x, size_t n);
-// The pair the network uses: the forward also saves s = sigmoid(x) (n), so that the backward
-// takes no exponential or division. The same values, bit for bit, as the pair above.
-void silu_forward(float* y, float* s, const float* x, size_t n);
-void silu_backward(float* dx, const float* dy, const float* x, const float* s, size_t n);
+// The pair the training step uses: the forward also saves the slope s (1 + x (1 - s)) (n), so
+// that the backward is one product, dx = dy * slope, with no exponential or division, and fc1's
+// output need not be kept. The same values, bit for bit, as the pair above. y may be x.
+void silu_train_forward(float* y, float* slope, const float* x, size_t n);
+void silu_train_backward(float* dx, const float* dy, const float* slope, size_t n);
 
 }  // namespace diffuse

@@ -3,7 +3,7 @@
 // per call into a per-thread buffer that grows once; fc2 adds its residual as it stores);
 // LayerNorm, SiLU and the Fourier features are Eigen packet loops over caller-owned buffers, so a
 // step allocates nothing. LayerNorm's reductions and the features run on blocks of 16 columns (one
-// transpose, not 16 horizontal sums); SiLU's forward saves the sigmoid for its backward. Each
+// transpose, not 16 horizontal sums); SiLU's forward saves its slope for the backward. Each
 // column's result depends only on its own inputs, whatever the batch split or its place in a
 // block. Proven by central differences and PyTorch fixtures (tests/resmlp_test.cpp). Where the time
 // of a training step goes: docs/PERFORMANCE.md.
@@ -90,15 +90,15 @@ void tensors(const ModelConfig& c, F* p, Tensors<F>& v) {
 // Workspace::buffer, carved for max_batch columns. Slot l of h, u, g is (H, B) at l * H *
 // max_batch.
 struct Buffers {
-  float* in;    // [x; e; ff], (I, B), I = D + E + 2 K D
-  float* h;     // residual stream h_0..h_depth
-  float* u;     // LayerNorm outputs u_0..u_{depth-1}, u_f at slot depth
-  float* v;     // fc1 outputs before SiLU, depth slots
-  float* g;     // SiLU outputs g_0..g_{depth-1}, silu(u_f) at slot depth
-  float* s;     // their sigmoids, sigmoid(v_l) and sigmoid(u_f), for the SiLU backward
-  float* mean;  // (depth + 1) x B
-  float* rstd;  // (depth + 1) x B
-  float* dh;    // backward scratch, (H, B) each
+  float* in;     // [x; e; ff], (I, B), I = D + E + 2 K D
+  float* h;      // residual stream h_0..h_depth
+  float* u;      // LayerNorm outputs u_0..u_{depth-1}, u_f at slot depth
+  float* g;      // SiLU outputs g_0..g_{depth-1}, silu(u_f) at slot depth (fc1's output v_l
+                 // before SiLU is written here and replaced by g_l in place)
+  float* slope;  // their slopes, silu'(v_l) and silu'(u_f), for the SiLU backward
+  float* mean;   // (depth + 1) x B
+  float* rstd;   // (depth + 1) x B
+  float* dh;     // backward scratch, (H, B) each
   float* du;
   float* dg;
   float* din;    // (I, B)
@@ -108,7 +108,7 @@ struct Buffers {
 
 size_t buffers_floats(const ModelConfig& c, int max_batch) {
   const size_t I = resmlp_inputs(c), H = c.hidden, E = kTimeFeatures, L = c.depth, B = max_batch;
-  return 2 * I * B + (L + 1) * H * B * 4 + L * H * B + 2 * (L + 1) * B + 3 * H * B +
+  return 2 * I * B + (L + 1) * H * B * 4 + 2 * (L + 1) * B + 3 * H * B +
          E * static_cast<size_t>(c.T);
 }
 
@@ -120,9 +120,8 @@ Buffers carve(const ModelConfig& c, Workspace& ws) {
   b.in = p, p += I * B;
   b.h = p, p += (L + 1) * b.slot;
   b.u = p, p += (L + 1) * b.slot;
-  b.v = p, p += L * b.slot;
   b.g = p, p += (L + 1) * b.slot;
-  b.s = p, p += (L + 1) * b.slot;
+  b.slope = p, p += (L + 1) * b.slot;
   b.mean = p, p += (L + 1) * B;
   b.rstd = p, p += (L + 1) * B;
   b.dh = p, p += b.slot;
@@ -421,23 +420,20 @@ void silu_forward(float* y, const float* x, size_t n) {
   });
 }
 
-void silu_forward(float* y, float* s, const float* x, size_t n) {
+void silu_train_forward(float* y, float* slope, const float* x, size_t n) {
   const Packet one = ei::pset1<Packet>(1.0f);
   for_packets(n, [&](size_t i, int m) {
     const Packet xv = load_n(x + i, m, 0.0f);
     const Packet d = ei::padd(one, ei::pexp(ei::pnegate(xv)));  // 1 + exp(-x)
-    store_n(y + i, ei::pdiv(xv, d), m);
-    store_n(s + i, ei::pdiv(one, d), m);
+    const Packet sv = ei::pdiv(one, d);
+    store_n(y + i, ei::pdiv(xv, d), m);  // (after x is read: y may be x)
+    store_n(slope + i, ei::pmul(sv, ei::pmadd(xv, ei::psub(one, sv), one)), m);
   });
 }
 
-void silu_backward(float* dx, const float* dy, const float* x, const float* s, size_t n) {
-  const Packet one = ei::pset1<Packet>(1.0f);
+void silu_train_backward(float* dx, const float* dy, const float* slope, size_t n) {
   for_packets(n, [&](size_t i, int m) {
-    const Packet xv = load_n(x + i, m, 0.0f);
-    const Packet sv = load_n(s + i, m, 0.0f);
-    const Packet slope = ei::pmul(sv, ei::pmadd(xv, ei::psub(one, sv), one));
-    store_n(dx + i, ei::pmul(load_n(dy + i, m, 0.0f), slope), m);
+    store_n(dx + i, ei::pmul(load_n(dy + i, m, 0.0f), load_n(slope + i, m, 0.0f)), m);
   });
 }
 
@@ -477,19 +473,18 @@ void resmlp_forward(const ModelConfig& c, const float* params, const float* x, c
   for (int l = 0; l < L; ++l) {
     float* hl = b.h + l * b.slot;
     float* ul = b.u + l * b.slot;
-    float* vl = b.v + l * b.slot;
     float* gl = b.g + l * b.slot;
-    float* sl = b.s + l * b.slot;
+    float* sl = b.slope + l * b.slot;
     float* hn = b.h + (l + 1) * b.slot;
     layer_norm_forward(ul, b.mean + l * B, b.rstd + l * B, hl, p.ln_g[l], p.ln_b[l], B, H);
-    linear_forward(vl, ul, p.w1[l], p.b1[l], B, H, H);
-    silu_forward(gl, sl, vl, hb);
+    linear_forward(gl, ul, p.w1[l], p.b1[l], B, H, H);  // v_l, then g_l = silu(v_l) in place
+    silu_train_forward(gl, sl, gl, hb);
     linear_forward(hn, gl, p.w2[l], p.b2[l], B, H, H, hl);  // (W2 g + b2) + h
   }
   float* uf = b.u + L * b.slot;
   float* gf = b.g + L * b.slot;
   layer_norm_forward(uf, b.mean + L * B, b.rstd + L * B, b.h + L * b.slot, p.lnf_g, p.lnf_b, B, H);
-  silu_forward(gf, b.s + L * b.slot, uf, hb);
+  silu_train_forward(gf, b.slope + L * b.slot, uf, hb);
   linear_forward(y, gf, p.w_out, p.b_out, B, H, D);
 }
 
@@ -511,18 +506,17 @@ void resmlp_backward(const ModelConfig& c, const float* params, const float* x, 
   float* uf = b.u + L * b.slot;
   float* gf = b.g + L * b.slot;
   linear_backward(b.dg, g.w_out, g.b_out, dy, gf, p.w_out, B, H, D);
-  silu_backward(b.dg, b.dg, uf, b.s + L * b.slot, hb);
+  silu_train_backward(b.dg, b.dg, b.slope + L * b.slot, hb);
   layer_norm_backward(b.dh, g.lnf_g, g.lnf_b, b.dg, b.h + L * b.slot, b.mean + L * B,
                       b.rstd + L * B, p.lnf_g, B, H);
   // b.dh is d loss / d h_{l+1}; each block adds its branch's gradient to it.
   for (int l = L - 1; l >= 0; --l) {
     const float* hl = b.h + l * b.slot;
     const float* ul = b.u + l * b.slot;
-    const float* vl = b.v + l * b.slot;
     const float* gl = b.g + l * b.slot;
-    const float* sl = b.s + l * b.slot;
+    const float* sl = b.slope + l * b.slot;
     linear_backward(b.dg, g.w2[l], g.b2[l], b.dh, gl, p.w2[l], B, H, H);
-    silu_backward(b.dg, b.dg, vl, sl, hb);
+    silu_train_backward(b.dg, b.dg, sl, hb);
     linear_backward(b.du, g.w1[l], g.b1[l], b.dg, ul, p.w1[l], B, H, H);
     layer_norm_backward(b.dg, g.ln_g[l], g.ln_b[l], b.du, hl, b.mean + l * B, b.rstd + l * B,
                         p.ln_g[l], B, H);
