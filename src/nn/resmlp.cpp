@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "diffuse/error.h"
 #include "nn/packet_io.h"
@@ -295,9 +296,12 @@ void class_embedding_backward(float* dtable, const float* dh, const int32_t* lab
 // A block of kLanes columns at a time: their sums (and sums of squares) are reduced together by
 // lane_sums, and rstd is one vector square root and division for the block. Each column's
 // arithmetic is the per-column formula's, in the same order, wherever the column sits.
-void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma,
-                        const float* beta, int B, int n) {
+// kPackets > 0: n is kPackets whole packets, known to the compiler (its loops unroll, no tails).
+template <int kPackets>
+void layer_norm_forward_n(float* y, float* mean, float* rstd, const float* x, const float* gamma,
+                          const float* beta, int B, int n_any) {
   // x, y are (n, B); gamma, beta are (n); mean, rstd are (B)
+  const int n = kPackets > 0 ? kPackets * kLanes : n_any;
   const Packet zero = ei::pset1<Packet>(0.0f), one = ei::pset1<Packet>(1.0f);
   const Packet inv_n = ei::pset1<Packet>(1.0f / static_cast<float>(n));
   const Packet eps = ei::pset1<Packet>(kLayerNormEps);
@@ -348,9 +352,12 @@ void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
 // Blocks of kLanes columns as the forward: the two per-column means are reduced by lane_sums. The
 // rows go in chunks of up to 4 packets whose dgamma and dbeta stay in registers over the block's
 // columns; they still accumulate column by column, in column order.
-void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
-                         const float* mean, const float* rstd, const float* gamma, int B, int n) {
+template <int kPackets>
+void layer_norm_backward_n(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                           const float* mean, const float* rstd, const float* gamma, int B,
+                           int n_any) {
   // dy, x, dx are (n, B); gamma, dgamma, dbeta are (n); mean, rstd are (B)
+  const int n = kPackets > 0 ? kPackets * kLanes : n_any;
   std::fill(dgamma, dgamma + n, 0.0f);
   std::fill(dbeta, dbeta + n, 0.0f);
   constexpr int kChunk = 4;  // packets of rows
@@ -408,6 +415,37 @@ void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
       });
     }
   }
+}
+
+// The usual widths (H = 32, 64, 128, 256 at 16 lanes) get their unrolled copy.
+template <class F>
+inline void with_packets(int n, F&& f) {
+  switch (n % kLanes == 0 ? n / kLanes : 0) {
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 8:
+      return f(std::integral_constant<int, 8>{});
+    case 16:
+      return f(std::integral_constant<int, 16>{});
+    default:
+      return f(std::integral_constant<int, 0>{});
+  }
+}
+
+void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma,
+                        const float* beta, int B, int n) {
+  with_packets(n, [&](auto np) {
+    layer_norm_forward_n<decltype(np)::value>(y, mean, rstd, x, gamma, beta, B, n);
+  });
+}
+
+void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                         const float* mean, const float* rstd, const float* gamma, int B, int n) {
+  with_packets(n, [&](auto np) {
+    layer_norm_backward_n<decltype(np)::value>(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, B, n);
+  });
 }
 
 // Every element takes the same packet path (the tail through a padded packet), so an element's
