@@ -31,7 +31,9 @@ inline double resmlp_forward_flops(const ModelConfig& c, int64_t B) {
   return 2.0 * static_cast<double>(B) * (H * I + 2.0 * L * H * H + H * D);
 }
 // A training step: forward, then dW and dx of every layer but the first's dx (the trainer skips
-// it): 3 forwards less 2 B H I. 54.3 MFLOP at B=128, D=2, H=128, L=2, K=6; 113.3 at D=64.
+// it): 3 forwards less 2 B H I. 54.3 MFLOP at B=128, D=2, H=128, L=2, K=6; 113.3 at D=64; 14.6 at
+// the default width H=64 (D=2, K=6), where the rest of the step (LayerNorm, SiLU, Adam and the EMA,
+// the RNG) weighs most (docs/PERFORMANCE.md).
 inline double resmlp_train_step_flops(const ModelConfig& c, int64_t B) {
   return 3.0 * resmlp_forward_flops(c, B) -
          2.0 * static_cast<double>(B) * c.hidden * resmlp_inputs(c);
