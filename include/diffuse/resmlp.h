@@ -59,8 +59,11 @@ void resmlp_init_workspace(const ModelConfig& c, Workspace& ws);  // after sizin
 void resmlp_init(const ModelConfig& c, float* params, Rng& rng);
 // labels (B) as model.h's model_forward: read when c.classes > 0 (null: every column the null
 // class).
+// for_backward false (model_predict): the SiLU slopes the backward needs are not saved; y is the
+// same, bit for bit.
 void resmlp_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                    int B, Workspace& ws, float* y, const int32_t* labels = nullptr);
+                    int B, Workspace& ws, float* y, const int32_t* labels = nullptr,
+                    bool for_backward = true);
 void resmlp_backward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
                      int B, const float* dy, Workspace& ws, float* grads,
                      const int32_t* labels = nullptr);
@@ -100,7 +103,7 @@ void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
 void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                          const float* mean, const float* rstd, const float* gamma, int B, int n);
 
-// y = x sigmoid(x), n elements.
+// y = x sigmoid(x), n elements. y may be x.
 void silu_forward(float* y, const float* x, size_t n);
 // dx = dy * s (1 + x (1 - s)), s = sigmoid(x). dx may be dy.
 void silu_backward(float* dx, const float* dy, const float* x, size_t n);

@@ -926,7 +926,8 @@ void model_predict(const ModelConfig& c, const float* params, const float* x, in
     for (int j = 0; j < n; j += ws.max_batch) {
       const int B = std::min(ws.max_batch, n - j);
       resmlp_forward(c, params, x + static_cast<size_t>(j) * D, ws.t.data(), B, ws,
-                     y + static_cast<size_t>(j) * D, labels == nullptr ? nullptr : labels + j);
+                     y + static_cast<size_t>(j) * D, labels == nullptr ? nullptr : labels + j,
+                     /*for_backward=*/false);
     }
     return;
   }

@@ -488,7 +488,7 @@ void silu_backward(float* dx, const float* dy, const float* x, size_t n) {
 // ---- the whole network ----
 
 void resmlp_forward(const ModelConfig& c, const float* params, const float* x, const int32_t* t,
-                    int B, Workspace& ws, float* y, const int32_t* labels) {
+                    int B, Workspace& ws, float* y, const int32_t* labels, bool for_backward) {
   // x is (D, B); t is (B); y is (D, B); labels is (B)
   const int D = c.dim, H = c.hidden, E = kTimeFeatures, I = resmlp_inputs(c), L = c.depth;
   thread_local Tensors<const float> p;  // its vectors grow once per thread
@@ -516,13 +516,21 @@ void resmlp_forward(const ModelConfig& c, const float* params, const float* x, c
     float* hn = b.h + (l + 1) * b.slot;
     layer_norm_forward(ul, b.mean + l * B, b.rstd + l * B, hl, p.ln_g[l], p.ln_b[l], B, H);
     linear_forward(gl, ul, p.w1[l], p.b1[l], B, H, H);  // v_l, then g_l = silu(v_l) in place
-    silu_train_forward(gl, sl, gl, hb);
+    if (for_backward) {
+      silu_train_forward(gl, sl, gl, hb);
+    } else {
+      silu_forward(gl, gl, hb);
+    }
     linear_forward(hn, gl, p.w2[l], p.b2[l], B, H, H, hl);  // (W2 g + b2) + h
   }
   float* uf = b.u + L * b.slot;
   float* gf = b.g + L * b.slot;
   layer_norm_forward(uf, b.mean + L * B, b.rstd + L * B, b.h + L * b.slot, p.lnf_g, p.lnf_b, B, H);
-  silu_train_forward(gf, b.slope + L * b.slot, uf, hb);
+  if (for_backward) {
+    silu_train_forward(gf, b.slope + L * b.slot, uf, hb);
+  } else {
+    silu_forward(gf, uf, hb);
+  }
   linear_forward(y, gf, p.w_out, p.b_out, B, H, D);
 }
 
