@@ -145,6 +145,16 @@ void add_train_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_flag("-q,--quiet", o.quiet, "no progress output (warnings still show)");
 }
 
+std::string spacing_help() {
+  return "where the --nfe < T steps of ddim and dpmpp2m fall: logsnr (even in log-SNR), or a "
+         "power P from 1 to " +
+         spacing_name(kMaxSpacing) +
+         ", t_i = T (1 - i/nfe)^P (1 even in t, larger nearer the data); 0 the sampler's own "
+         "(dpmpp2m " +
+         spacing_name(sampler_spacing(SamplerKind::kDpmpp2m)) + ", ddim " +
+         spacing_name(sampler_spacing(SamplerKind::kDdim)) + ")";
+}
+
 void note_given_options(const CLI::App& cmd, TrainOptions& o) {
   for (const char* name : {"--data",
                            "-n",

@@ -25,6 +25,9 @@ struct TrainOptions : RunConfig {
   bool as_tutorial = false;  // --as-tutorial (see apply_tutorial_where_unset)
 };
 
+// --spacing's help for sample, plot and animate, with each sampler's own spacing.
+std::string spacing_help();
+
 // Registers every training option on cmd (defaults shown in --help), --as-tutorial included.
 void add_train_options(CLI::App* cmd, TrainOptions& o);
 

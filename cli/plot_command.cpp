@@ -76,16 +76,13 @@ Schedule schedule_from(const ScheduleOpts& o) {
 struct SamplerOpts {  // the library's defaults, shown in --help
   SampleConfig config;
   std::string sampler = to_string(config.sampler), variance = to_string(config.variance);
+  std::string spacing = "0";  // kSamplerSpacing
 };
 void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
   add_seed_option(cmd, o.config.seed, "random seed");
   cmd->add_option("--sampler", o.sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
   cmd->add_option("--nfe", o.config.nfe, "network evaluations (0: T)")->capture_default_str();
-  cmd->add_option(
-         "--spacing", o.config.spacing,
-         "where the --nfe < T steps of ddim and dpmpp2m fall: t_i = T (1 - i/nfe)^P; 1 even "
-         "in t, larger puts more steps near the data; 0 the sampler's own (dpmpp2m 1.5, ddim 1)")
-      ->capture_default_str();
+  cmd->add_option("--spacing", o.spacing, spacing_help())->capture_default_str();
   cmd->add_option("--eta", o.config.eta, "DDIM noise: 0 deterministic, 1 ancestral")
       ->capture_default_str();
   cmd->add_option("--variance", o.variance, "DDPM noise std: posterior or beta")
@@ -95,6 +92,7 @@ void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
 SampleConfig sample_config(const SamplerOpts& o, int record_every) {
   SampleConfig sc = o.config;
   sc.sampler = parse_sampler(o.sampler);
+  sc.spacing = parse_spacing(o.spacing);
   sc.variance = parse_variance(o.variance);
   sc.record_every = record_every;
   return sc;

@@ -29,6 +29,7 @@ void add_sample_command(CLI::App& app) {
     std::string model, out, sampler = to_string(config.sampler),
                             variance = to_string(config.variance),
                             x0_clamp = to_string(config.x0_clamp);
+    std::string spacing = "0";  // kSamplerSpacing
     int n = kDefaultSamplePoints;
     std::string class_name;
   };
@@ -39,11 +40,7 @@ void add_sample_command(CLI::App& app) {
   add_seed_option(cmd, o->config.seed, "random seed");
   cmd->add_option("--sampler", o->sampler, "ddpm, ddim or dpmpp2m")->capture_default_str();
   cmd->add_option("--nfe", o->config.nfe, "network evaluations (0: T)")->capture_default_str();
-  cmd->add_option(
-         "--spacing", o->config.spacing,
-         "where the --nfe < T steps of ddim and dpmpp2m fall: t_i = T (1 - i/nfe)^P; 1 even "
-         "in t, larger puts more steps near the data; 0 the sampler's own (dpmpp2m 1.5, ddim 1)")
-      ->capture_default_str();
+  cmd->add_option("--spacing", o->spacing, spacing_help())->capture_default_str();
   cmd->add_option("--eta", o->config.eta, "DDIM noise: 0 deterministic, 1 ancestral")
       ->capture_default_str();
   cmd->add_option("--variance", o->variance, "DDPM noise std: posterior or beta")
@@ -74,6 +71,7 @@ void add_sample_command(CLI::App& app) {
     const StopSignals stop;
     SampleConfig sc = o->config;
     sc.sampler = parse_sampler(o->sampler);
+    sc.spacing = parse_spacing(o->spacing);
     sc.variance = parse_variance(o->variance);
     sc.x0_clamp = parse_x0_clamp(o->x0_clamp);
     if (sc.threads < 1)

@@ -74,10 +74,18 @@ TEST(Usability, VarianceWithAnotherSamplerIsRefusedNamingIt) {
   // plot reverse.
   expect_fails(
       "sample " + model + " --sampler dpmpp2m --nfe 10 --spacing 0.5 -o " + dir.file("s.csv"), 2,
-      "--spacing: expected 0 (the sampler's own) or a power from 1 to 4, got 0.5");
+      "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to 4, got 0.5");
   expect_fails(
       "plot reverse " + model + " --sampler ddim --nfe 10 --spacing 5 -o " + dir.file("r.png"), 2,
-      "--spacing: expected 0 (the sampler's own) or a power from 1 to 4, got 5");
+      "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to 4, got 5");
+  expect_fails(
+      "sample " + model + " --sampler ddim --nfe 10 --spacing even -o " + dir.file("s.csv"), 2,
+      "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to 4, got "
+      "\"even\"");
+  EXPECT_EQ(run_cli("sample " + model + " --sampler ddim --nfe 10 --spacing logsnr -n 50 -o " +
+                    dir.file("s.csv"))
+                .exit_code,
+            0);
   // DDPM evaluates every step: a spacing given to it would change nothing, so it is refused as
   // --eta and --variance are with the wrong sampler.
   expect_fails("sample " + model + " --spacing 2 -o " + dir.file("s.csv"), 2,

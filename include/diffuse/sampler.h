@@ -48,22 +48,30 @@ inline constexpr int kEveryClass = -1;
 
 // SampleConfig::spacing for "the sampler's own spacing", sampler_spacing(sampler).
 inline constexpr double kSamplerSpacing = 0.0;
-// The spacing power each sampler measured best with (docs/DEFAULTS.md, 3 training seeds):
-// DPM-Solver++(2M) 1.5 (at 10 evaluations: 1.32 against 1.43 on average over the 8 built-in
-// shapes; its second-order steps keep the coarser early steps accurate, and the last evaluation
-// moves from t = 99 of 1000 to t = 31); DDIM 1, even "trailing" steps (first order, it needs
-// the early steps fine: at 10 evaluations 1.5 cost the swiss roll 3.53 -> 3.82, moons 4.20 ->
-// 4.83); DDPM evaluates every timestep, where the spacing changes nothing.
+// SampleConfig::spacing for steps even in log-SNR (log_snr_timesteps; `--spacing logsnr`).
+inline constexpr double kLogSnrSpacing = -1.0;
+// The spacing each sampler measured best with (docs/SAMPLERS.md, 3 training seeds, 8 built-in
+// shapes): DPM-Solver++(2M) even in log-SNR (at 10 evaluations 1.12 on average against 1.32 for
+// the power 1.5 and 1.43 for even steps; 8gaussians 1.05 against 1.81: its tight modes need the
+// last evaluation at t = 9, not 31); DDIM 1, even "trailing" steps (first order, it needs the
+// early steps fine); DDPM evaluates every timestep, where the spacing changes nothing.
 double sampler_spacing(SamplerKind k);
 // c.spacing, or sampler_spacing(c.sampler) when it is kSamplerSpacing.
 double resolved_spacing(SamplerKind k, double spacing);
+// "logsnr" for kLogSnrSpacing, "0 (the sampler's own)", or the power as a number.
+std::string spacing_name(double spacing);
+// --spacing's text: "logsnr", or a number (0 or a power); nullopt for anything else.
+std::optional<double> spacing_from_string(const std::string& text);
+// The spacing of that text (range-checked), or UsageError naming --spacing.
+double parse_spacing(const std::string& text);
 
 struct SampleConfig {
   SamplerKind sampler = SamplerKind::kDdpm;
   int nfe = 0;  // network evaluations; 0 means T (required to be T for DDPM)
-  // Where the nfe < T evaluations of DDIM and DPM-Solver++ fall (sampling_timesteps' power p):
-  // 1 spaces them evenly in t ("trailing", as diffusers); larger p puts more of them near the
-  // data. 0 (kSamplerSpacing): the sampler's own, sampler_spacing().
+  // Where the nfe < T evaluations of DDIM and DPM-Solver++ fall (sampling_timesteps): a power p
+  // from 1 to kMaxSpacing (1 spaces them evenly in t, "trailing" as diffusers; larger p puts more
+  // of them near the data), kLogSnrSpacing (even in log-SNR), or kSamplerSpacing (0): the
+  // sampler's own, sampler_spacing().
   double spacing = kSamplerSpacing;
   double eta = 0.0;  // DDIM: 0 deterministic, 1 ancestral-like
   // DDPM noise std: sqrt(posterior variance) (Ho et al.'s lower bound) or sqrt(beta) (upper).
@@ -116,6 +124,19 @@ void validate(const SampleConfig& c, int T);
 // 0 <= nfe <= T, or naming --spacing unless 1 <= p <= kMaxSpacing (resolve kSamplerSpacing
 // first: resolved_spacing).
 std::vector<int> sampling_timesteps(int T, int nfe, double spacing);
+// The same for any spacing, kLogSnrSpacing included (which needs the schedule): the samplers' grid.
+std::vector<int> sampling_timesteps(const Schedule& schedule, int nfe, double spacing);
+// K = nfe (0 means T) timesteps even in log-SNR, lambda(t) = log(alpha_bar_t / (1 - alpha_bar_t))
+// / 2: K values evenly from lambda(round(T (1 - 1/K))) down to lambda(round(T / K^2) - 1) (both
+// clamped to 0..T-1), each taken to the timestep of nearest lambda, the first then moved to T-1
+// (where x_T is), made strictly decreasing as above. The top end is where even spacing's second
+// step is: near T the cosine and linear schedules' lambda falls steeply (alpha_bar -> 0), and
+// steps spread evenly in lambda up to T-1 are wasted on pure noise (measured at K = 10: the top
+// at 0.96 T or 0.85 T instead of 0.9 T lost 0.2-1.0 in swd_ratio on most shapes). The bottom,
+// t = 9 at K = 10 of T = 1000 (t = 1 at K = 20), is as near the data as DPM-Solver's quadratic
+// time steps go, so that the last denoising step does not shrink tight modes. On the cosine
+// schedule at T = 1000, K = 10: 999, 819, 685, 499, 312, 176, 93, 47, 22, 9.
+std::vector<int> log_snr_timesteps(const Schedule& schedule, int nfe);
 // Above 4 the last of 10 evaluations is at t = 0 for any T up to 10^4: steps would be wasted.
 inline constexpr double kMaxSpacing = 4.0;
 

@@ -244,6 +244,12 @@ std::string to_text(const py::handle& v, const std::string& name) {
   return v.cast<std::string>();
 }
 
+// --spacing: a number (0, or a power) or the name "logsnr".
+double to_spacing(const py::handle& v) {
+  if (py::isinstance<py::str>(v)) return parse_spacing(v.cast<std::string>());
+  return to_double(v, "--spacing");
+}
+
 bool to_bool(const py::handle& v, const std::string& name) {
   if (!PyBool_Check(v.ptr())) {
     throw py::type_error(name + ": expected True or False, got " + std::string(py::repr(v)));
@@ -456,7 +462,7 @@ py::object sample_model(const PyModel& m, const py::object& n_obj, const py::obj
   sc.sampler = parse_sampler(to_text(sampler, "--sampler"));
   sc.variance = parse_variance(to_text(variance, "--variance"));
   sc.nfe = to_int<int>(nfe, "--nfe");
-  sc.spacing = to_double(spacing, "--spacing");
+  sc.spacing = to_spacing(spacing);
   sc.eta = to_double(eta, "--eta");
   sc.seed = to_int<uint64_t>(seed, "--seed");
   sc.threads = to_int<int>(threads, "--threads");

@@ -205,6 +205,14 @@ def test_python_training_is_the_cli_training_and_the_cli_samples_it(cli_model, t
     even = model.sample(400, seed=1, sampler="dpmpp2m", nfe=10, spacing=1.0)
     np.testing.assert_array_equal(even, read_csv(out))
     assert not np.array_equal(even, model.sample(400, seed=1, sampler="dpmpp2m", nfe=10))
+    # "logsnr" by name, as on the command line; it is DPM-Solver++'s own.
+    cli("sample", path, "-n", 400, "--seed", 1, "--sampler", "ddim", "--nfe", 10,
+        "--spacing", "logsnr", "-o", out)
+    np.testing.assert_array_equal(
+        model.sample(400, seed=1, sampler="ddim", nfe=10, spacing="logsnr"), read_csv(out))
+    np.testing.assert_array_equal(
+        model.sample(400, seed=1, sampler="dpmpp2m", nfe=10, spacing="logsnr"),
+        model.sample(400, seed=1, sampler="dpmpp2m", nfe=10))
     log = np.loadtxt(tmp_path / "py.log.csv", delimiter=",", skiprows=1)
     assert log[:, 0].tolist() == [1, 2, 3]
 
@@ -512,8 +520,8 @@ def test_bad_names_and_files_give_the_cli_line(tmp_path):
         model.sample(0)
     with pytest.raises(ValueError, match="--variance: only --sampler ddpm uses it"):
         model.sample(10, sampler="ddim", nfe=10, variance="beta")
-    with pytest.raises(ValueError, match="--spacing: expected 0 .the sampler's own. or a power "
-                       "from 1 to 4, got 0.5"):
+    with pytest.raises(ValueError, match="--spacing: expected logsnr, 0 .the sampler's own. or a "
+                       "power from 1 to 4, got 0.5"):
         model.sample(10, sampler="ddim", nfe=10, spacing=0.5)
 
 

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <exception>
 #include <functional>
@@ -264,16 +265,56 @@ VarianceKind parse_variance(std::string_view name) {
 
 namespace {
 void check_spacing(double spacing) {
+  if (spacing == kLogSnrSpacing) return;
   if (!(spacing >= 1.0 && spacing <= kMaxSpacing)) {  // NaN fails too
     std::ostringstream msg;
-    msg << "--spacing: expected 0 (the sampler's own) or a power from 1 to " << kMaxSpacing
+    msg << "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to " << kMaxSpacing
         << ", got " << spacing;
     throw UsageError(msg.str());
   }
 }
+
+// The strictly decreasing timesteps >= 0 nearest to ts: at least K-1-i timesteps must stay below
+// t_i, and t_i below t_{i-1}. t_0 = T-1 >= K-1, so both hold together.
+void make_strictly_decreasing(std::vector<int>& ts) {
+  const int K = static_cast<int>(ts.size());
+  for (int i = 0; i < K; ++i) {
+    ts[i] = std::max(ts[i], K - 1 - i);
+    if (i > 0) ts[i] = std::min(ts[i], ts[i - 1] - 1);
+  }
+}
 }  // namespace
 
-double sampler_spacing(SamplerKind k) { return k == SamplerKind::kDpmpp2m ? 1.5 : 1.0; }
+double sampler_spacing(SamplerKind k) { return k == SamplerKind::kDpmpp2m ? kLogSnrSpacing : 1.0; }
+
+std::string spacing_name(double spacing) {
+  if (spacing == kLogSnrSpacing) return "logsnr";
+  if (spacing == kSamplerSpacing) return "0 (the sampler's own)";
+  std::ostringstream ss;
+  ss << spacing;
+  return ss.str();
+}
+
+std::optional<double> spacing_from_string(const std::string& text) {
+  if (text == "logsnr") return kLogSnrSpacing;
+  double v = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  if (text.empty() || r.ec != std::errc() || r.ptr != end) return std::nullopt;
+  return v;
+}
+
+double parse_spacing(const std::string& text) {
+  const std::optional<double> spacing = spacing_from_string(text);
+  if (!spacing) {
+    std::ostringstream msg;
+    msg << "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to " << kMaxSpacing
+        << ", got \"" << text << "\"";
+    throw UsageError(msg.str());
+  }
+  if (*spacing != kSamplerSpacing) check_spacing(*spacing);
+  return *spacing;
+}
 
 double resolved_spacing(SamplerKind k, double spacing) {
   return spacing == kSamplerSpacing ? sampler_spacing(k) : spacing;
@@ -299,10 +340,10 @@ void validate(const SampleConfig& c, int T) {
                      " with --sampler " + to_string(c.sampler));
   }
   if (c.spacing != kSamplerSpacing && c.sampler == SamplerKind::kDdpm) {
-    std::ostringstream p;
-    p << c.spacing;
-    throw UsageError("--spacing: --sampler ddpm evaluates every step, so a spacing changes "
-                     "nothing; got --spacing " + p.str() + " (use it with ddim or dpmpp2m)");
+    throw UsageError(
+        "--spacing: --sampler ddpm evaluates every step, so a spacing changes "
+        "nothing; got --spacing " +
+        spacing_name(c.spacing) + " (use it with ddim or dpmpp2m)");
   }
   if (c.variance != VarianceKind::kPosterior && c.sampler != SamplerKind::kDdpm) {
     throw UsageError("--variance: only --sampler ddpm uses it, got --variance " +
@@ -321,6 +362,9 @@ std::vector<int> sampling_timesteps(int T, int nfe, double spacing) {
     throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
   }
   check_spacing(spacing);
+  if (spacing == kLogSnrSpacing) {
+    throw Error("sampling_timesteps: log-SNR spacing needs the schedule (the Schedule overload)");
+  }
   // p = 1 is "trailing" spacing (Lin et al. 2024, Table 2): t_i = round(T - i T/K) - 1. It starts
   // at T-1, so the first call sees the noise level x_T really has, and ends at round(T/K) - 1 (0
   // only when K > 2T/3): the samplers then step from there to alpha_bar = 1. Rounding is
@@ -334,13 +378,46 @@ std::vector<int> sampling_timesteps(int T, int nfe, double spacing) {
     const double t = spacing == 1.0 ? T - static_cast<double>(i) * T / K : T * std::pow(u, spacing);
     ts[i] = static_cast<int>(std::nearbyint(t)) - 1;
   }
-  // Strictly decreasing and >= 0: at least K-1-i timesteps must stay below t_i, and t_i below
-  // t_{i-1}. t_0 = T-1 >= K-1, so both hold together (a no-op for p = 1).
-  for (int i = 0; i < K; ++i) {
-    ts[i] = std::max(ts[i], K - 1 - i);
-    if (i > 0) ts[i] = std::min(ts[i], ts[i - 1] - 1);
-  }
+  make_strictly_decreasing(ts);  // a no-op for p = 1
   return ts;
+}
+
+std::vector<int> log_snr_timesteps(const Schedule& schedule, int nfe) {
+  const int T = schedule.T();
+  const int K = nfe == 0 ? T : nfe;
+  if (K < 1 || K > T) {
+    throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
+  }
+  // lambda falls strictly with t (alpha_bar does).
+  std::vector<double> lambda(static_cast<size_t>(T));
+  for (int t = 0; t < T; ++t) {
+    const double ab = schedule.alpha_bar[static_cast<size_t>(t)];
+    lambda[static_cast<size_t>(t)] = 0.5 * std::log(ab / (1.0 - ab));
+  }
+  const auto clamp_t = [T](double t) {
+    return std::clamp(static_cast<int>(std::nearbyint(t)), 0, T - 1);
+  };
+  const double hi = lambda[static_cast<size_t>(clamp_t(T * (1.0 - 1.0 / K)))];
+  const double lo = lambda[static_cast<size_t>(clamp_t(static_cast<double>(T) / K / K - 1.0))];
+  std::vector<int> ts(static_cast<size_t>(K));
+  for (int i = 0; i < K; ++i) {
+    const double target = K == 1 ? hi : hi + (lo - hi) * i / (K - 1);
+    // The first t whose lambda is at or below the target, or the one before it if nearer.
+    const auto it = std::lower_bound(lambda.begin(), lambda.end(), target, std::greater<>());
+    int t = static_cast<int>(it - lambda.begin());
+    if (t == T || (t > 0 && lambda[static_cast<size_t>(t - 1)] - target < target - lambda[t])) {
+      --t;
+    }
+    ts[static_cast<size_t>(i)] = t;
+  }
+  ts[0] = T - 1;  // the first evaluation sees the noise level x_T has
+  make_strictly_decreasing(ts);
+  return ts;
+}
+
+std::vector<int> sampling_timesteps(const Schedule& schedule, int nfe, double spacing) {
+  if (spacing == kLogSnrSpacing) return log_snr_timesteps(schedule, nfe);
+  return sampling_timesteps(schedule.T(), nfe, spacing);
 }
 
 namespace {
@@ -511,7 +588,8 @@ Points sample(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int n, i
   validate(c, T);
   if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
   if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
-  const std::vector<int> ts = sampling_timesteps(T, c.nfe, resolved_spacing(c.sampler, c.spacing));
+  const std::vector<int> ts =
+      sampling_timesteps(schedule, c.nfe, resolved_spacing(c.sampler, c.spacing));
   Recorder rec(trajectory, c.record_every, static_cast<int>(ts.size()) == T);
   NoiseStreams streams(c.seed, 1, 0, /*one_stream=*/true);
   Points x(n, D);
@@ -535,7 +613,8 @@ void sample_chunked(const ConditionalEpsFn& eps_fn, const Schedule& schedule, in
                 std::to_string(chunk_rows));
   }
   if (c.record_every > 0) throw Error("sample_chunked: record_every is not supported");
-  const std::vector<int> ts = sampling_timesteps(T, c.nfe, resolved_spacing(c.sampler, c.spacing));
+  const std::vector<int> ts =
+      sampling_timesteps(schedule, c.nfe, resolved_spacing(c.sampler, c.spacing));
   const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
   NoiseStreams streams(c.seed, noise_draws(schedule, ts, c), size, /*one_stream=*/false);
   Recorder rec(nullptr, 0, false);
