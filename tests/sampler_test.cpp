@@ -185,13 +185,13 @@ TEST(SamplingTimesteps, EachSamplerHasItsOwnDefaultSpacing) {
 }
 
 // The grid checked against the formula computed independently (numpy, from the cosine schedule's
-// closed form): K values even in lambda from lambda(round(T (1 - 1/K))) to
+// closed form): K values even in lambda from lambda(round(T max(0.9, 1 - 1/K))) to
 // lambda(round(T / K^2) - 1), each at its nearest timestep, the first moved to T-1.
 TEST(SamplingTimesteps, LogSnrGridIsEvenInLogSnrBetweenItsClippedEnds) {
   const Schedule sch = cosine_schedule(1000);
   EXPECT_EQ(log_snr_timesteps(sch, 10),
             (std::vector<int>{999, 819, 685, 499, 312, 176, 93, 47, 22, 9}));
-  EXPECT_EQ(log_snr_timesteps(sch, 5), (std::vector<int>{999, 559, 278, 111, 39}));
+  EXPECT_EQ(log_snr_timesteps(sch, 5), (std::vector<int>{999, 714, 378, 134, 39}));
   EXPECT_EQ(sampling_timesteps(sch, 10, kLogSnrSpacing), log_snr_timesteps(sch, 10));
   const auto lambda = [&](int t) {
     return 0.5 * std::log(sch.alpha_bar[t] / (1 - sch.alpha_bar[t]));
@@ -542,10 +542,10 @@ TEST(Trajectory, LabelsAndCountAsDocumented) {
     c.record_every = 3;
     const Points x = sample(eps, sch, 20, 2, c, &tr);
     // At T = 100, K = 5, DDIM's own spacing 1: t = 99, 79, 59, 39, 19; DPM-Solver++'s log-SNR:
-    // t = 99, 56, 28, 10, 3.
+    // t = 99, 72, 38, 13, 3.
     const std::vector<int> want = k == SamplerKind::kDdim
                                       ? std::vector<int>{100, 99, 79, 59, 39, 0}
-                                      : std::vector<int>{100, 99, 56, 28, 10, 0};
+                                      : std::vector<int>{100, 99, 72, 38, 13, 0};
     EXPECT_EQ(tr.t, want) << to_string(k);
     ASSERT_EQ(tr.x.size(), 6u);
     EXPECT_EQ(tr.x.back(), x);

@@ -397,7 +397,7 @@ std::vector<int> log_snr_timesteps(const Schedule& schedule, int nfe) {
   const auto clamp_t = [T](double t) {
     return std::clamp(static_cast<int>(std::nearbyint(t)), 0, T - 1);
   };
-  const double hi = lambda[static_cast<size_t>(clamp_t(T * (1.0 - 1.0 / K)))];
+  const double hi = lambda[static_cast<size_t>(clamp_t(T * std::max(0.9, 1.0 - 1.0 / K)))];
   const double lo = lambda[static_cast<size_t>(clamp_t(static_cast<double>(T) / K / K - 1.0))];
   std::vector<int> ts(static_cast<size_t>(K));
   for (int i = 0; i < K; ++i) {
