@@ -61,7 +61,7 @@ print(f"One model per data set and training seed ({', '.join(seeds)}), {trained}
       "**mean ± spread over the training seeds**: differences smaller than the spreads are not "
       "differences. DDPM evaluates the model at every one of the T steps, so it has one row "
       "(NFE = T). DDIM and DPM-Solver++(2M) use their default timestep spacing: DPM-Solver++ "
-      "t_i = T (1 - i/NFE)^1.5, i = 0..NFE-1 (`--spacing 1.5`), DDIM the even \"trailing\" "
+      "even in log-SNR (`--spacing logsnr`), DDIM the even \"trailing\" "
       "subsequence of Lin et al. 2024 (`--spacing 1`); docs/DEFAULTS.md compares them.")
 print()
 def ms(v, fmt):
