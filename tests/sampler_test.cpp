@@ -227,7 +227,8 @@ TEST(SamplingTimesteps, SpacingTextIsLogSnrOrANumber) {
   EXPECT_EQ(parse_spacing("1.5"), 1.5);
   EXPECT_EQ(spacing_name(kLogSnrSpacing), "logsnr");
   EXPECT_EQ(spacing_name(2.0), "2");
-  for (const char* bad : {"", "log", "1.5x", "0.5", "5", "nan"}) {
+  // -1 is kLogSnrSpacing's value: only the name gives it.
+  for (const char* bad : {"", "log", "1.5x", "0.5", "5", "nan", "-1", "-inf"}) {
     try {
       parse_spacing(bad);
       ADD_FAILURE() << "accepted --spacing " << bad;

@@ -60,7 +60,7 @@ double sampler_spacing(SamplerKind k);
 double resolved_spacing(SamplerKind k, double spacing);
 // "logsnr" for kLogSnrSpacing, "0 (the sampler's own)", or the power as a number.
 std::string spacing_name(double spacing);
-// --spacing's text: "logsnr", or a number (0 or a power); nullopt for anything else.
+// --spacing's text: "logsnr", or a number >= 0 (0 or a power); nullopt for anything else.
 std::optional<double> spacing_from_string(const std::string& text);
 // The spacing of that text (range-checked), or UsageError naming --spacing.
 double parse_spacing(const std::string& text);

@@ -244,10 +244,13 @@ std::string to_text(const py::handle& v, const std::string& name) {
   return v.cast<std::string>();
 }
 
-// --spacing: a number (0, or a power) or the name "logsnr".
+// --spacing: a number (0, or a power) or the name "logsnr". A number is checked as the CLI's text
+// would be, so that -1 (kLogSnrSpacing's value) or NaN is refused, not taken for logsnr.
 double to_spacing(const py::handle& v) {
   if (py::isinstance<py::str>(v)) return parse_spacing(v.cast<std::string>());
-  return to_double(v, "--spacing");
+  const double d = to_double(v, "--spacing");
+  if (!(d >= 0.0)) return parse_spacing(std::string(py::str(v)));  // throws, naming the value
+  return d;
 }
 
 bool to_bool(const py::handle& v, const std::string& name) {

@@ -523,6 +523,9 @@ def test_bad_names_and_files_give_the_cli_line(tmp_path):
     with pytest.raises(ValueError, match="--spacing: expected logsnr, 0 .the sampler's own. or a "
                        "power from 1 to 4, got 0.5"):
         model.sample(10, sampler="ddim", nfe=10, spacing=0.5)
+    # -1 is the value "logsnr" stands for inside: as a number it is refused, not taken for it.
+    with pytest.raises(ValueError, match="--spacing: expected logsnr.*got \"-1.0\""):
+        model.sample(10, sampler="dpmpp2m", nfe=10, spacing=-1.0)
 
 
 # ---- progress, Ctrl-C, the GIL -------------------------------------------------------------

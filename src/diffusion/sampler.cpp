@@ -300,7 +300,8 @@ std::optional<double> spacing_from_string(const std::string& text) {
   double v = 0;
   const char* end = text.data() + text.size();
   const auto r = std::from_chars(text.data(), end, v);
-  if (text.empty() || r.ec != std::errc() || r.ptr != end) return std::nullopt;
+  // No number below 0 means anything (and -1 is kLogSnrSpacing's value, which only the name gives).
+  if (text.empty() || r.ec != std::errc() || r.ptr != end || !(v >= 0.0)) return std::nullopt;
   return v;
 }
 
