@@ -76,7 +76,7 @@ Schedule schedule_from(const ScheduleOpts& o) {
 struct SamplerOpts {  // the library's defaults, shown in --help
   SampleConfig config;
   std::string sampler = to_string(config.sampler), variance = to_string(config.variance);
-  std::string spacing = "0";  // kSamplerSpacing
+  std::string spacing = spacing_text(SampleConfig{}.spacing);
 };
 void add_sampler_options(CLI::App* cmd, SamplerOpts& o) {
   add_seed_option(cmd, o.config.seed, "random seed");

@@ -29,7 +29,7 @@ void add_sample_command(CLI::App& app) {
     std::string model, out, sampler = to_string(config.sampler),
                             variance = to_string(config.variance),
                             x0_clamp = to_string(config.x0_clamp);
-    std::string spacing = "0";  // kSamplerSpacing
+    std::string spacing = spacing_text(SampleConfig{}.spacing);
     int n = kDefaultSamplePoints;
     std::string class_name;
   };

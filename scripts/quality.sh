@@ -4,8 +4,9 @@
 # scores (standardized units, see docs/QUALITY.md) of 10,000 DDPM samples and of 10,000
 # DPM-Solver++(2M) samples at 10 evaluations, as mean ± spread over the seeds. Not run by CI
 # (about 20 minutes on 2 quiet cores). Keeps the models in MODELS_DIR for
-# scripts/sampler_study.sh; a MODELS_DIR written by `scripts/defaults_study.py --keep` (models,
-# samples, table splits) is scored without training again.
+# scripts/sampler_study.sh; a MODELS_DIR written by `scripts/defaults_study.py --keep` is scored
+# without training the shapes again (its tables are retrained: each seed has its own split here).
+# Samples already in MODELS_DIR are reused: delete NAME.S.dpm10.csv after a sampler default changed.
 #   usage: scripts/quality.sh [BUILD_DIR] [OUT.md] [MODELS_DIR]
 #   env:   SEEDS="0 1 2"  DATASETS="swiss_roll ... iris wine"  THREADS=2
 #          SHAPE_EPOCHS= (epochs for the built-in shapes; default: the CLI's; tables always

@@ -82,6 +82,10 @@ TEST(Usability, VarianceWithAnotherSamplerIsRefusedNamingIt) {
       "sample " + model + " --sampler ddim --nfe 10 --spacing even -o " + dir.file("s.csv"), 2,
       "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to 4, got "
       "\"even\"");
+  EXPECT_EQ(run_cli("plot reverse " + model + " --sampler dpmpp2m --nfe 10 --spacing logsnr -o " +
+                    dir.file("r.png"))
+                .exit_code,
+            0);
   EXPECT_EQ(run_cli("sample " + model + " --sampler ddim --nfe 10 --spacing logsnr -n 50 -o " +
                     dir.file("s.csv"))
                 .exit_code,

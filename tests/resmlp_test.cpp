@@ -56,8 +56,8 @@ void report(const char* what, const GradCheck& g) {
               g.worst, g.normwise);
 }
 
-TEST(ResMlpGradCheck, LayerNorm) {
-  const int n = 12, B = 5;
+void check_layer_norm(int n, int B) {
+  SCOPED_TRACE("n " + std::to_string(n) + " B " + std::to_string(B));
   Rng rng(3);
   std::vector<float> x = normals(rng, n * B, 2.0f), g = normals(rng, n), b = normals(rng, n);
   const std::vector<float> r = normals(rng, n * B);  // loss = sum r * y
@@ -74,7 +74,9 @@ TEST(ResMlpGradCheck, LayerNorm) {
     const GradCheck c = check_grad(p->data(), a->data(), p->size(), loss, h);
     report(name, c);
     EXPECT_LT(c.normwise, 1e-4) << name;
-    EXPECT_LT(c.worst, 1e-2) << name;
+    // Element-wise, the float forward's rounding grows with the column (n values summed): an x
+    // gradient made small by LayerNorm's cancellations is off by up to 1.1e-2 at n = 72.
+    EXPECT_LT(c.worst, n <= 12 ? 1e-2 : 2e-2) << name;
   }
   // Each column comes out with mean beta-weighted 0 and variance 1 before the affine part.
   std::vector<float> ones(n, 1.0f), zeros(n, 0.0f);
@@ -85,6 +87,14 @@ TEST(ResMlpGradCheck, LayerNorm) {
     EXPECT_NEAR(s / n, 0.0, 1e-6);
     EXPECT_NEAR(s2 / n, 1.0, 1e-3);  // var / (var + 1e-5)
   }
+}
+
+// n = 12, B = 5: the scalar tails; 72 x 20: a 16-column block, a tail and more than one chunk of
+// rows; 128 x 20: the unrolled path of a usual width (found untested in review).
+TEST(ResMlpGradCheck, LayerNorm) {
+  check_layer_norm(12, 5);
+  check_layer_norm(72, 20);
+  check_layer_norm(128, 20);
 }
 
 TEST(ResMlpGradCheck, Silu) {

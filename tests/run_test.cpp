@@ -147,13 +147,16 @@ TEST(Run, TheTutorialsNetworkStoresNoFeaturesAndRefusesResMlpOptionsGivenToIt) {
   stop_after_one.stop_requested = [] { return true; };
   ASSERT_FALSE(run_training(c, stop_after_one).finished);
   const Checkpoint ck = load_checkpoint(part);
-  // The saved options say what the network has, so resuming with an explicit 0 changes nothing.
+  // The saved options say what the network has.
   EXPECT_EQ(nlohmann::json::parse(ck.train_state->train_config_json).at("fourier_features"), 0);
   RunConfig resume;
   resume.resume = part;
   resume.out = dir.file("done.safetensors");
-  resume.fourier_features = 0;
+  // Given on resume, the option is refused as for a new run, whatever its value.
+  resume.fourier_features = 3;
   resume.given = {"--fourier-features"};
+  EXPECT_THROW(run_training(resume), UsageError);
+  resume.given.clear();
   EXPECT_TRUE(run_training(resume).finished);
 
   // A new run given options that only the residual MLP has is refused by name, not run without.

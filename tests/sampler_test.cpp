@@ -217,6 +217,18 @@ TEST(SamplingTimesteps, LogSnrGridIsEvenInLogSnrBetweenItsClippedEnds) {
     EXPECT_EQ(log_snr_timesteps(s, T), sampling_timesteps(T, T, 1.0));
     EXPECT_EQ(log_snr_timesteps(s, 0), sampling_timesteps(T, 0, 1.0));
   }
+  // alpha_bar exactly 1 at t = 0 (beta 1e-17) or underflowing to 0 near T: lambda is infinite
+  // there, and the grid's ends stay inside its finite part (found in review).
+  for (const ScheduleConfig& c : {ScheduleConfig{ScheduleKind::kLinear, 1000, 1e-17, 0.02},
+                                  ScheduleConfig{ScheduleKind::kLinear, 100000, 1e-4, 0.9}}) {
+    const Schedule extreme = make_schedule(c);
+    const std::vector<int> g = log_snr_timesteps(extreme, 40);
+    for (int i = 1; i < 39; ++i) {  // the last may be t = 0, as with every spacing at K = T
+      const double ab = extreme.alpha_bar[g[i]];
+      EXPECT_TRUE(ab > 0.0 && ab < 1.0) << "T " << c.T << " i " << i << " t " << g[i];
+    }
+    EXPECT_GT(g[20], 40) << c.T;  // the collapsed grid had 999, 38, 37, ..., 0
+  }
   EXPECT_THROW(log_snr_timesteps(sch, 1001), UsageError);
   EXPECT_THROW(sampling_timesteps(1000, 10, kLogSnrSpacing), Error);
 }

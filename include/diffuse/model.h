@@ -145,7 +145,8 @@ void cond_linear_backward(float* dx, float* dW, float* db, float* dE, float* dz,
                           int in, int out, int T);
 
 // Linear: y = W x + b, plus residual (out, B) when it is not null (a residual block's sum, added
-// as y is written: (W x + b) + residual). x is (in, B), W is (out, in) row-major, y is (out, B).
+// as y is written: (W x + b) + residual; it must not alias y). x is (in, B), W is (out, in)
+// row-major, y is (out, B).
 void linear_forward(float* y, const float* x, const float* W, const float* b, int B, int in,
                     int out, const float* residual = nullptr);
 // Overwrites dW and db; dx (in, B) if not null. dy is (out, B).

@@ -51,15 +51,17 @@ inline constexpr double kSamplerSpacing = 0.0;
 // SampleConfig::spacing for steps even in log-SNR (log_snr_timesteps; `--spacing logsnr`).
 inline constexpr double kLogSnrSpacing = -1.0;
 // The spacing each sampler measured best with (docs/SAMPLERS.md, 3 training seeds, 8 built-in
-// shapes): DPM-Solver++(2M) even in log-SNR (at 10 evaluations 1.12 on average against 1.32 for
+// shapes): DPM-Solver++(2M) even in log-SNR (at 10 evaluations 1.11 on average against 1.32 for
 // the power 1.5 and 1.43 for even steps; 8gaussians 1.05 against 1.81: its tight modes need the
 // last evaluation at t = 9, not 31); DDIM 1, even "trailing" steps (first order, it needs the
 // early steps fine); DDPM evaluates every timestep, where the spacing changes nothing.
 double sampler_spacing(SamplerKind k);
 // c.spacing, or sampler_spacing(c.sampler) when it is kSamplerSpacing.
 double resolved_spacing(SamplerKind k, double spacing);
-// "logsnr" for kLogSnrSpacing, "0 (the sampler's own)", or the power as a number.
+// "logsnr" for kLogSnrSpacing, "0 (the sampler's own)", or the power as a number: for messages.
 std::string spacing_name(double spacing);
+// The text --spacing takes for it ("logsnr", "0", "1.5"): spacing_from_string reads it back.
+std::string spacing_text(double spacing);
 // --spacing's text: "logsnr", or a number >= 0 (0 or a power); nullopt for anything else.
 std::optional<double> spacing_from_string(const std::string& text);
 // The spacing of that text (range-checked), or UsageError naming --spacing.
@@ -128,15 +130,16 @@ std::vector<int> sampling_timesteps(int T, int nfe, double spacing);
 std::vector<int> sampling_timesteps(const Schedule& schedule, int nfe, double spacing);
 // K = nfe (0 means T) timesteps even in log-SNR, lambda(t) = log(alpha_bar_t / (1 - alpha_bar_t))
 // / 2: K values evenly from lambda(round(T max(0.9, 1 - 1/K))) down to lambda(round(T / K^2) - 1)
-// (both clamped to 0..T-1), each taken to the timestep of nearest lambda, the first then moved to
-// T-1 (where x_T is), made strictly decreasing as above. The top end: near T the cosine and linear
-// schedules' lambda falls steeply (alpha_bar -> 0), and steps spread evenly in lambda up to T-1
-// are wasted on pure noise; at K = 10 of T = 1000 the top at 0.9 T measured best (0.85 T and
-// 0.96 T lost 0.2-1.0 in swd_ratio on most shapes), and from K = 20 on it is where even spacing's
-// second step is (0.95 T at K = 20: 0.92 against 0.96 for 0.9 T), so that no first step is wider
-// than even spacing's. The bottom, t = 9 at K = 10 (t = 1 at K = 20), is as near the data as
-// DPM-Solver's quadratic time steps go, so that the last denoising step does not shrink tight
-// modes. On the cosine schedule at T = 1000, K = 10: 999, 819, 685, 499, 312, 176, 93, 47, 22, 9.
+// (both clamped to the timesteps where lambda is finite), each taken to the timestep of nearest
+// lambda; the first of them is then replaced by T-1 (where x_T is), so the even-in-lambda part
+// starts one step below it, and the grid is made strictly decreasing as above. Why the top: near T
+// the cosine and linear schedules' lambda falls steeply (alpha_bar -> 0), and steps spread evenly
+// in lambda up to T-1 are wasted on pure noise; at K = 10 of T = 1000 the top at 0.9 T measured
+// best (0.85 T: 2.01 on average against 1.11; 0.96 T, with the bottom at t = 4: 1.36), and at
+// K = 20, 0.95 T measured 0.92 against 0.96 for 0.9 T. The bottom, t = 9 at K = 10 (t = 1 at
+// K = 20), is as near the data as DPM-Solver's quadratic time steps go, so that the last denoising
+// step does not shrink tight modes. On the cosine schedule at T = 1000, K = 10:
+// 999, 819, 685, 499, 312, 176, 93, 47, 22, 9.
 std::vector<int> log_snr_timesteps(const Schedule& schedule, int nfe);
 // Above 4 the last of 10 evaluations is at t = 0 for any T up to 10^4: steps would be wasted.
 inline constexpr double kMaxSpacing = 4.0;

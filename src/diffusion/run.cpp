@@ -425,7 +425,7 @@ RunResult run(const RunConfig& config, Dataset* data, const RunCallbacks& cb) {
       }
     }
   }
-  if (o.model == ModelKind::kTutorial && !resumed) {
+  if (o.model == ModelKind::kTutorial) {  // also on resume: the stored run's network
     for (const char* option : {"--depth", "--fourier-features"}) {
       if (o.given.count(option) != 0) {
         throw UsageError(std::string(option) +

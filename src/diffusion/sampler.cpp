@@ -9,6 +9,7 @@
 #include <cmath>
 #include <exception>
 #include <functional>
+#include <iomanip>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -268,8 +269,8 @@ void check_spacing(double spacing) {
   if (spacing == kLogSnrSpacing) return;
   if (!(spacing >= 1.0 && spacing <= kMaxSpacing)) {  // NaN fails too
     std::ostringstream msg;
-    msg << "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to " << kMaxSpacing
-        << ", got " << spacing;
+    msg << std::setprecision(10) << "--spacing: expected logsnr, 0 (the sampler's own) or a power "
+        << "from 1 to " << kMaxSpacing << ", got " << spacing;
     throw UsageError(msg.str());
   }
 }
@@ -293,6 +294,10 @@ std::string spacing_name(double spacing) {
   std::ostringstream ss;
   ss << spacing;
   return ss.str();
+}
+
+std::string spacing_text(double spacing) {
+  return spacing == kSamplerSpacing ? "0" : spacing_name(spacing);
 }
 
 std::optional<double> spacing_from_string(const std::string& text) {
@@ -389,14 +394,22 @@ std::vector<int> log_snr_timesteps(const Schedule& schedule, int nfe) {
   if (K < 1 || K > T) {
     throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
   }
-  // lambda falls strictly with t (alpha_bar does).
+  // lambda does not rise with t (alpha_bar falls). It is +inf where alpha_bar rounds to 1 (a beta
+  // below 1e-16) and -inf where it underflows to 0: the ends are taken inside the finite part.
   std::vector<double> lambda(static_cast<size_t>(T));
+  int first_finite = T, last_finite = -1;
   for (int t = 0; t < T; ++t) {
     const double ab = schedule.alpha_bar[static_cast<size_t>(t)];
-    lambda[static_cast<size_t>(t)] = 0.5 * std::log(ab / (1.0 - ab));
+    const double l = 0.5 * (std::log(ab) - std::log1p(-ab));
+    lambda[static_cast<size_t>(t)] = l;
+    if (std::isfinite(l)) {
+      first_finite = std::min(first_finite, t);
+      last_finite = t;
+    }
   }
-  const auto clamp_t = [T](double t) {
-    return std::clamp(static_cast<int>(std::nearbyint(t)), 0, T - 1);
+  if (last_finite < first_finite) return sampling_timesteps(T, nfe, 1.0);  // no finite lambda
+  const auto clamp_t = [&](double t) {
+    return std::clamp(static_cast<int>(std::nearbyint(t)), first_finite, last_finite);
   };
   const double hi = lambda[static_cast<size_t>(clamp_t(T * std::max(0.9, 1.0 - 1.0 / K)))];
   const double lo = lambda[static_cast<size_t>(clamp_t(static_cast<double>(T) / K / K - 1.0))];
