@@ -265,14 +265,30 @@ VarianceKind parse_variance(std::string_view name) {
 }
 
 namespace {
+// --spacing's one error: `got` is the value as the user gave it (text) or as it came (a number).
+UsageError spacing_error(const std::string& got) {
+  std::ostringstream msg;
+  msg << "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to " << kMaxSpacing
+      << ", got " << got;
+  return UsageError(msg.str());
+}
+
 void check_spacing(double spacing) {
   if (spacing == kLogSnrSpacing) return;
   if (!(spacing >= 1.0 && spacing <= kMaxSpacing)) {  // NaN fails too
-    std::ostringstream msg;
-    msg << std::setprecision(10) << "--spacing: expected logsnr, 0 (the sampler's own) or a power "
-        << "from 1 to " << kMaxSpacing << ", got " << spacing;
-    throw UsageError(msg.str());
+    std::ostringstream got;
+    got << std::setprecision(10) << spacing;
+    throw spacing_error(got.str());
   }
+}
+
+// K = nfe (0 means T), or UsageError naming --nfe unless 1 <= K <= T.
+int resolved_nfe(int T, int nfe) {
+  const int K = nfe == 0 ? T : nfe;
+  if (K < 1 || K > T) {
+    throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
+  }
+  return K;
 }
 
 // The strictly decreasing timesteps >= 0 nearest to ts: at least K-1-i timesteps must stay below
@@ -312,12 +328,7 @@ std::optional<double> spacing_from_string(const std::string& text) {
 
 double parse_spacing(const std::string& text) {
   const std::optional<double> spacing = spacing_from_string(text);
-  if (!spacing) {
-    std::ostringstream msg;
-    msg << "--spacing: expected logsnr, 0 (the sampler's own) or a power from 1 to " << kMaxSpacing
-        << ", got \"" << text << "\"";
-    throw UsageError(msg.str());
-  }
+  if (!spacing) throw spacing_error("\"" + text + "\"");
   if (*spacing != kSamplerSpacing) check_spacing(*spacing);
   return *spacing;
 }
@@ -363,10 +374,7 @@ void validate(const SampleConfig& c, int T) {
 
 std::vector<int> sampling_timesteps(int T, int nfe, double spacing) {
   if (T < 1) throw UsageError("T: expected at least 1 diffusion step, got " + std::to_string(T));
-  const int K = nfe == 0 ? T : nfe;
-  if (K < 1 || K > T) {
-    throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
-  }
+  const int K = resolved_nfe(T, nfe);
   check_spacing(spacing);
   if (spacing == kLogSnrSpacing) {
     throw Error("sampling_timesteps: log-SNR spacing needs the schedule (the Schedule overload)");
@@ -390,10 +398,7 @@ std::vector<int> sampling_timesteps(int T, int nfe, double spacing) {
 
 std::vector<int> log_snr_timesteps(const Schedule& schedule, int nfe) {
   const int T = schedule.T();
-  const int K = nfe == 0 ? T : nfe;
-  if (K < 1 || K > T) {
-    throw UsageError("--nfe: expected 1.." + std::to_string(T) + ", got " + std::to_string(nfe));
-  }
+  const int K = resolved_nfe(T, nfe);
   // lambda does not rise with t (alpha_bar falls). It is +inf where alpha_bar rounds to 1 (a beta
   // below 1e-16) and -inf where it underflows to 0: the ends are taken inside the finite part.
   std::vector<double> lambda(static_cast<size_t>(T));
@@ -433,6 +438,13 @@ std::vector<int> sampling_timesteps(const Schedule& schedule, int nfe, double sp
   if (spacing == kLogSnrSpacing) return log_snr_timesteps(schedule, nfe);
   return sampling_timesteps(schedule.T(), nfe, spacing);
 }
+
+namespace {
+// The timesteps sample() and sample_chunked() evaluate: c's spacing, or its sampler's own.
+std::vector<int> config_timesteps(const Schedule& schedule, const SampleConfig& c) {
+  return sampling_timesteps(schedule, c.nfe, resolved_spacing(c.sampler, c.spacing));
+}
+}  // namespace
 
 namespace {
 
@@ -602,8 +614,7 @@ Points sample(const ConditionalEpsFn& eps_fn, const Schedule& schedule, int n, i
   validate(c, T);
   if (n < 0) throw UsageError("-n: expected a sample count >= 0, got " + std::to_string(n));
   if (D < 1) throw UsageError("sample: expected dimension D >= 1, got " + std::to_string(D));
-  const std::vector<int> ts =
-      sampling_timesteps(schedule, c.nfe, resolved_spacing(c.sampler, c.spacing));
+  const std::vector<int> ts = config_timesteps(schedule, c);
   Recorder rec(trajectory, c.record_every, static_cast<int>(ts.size()) == T);
   NoiseStreams streams(c.seed, 1, 0, /*one_stream=*/true);
   Points x(n, D);
@@ -627,8 +638,7 @@ void sample_chunked(const ConditionalEpsFn& eps_fn, const Schedule& schedule, in
                 std::to_string(chunk_rows));
   }
   if (c.record_every > 0) throw Error("sample_chunked: record_every is not supported");
-  const std::vector<int> ts =
-      sampling_timesteps(schedule, c.nfe, resolved_spacing(c.sampler, c.spacing));
+  const std::vector<int> ts = config_timesteps(schedule, c);
   const size_t size = static_cast<size_t>(n) * static_cast<size_t>(D);
   NoiseStreams streams(c.seed, noise_draws(schedule, ts, c), size, /*one_stream=*/false);
   Recorder rec(nullptr, 0, false);
